@@ -1,0 +1,116 @@
+"""Configuration rules shared by the pipeline and the model layer.
+
+Each function raises ``ConfigRuleError`` (a ``ValueError``) with a message that
+says what to fix; the Django models call them from ``clean()`` so the admin,
+the API and the pipeline all apply the same rule with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from routing.pipeline.types import PrivacyLevel
+
+MAX_ALIAS_HOPS = 3
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+PATTERN_RE = re.compile(r"^[A-Za-z0-9._:/@+*?-]{1,200}$")
+
+
+class ConfigRuleError(ValueError):
+    """A configuration value breaks a rule; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyConstraint:
+    """A parsed privacy value: unrestricted, restricted, or one named zone."""
+
+    level: PrivacyLevel
+    zone: str | None = None
+
+    def __str__(self) -> str:
+        if self.level is PrivacyLevel.ZONE:
+            return f"zone:{self.zone}"
+        return self.level.value
+
+    def allows(self, *, zone: str | None, zone_private: bool) -> bool:
+        """Whether a backend in ``zone`` (None = no zone) satisfies this constraint."""
+        if self.level is PrivacyLevel.UNRESTRICTED:
+            return True
+        if self.level is PrivacyLevel.RESTRICTED:
+            return zone is not None and zone_private
+        return zone is not None and zone == self.zone
+
+
+UNRESTRICTED = PrivacyConstraint(PrivacyLevel.UNRESTRICTED)
+
+
+def parse_privacy(value: str) -> PrivacyConstraint:
+    """Parse ``unrestricted`` | ``restricted`` | ``zone:<name>`` (case-insensitive)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text == PrivacyLevel.UNRESTRICTED:
+        return UNRESTRICTED
+    if text == PrivacyLevel.RESTRICTED:
+        return PrivacyConstraint(PrivacyLevel.RESTRICTED)
+    if text.startswith("zone:") and SLUG_RE.match(text[5:]):
+        return PrivacyConstraint(PrivacyLevel.ZONE, text[5:])
+    raise ConfigRuleError(
+        f"Privacy must be 'unrestricted', 'restricted' or 'zone:<zone name>'; got {value!r}."
+    )
+
+
+def validate_slug(value: str, *, what: str = "Name") -> None:
+    """Lower-case letters, digits and inner hyphens, 1-64 characters."""
+    if not isinstance(value, str) or not SLUG_RE.match(value):
+        raise ConfigRuleError(
+            f"{what} must be 1-64 lower-case letters, digits or hyphens, starting and "
+            f"ending with a letter or digit; got {value!r}."
+        )
+
+
+def validate_model_pattern(pattern: str) -> None:
+    """A glob over model names: letters, digits, ``._:/@+-`` and the wildcards ``*`` ``?``."""
+    if not isinstance(pattern, str) or not PATTERN_RE.match(pattern):
+        raise ConfigRuleError(
+            "Model pattern must be 1-200 characters of letters, digits, '._:/@+-' and "
+            f"the wildcards '*' (any run) and '?' (one character); got {pattern!r}."
+        )
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+def glob_matches(pattern: str, name: str) -> bool:
+    """Case-sensitive glob match of a whole model name (``*`` any run, ``?`` one char)."""
+    return _compiled(pattern).match(name) is not None
+
+
+class AliasError(ConfigRuleError):
+    """An alias chain loops or is longer than ``MAX_ALIAS_HOPS``."""
+
+
+def resolve_alias(aliases: Mapping[str, str], name: str) -> tuple[str, tuple[str, ...]]:
+    """Follow ``name`` through ``aliases``; return (model, names seen before it).
+
+    At most ``MAX_ALIAS_HOPS`` hops; a cycle or a longer chain raises ``AliasError``.
+    """
+    seen: list[str] = []
+    current = name
+    while current in aliases:
+        if current in seen:
+            chain = " -> ".join([*seen, current])
+            raise AliasError(f"Alias cycle: {chain}. Point one alias at a model.")
+        seen.append(current)
+        if len(seen) > MAX_ALIAS_HOPS:
+            chain = " -> ".join([*seen, aliases[current]])
+            raise AliasError(
+                f"Alias chain {chain} is longer than {MAX_ALIAS_HOPS} hops; "
+                "point the alias closer to the model."
+            )
+        current = aliases[current]
+    return current, tuple(seen)
