@@ -57,7 +57,8 @@ def parse_privacy(value: str) -> PrivacyConstraint:
     if text.startswith("zone:") and SLUG_RE.match(text[5:]):
         return PrivacyConstraint(PrivacyLevel.ZONE, text[5:])
     raise ConfigRuleError(
-        f"Privacy must be 'unrestricted', 'restricted' or 'zone:<zone name>'; got {value!r}."
+        "Privacy must be 'unrestricted', 'restricted' or 'zone:<zone name>'; "
+        f"got {value!r}."
     )
 
 
@@ -71,7 +72,7 @@ def validate_slug(value: str, *, what: str = "Name") -> None:
 
 
 def validate_model_pattern(pattern: str) -> None:
-    """A glob over model names: letters, digits, ``._:/@+-`` and the wildcards ``*`` ``?``."""
+    """A glob over model names: letters, digits, ``._:/@+-``, wildcards ``*``/``?``."""
     if not isinstance(pattern, str) or not PATTERN_RE.match(pattern):
         raise ConfigRuleError(
             "Model pattern must be 1-200 characters of letters, digits, '._:/@+-' and "
@@ -86,7 +87,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def glob_matches(pattern: str, name: str) -> bool:
-    """Case-sensitive glob match of a whole model name (``*`` any run, ``?`` one char)."""
+    """Case-sensitive glob match of a whole model name (``*`` run, ``?`` one char)."""
     return _compiled(pattern).match(name) is not None
 
 

@@ -128,7 +128,7 @@ class BackendSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class PolicySnapshot:
-    """A traffic policy. ``privacy`` is ``unrestricted``, ``restricted`` or ``zone:<name>``."""
+    """A traffic policy; privacy is unrestricted, restricted or zone:<name>."""
 
     name: str
     model_pattern: str
@@ -141,7 +141,7 @@ class PolicySnapshot:
 
 @dataclass(frozen=True, slots=True)
 class BudgetSnapshot:
-    """A budget's settings and its spend in the current period (limit None = disabled)."""
+    """A budget's settings and current-period spend (limit None = disabled)."""
 
     name: str
     monthly_limit_usd: float | None
