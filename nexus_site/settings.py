@@ -1,0 +1,189 @@
+"""Nexus settings: one module, driven by environment variables (see .env.example).
+
+Defaults give an embedded demo (SQLite file + kombu filesystem broker under
+``NEXUS_DATA_DIR``); production sets ``DATABASE_URL`` (PostgreSQL) and
+``CELERY_BROKER_URL`` (Redis). Bad values stop start-up with the variable named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from nexus_site.env import env_bool, env_choice, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("NEXUS_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
+            "(or set DJANGO_DEBUG=true for local development)."
+        )
+    SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_htmx",
+    "routing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "nexus_site.urls"
+WSGI_APPLICATION = "nexus_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict[str, object]:
+    default_url = f"sqlite:///{DATA_DIR / 'nexus.sqlite3'}"
+    url = env_str("DATABASE_URL", default_url)
+    scheme = urlparse(url).scheme
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ImproperlyConfigured(
+            "DATABASE_URL must start with sqlite:/// or postgres://; "
+            f"got scheme {scheme!r}."
+        )
+    try:
+        config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=60))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid URL: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+        config["CONN_MAX_AGE"] = 0
+    else:
+        config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("NEXUS_LOG_LEVEL", "INFO")},
+}
+
+# --- Nexus --------------------------------------------------------------------
+# Extra reconcilers (dotted paths), inserted before selection in this order.
+NEXUS_EXTRA_RECONCILERS = env_list("NEXUS_EXTRA_RECONCILERS", [])
+NEXUS_SELECTION_STRATEGY = env_choice(
+    "NEXUS_SELECTION_STRATEGY", "smart", ["smart", "round_robin", "priority", "random"]
+)
+# A reservation not settled by POST /api/v1/usage within this time is released.
+NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
+NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)
+
+# --- Celery -------------------------------------------------------------------
+
+
+def _broker_url() -> tuple[str, dict[str, object]]:
+    url = env_str("CELERY_BROKER_URL", "filesystem://")
+    scheme = urlparse(url).scheme
+    if scheme not in {"filesystem", "redis", "rediss", "amqp", "memory"}:
+        raise ImproperlyConfigured(
+            "CELERY_BROKER_URL must be filesystem://, redis://, rediss:// or amqp://; "
+            f"got {url!r}."
+        )
+    if scheme != "filesystem":
+        return url, {}
+    folders = {
+        key: DATA_DIR / "broker" / sub
+        for key, sub in (
+            ("data_folder_in", "queue"),
+            ("data_folder_out", "queue"),
+            ("processed_folder", "processed"),
+            ("control_folder", "control"),
+        )
+    }
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    options: dict[str, object] = {key: str(path) for key, path in folders.items()}
+    options["store_processed"] = False
+    return url, options
+
+
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = _broker_url()
+CELERY_RESULT_BACKEND = None
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_TASK_SOFT_TIME_LIMIT = 50
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Periodic tasks (crontab + expires) are added here as they are written.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}

@@ -1,0 +1,259 @@
+"""Django admin for all of Nexus. Configuration saves go through the audited services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest
+
+from routing.models import (
+    Alias,
+    ApiKey,
+    AuditEntry,
+    Backend,
+    BackendModel,
+    Budget,
+    FallbackChain,
+    LedgerEntry,
+    PrivacyZone,
+    RoutingDecision,
+    TrafficPolicy,
+    UsageReport,
+)
+from routing.services.api_keys import api_key_issue
+from routing.services.config import config_delete, config_save
+
+admin.site.site_header = "Nexus control plane"
+admin.site.site_title = "Nexus"
+admin.site.index_title = "Configuration and history"
+
+
+def _actor(request: HttpRequest) -> str:
+    return request.user.get_username() or "admin"
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every save and delete is audited per field and bumps the config version."""
+
+    def save_model(
+        self, request: HttpRequest, obj: Model, form: ModelForm, change: bool
+    ) -> None:
+        config_save(instance=obj, actor=_actor(request))
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        config_delete(instance=obj, actor=_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            config_delete(instance=obj, actor=_actor(request))
+
+    def save_formset(
+        self,
+        request: HttpRequest,
+        form: ModelForm,
+        formset: BaseInlineFormSet,
+        change: bool,
+    ) -> None:
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            config_delete(instance=obj, actor=_actor(request))
+        for obj in instances:
+            config_save(instance=obj, actor=_actor(request))
+        formset.save_m2m()
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is written by the system only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PrivacyZone)
+class PrivacyZoneAdmin(AuditedAdmin):
+    list_display = ("name", "private", "description")
+
+
+class BackendModelInline(admin.TabularInline):
+    model = BackendModel
+    extra = 0
+    fields = (
+        "name",
+        "context_window",
+        "vision",
+        "tools",
+        "json_mode",
+        "input_cost_per_1k",
+        "output_cost_per_1k",
+    )
+
+
+@admin.register(Backend)
+class BackendAdmin(AuditedAdmin):
+    list_display = (
+        "name",
+        "kind",
+        "privacy_zone",
+        "capability_tier",
+        "priority",
+        "enabled",
+        "health",
+    )
+    list_filter = ("kind", "privacy_zone", "capability_tier", "enabled", "health")
+    list_editable = ("privacy_zone", "capability_tier", "priority", "enabled")
+    search_fields = ("name", "base_url", "models__name")
+    inlines = [BackendModelInline]
+    readonly_fields = (
+        "health",
+        "loading_eta_ms",
+        "pending_requests",
+        "latency_ema_ms",
+        "error_rate",
+        "consecutive_failures",
+        "last_probe_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "base_url", "enabled")}),
+        (
+            "Routing",
+            {
+                "fields": (
+                    "privacy_zone",
+                    "capability_tier",
+                    "priority",
+                    "max_concurrency",
+                )
+            },
+        ),
+        ("Probed state", {"fields": readonly_fields}),
+    )
+
+
+@admin.register(Alias)
+class AliasAdmin(AuditedAdmin):
+    list_display = ("name", "target")
+    search_fields = ("name", "target")
+
+
+@admin.register(FallbackChain)
+class FallbackChainAdmin(AuditedAdmin):
+    list_display = ("model", "fallbacks")
+
+
+@admin.register(TrafficPolicy)
+class TrafficPolicyAdmin(AuditedAdmin):
+    list_display = (
+        "name",
+        "order",
+        "model_pattern",
+        "privacy",
+        "min_tier",
+        "fallback_allowed",
+        "max_cost_per_request_usd",
+    )
+
+
+@admin.register(Budget)
+class BudgetAdmin(AuditedAdmin):
+    list_display = (
+        "name",
+        "monthly_limit_usd",
+        "soft_limit_percent",
+        "hard_limit_action",
+        "reset_day",
+        "spent_usd",
+        "reserved_usd",
+        "status",
+    )
+    readonly_fields = (
+        "period_start",
+        "period_end",
+        "spent_usd",
+        "reserved_usd",
+        "status",
+    )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are shown once when created; only their hash is kept."""
+
+    list_display = (
+        "name",
+        "hint",
+        "is_admin",
+        "is_active",
+        "created_at",
+        "last_used_at",
+    )
+    readonly_fields = ("hint", "created_at", "last_used_at")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["name", "is_admin"]
+        return ["name", "hint", "is_admin", "is_active", "created_at", "last_used_at"]
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiKey, form: ModelForm, change: bool
+    ) -> None:
+        if change:
+            obj.save()
+            return
+        key, raw = api_key_issue(name=obj.name, is_admin=obj.is_admin)
+        obj.pk, obj.key_hash, obj.hint = key.pk, key.key_hash, key.hint
+        messages.warning(request, f"API key for {key.name} (shown only now): {raw}")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "actor",
+        "action",
+        "object_type",
+        "object_name",
+        "field",
+        "old_value",
+        "new_value",
+        "config_version",
+    )
+    list_filter = ("object_type", "action", "actor")
+    search_fields = ("object_name", "field")
+
+
+@admin.register(RoutingDecision)
+class RoutingDecisionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "outcome",
+        "requested_model",
+        "model",
+        "backend_name",
+        "client",
+    )
+    list_filter = ("outcome",)
+    search_fields = ("request_id", "requested_model", "model", "backend_name")
+    date_hierarchy = "created_at"
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "budget", "kind", "amount_usd", "decision_id", "note")
+    list_filter = ("kind", "budget")
+
+
+@admin.register(UsageReport)
+class UsageReportAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "decision_id",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    )

@@ -1,0 +1,37 @@
+"""Nexus models, split by concern; import them from ``routing.models``."""
+
+from __future__ import annotations
+
+from routing.models.access import ApiKey, generate_api_key, hash_api_key
+from routing.models.audit import AuditAction, AuditEntry, ConfigVersion
+from routing.models.budgets import Budget, LedgerEntry, LedgerKind, UsageReport
+from routing.models.config import (
+    Alias,
+    Backend,
+    BackendModel,
+    FallbackChain,
+    PrivacyZone,
+    TrafficPolicy,
+)
+from routing.models.decisions import DecisionExclusion, RoutingDecision
+
+__all__ = [
+    "Alias",
+    "ApiKey",
+    "AuditAction",
+    "AuditEntry",
+    "Backend",
+    "BackendModel",
+    "Budget",
+    "ConfigVersion",
+    "DecisionExclusion",
+    "FallbackChain",
+    "LedgerEntry",
+    "LedgerKind",
+    "PrivacyZone",
+    "RoutingDecision",
+    "TrafficPolicy",
+    "UsageReport",
+    "generate_api_key",
+    "hash_api_key",
+]

@@ -1,0 +1,42 @@
+"""The configuration version counter and the audit log of configuration edits."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ConfigVersion(models.Model):
+    """Single row whose ``version`` increases on every configuration change."""
+
+    version = models.PositiveBigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"config v{self.version}"
+
+
+class AuditAction(models.TextChoices):
+    CREATE = "create", "create"
+    UPDATE = "update", "update"
+    DELETE = "delete", "delete"
+
+
+class AuditEntry(models.Model):
+    """One changed field of one configuration object: who, when, old -> new."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=8, choices=AuditAction.choices)
+    object_type = models.CharField(max_length=64)
+    object_name = models.CharField(max_length=300)
+    field = models.CharField(max_length=64)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    config_version = models.PositiveBigIntegerField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["object_type", "object_name"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_type} {self.object_name}"

@@ -1,0 +1,89 @@
+"""Recorded routing decisions: the full trace, never the prompt text."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from routing.pipeline.types import Outcome
+
+
+class RoutingDecision(models.Model):
+    """One routing call and why it went where it went (or nowhere).
+
+    Scalar columns serve the explorer's filters; the JSON columns hold the
+    pipeline's requirements, constraints, annotations, trace and error.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request_id = models.CharField(max_length=128, db_index=True)
+    created_at = models.DateTimeField(db_index=True)
+    outcome = models.CharField(
+        max_length=8, choices=[(o.value, o.value) for o in Outcome]
+    )
+    error_type = models.CharField(max_length=32, blank=True)
+    requested_model = models.CharField(max_length=200)
+    model = models.CharField(max_length=200)
+    backend_name = models.CharField(max_length=64, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    estimated_cost_usd = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True
+    )
+    reason = models.TextField(blank=True)
+    fallback_used = models.BooleanField(default=False)
+    pipeline_duration_us = models.FloatField(default=0)
+    client = models.CharField(max_length=64, blank=True)
+    config_version = models.PositiveBigIntegerField(default=0)
+    requirements = models.JSONField(default=dict)
+    constraints = models.JSONField(default=dict)
+    annotations = models.JSONField(default=dict)
+    trace = models.JSONField(default=list)
+    warnings = models.JSONField(default=list)
+    details = models.JSONField(
+        default=dict,
+        help_text="The rest of the response: error, queue fields, models tried.",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["outcome", "-created_at"], name="decision_outcome_time"
+            ),
+            models.Index(
+                fields=["requested_model", "-created_at"],
+                name="decision_requested_time",
+            ),
+            models.Index(fields=["model", "-created_at"], name="decision_model_time"),
+            models.Index(
+                fields=["backend_name", "-created_at"], name="decision_backend_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.requested_model} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DecisionExclusion(models.Model):
+    """Which reconcilers excluded backends in a decision (the ``excluded_by`` filter)."""
+
+    decision = models.ForeignKey(
+        RoutingDecision, on_delete=models.CASCADE, related_name="exclusions"
+    )
+    reconciler = models.CharField(max_length=64)
+    excluded_count = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["reconciler", "-created_at"], name="exclusion_time"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["decision", "reconciler"], name="exclusion_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reconciler} excluded {self.excluded_count}"

@@ -1,0 +1,1 @@
+"""Write-side use cases: keyword-only, atomic functions named ``<entity>_<action>``."""

@@ -1,0 +1,125 @@
+"""Saving and deleting configuration: audited per field, bumping the config version.
+
+The admin, the API and the demo loader all write configuration through these
+two functions, so every change leaves an audit trail and a new version.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models, transaction
+from django.db.models import F
+
+from routing.models import AuditAction, AuditEntry, ConfigVersion
+
+CONFIG_VERSION_PK = 1
+
+
+def config_version_current() -> int:
+    """The current configuration version (1 on a fresh database)."""
+    version = (
+        ConfigVersion.objects.filter(pk=CONFIG_VERSION_PK)
+        .values_list("version", flat=True)
+        .first()
+    )
+    return version or 0
+
+
+def config_version_bump() -> int:
+    """Increase the version atomically and return the new value."""
+    updated = ConfigVersion.objects.filter(pk=CONFIG_VERSION_PK).update(
+        version=F("version") + 1
+    )
+    if not updated:
+        ConfigVersion.objects.create(pk=CONFIG_VERSION_PK, version=1)
+    return config_version_current()
+
+
+def _display(instance: models.Model, field_name: str) -> str:
+    field = instance._meta.get_field(field_name)
+    if isinstance(field, models.ForeignKey):
+        related = getattr(instance, field_name)
+        return "" if related is None else str(related)
+    value = getattr(instance, field_name)
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+def _snapshot(instance: models.Model) -> dict[str, str]:
+    fields: tuple[str, ...] = getattr(instance, "AUDITED_FIELDS", ())
+    return {name: _display(instance, name) for name in fields}
+
+
+def _object_type(instance: models.Model) -> str:
+    return instance._meta.model_name or type(instance).__name__.lower()
+
+
+@transaction.atomic
+def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
+    """Validate and save a configuration object; audit each changed field.
+
+    Returns the audit entries written (none when nothing changed, and then the
+    version does not move).
+    """
+    model = type(instance)
+    before_row = (
+        model._default_manager.filter(pk=instance.pk).first() if instance.pk else None
+    )
+    before = _snapshot(before_row) if before_row is not None else None
+    instance.full_clean()
+    instance.save()
+    after = _snapshot(instance)
+    if before is None:
+        action = AuditAction.CREATE
+        changes = {name: ("", value) for name, value in after.items() if value != ""}
+    else:
+        action = AuditAction.UPDATE
+        changes = {
+            name: (before[name], value)
+            for name, value in after.items()
+            if before.get(name) != value
+        }
+    if not changes:
+        return []
+    version = config_version_bump()
+    entries = [
+        AuditEntry(
+            actor=actor,
+            action=action,
+            object_type=_object_type(instance),
+            object_name=str(instance),
+            field=name,
+            old_value=old,
+            new_value=new,
+            config_version=version,
+        )
+        for name, (old, new) in changes.items()
+    ]
+    return AuditEntry.objects.bulk_create(entries)
+
+
+@transaction.atomic
+def config_delete(*, instance: models.Model, actor: str) -> list[AuditEntry]:
+    """Delete a configuration object, auditing the values it had."""
+    before = _snapshot(instance)
+    name, object_type = str(instance), _object_type(instance)
+    instance.delete()
+    version = config_version_bump()
+    entries = [
+        AuditEntry(
+            actor=actor,
+            action=AuditAction.DELETE,
+            object_type=object_type,
+            object_name=name,
+            field=field,
+            old_value=value,
+            new_value="",
+            config_version=version,
+        )
+        for field, value in before.items()
+    ]
+    return AuditEntry.objects.bulk_create(entries)

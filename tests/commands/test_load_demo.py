@@ -1,0 +1,72 @@
+"""The demo fleet loads into an empty database and loading it again changes nothing."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from routing.models import (
+    Alias,
+    AuditEntry,
+    Backend,
+    BackendModel,
+    Budget,
+    TrafficPolicy,
+)
+from routing.services.config import config_version_current
+
+pytestmark = pytest.mark.django_db
+
+
+def load() -> str:
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_demo_fleet_has_local_and_cloud_backends_with_prices() -> None:
+    assert "5 backends" in load()
+    zones = dict(Backend.objects.values_list("name", "privacy_zone__name"))
+    assert sorted(zones.values()).count("local") == 3
+    assert sorted(zones.values()).count("cloud") == 2
+    gpt = BackendModel.objects.get(backend__name="openai", name="gpt-4o")
+    assert gpt.input_cost_per_1k > 0 and gpt.output_cost_per_1k > 0
+    assert not BackendModel.objects.filter(
+        backend__privacy_zone__name="local", input_cost_per_1k__gt=0
+    ).exists()
+    assert (
+        TrafficPolicy.objects.get(name="internal-stays-local").privacy == "restricted"
+    )
+    assert TrafficPolicy.objects.filter(min_tier__isnull=False).exists()
+    assert Budget.objects.get(name="global").enabled
+
+
+def test_loading_twice_changes_nothing_the_second_time() -> None:
+    load()
+    counts = (
+        Backend.objects.count(),
+        BackendModel.objects.count(),
+        Alias.objects.count(),
+        AuditEntry.objects.count(),
+    )
+    version = config_version_current()
+    load()
+    assert (
+        Backend.objects.count(),
+        BackendModel.objects.count(),
+        Alias.objects.count(),
+        AuditEntry.objects.count(),
+    ) == counts
+    assert config_version_current() == version
+
+
+def test_demo_credentials_are_stable_across_runs(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings.DATA_DIR = tmp_path
+    first, second = StringIO(), StringIO()
+    call_command("demo_credentials", stdout=first)
+    call_command("demo_credentials", stdout=second)
+    assert first.getvalue() == second.getvalue()
+    assert "Login:   operator / " in first.getvalue()
+    assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o077 == 0

@@ -1,0 +1,55 @@
+"""Shared fixtures: personas, clients, and the rule that CI never skips a service."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from django.db import connection
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip locally with a visible reason; fail in CI, where every service must exist."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this service: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings: Any) -> None:
+    """Fast password hashing; static files without a collectstatic manifest."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        },
+    }
+
+
+@pytest.fixture
+def postgres(db: None) -> None:
+    """For tests that only mean something on PostgreSQL (row locks, concurrency)."""
+    require_service(
+        connection.vendor == "postgresql",
+        "needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)",
+    )
+
+
+@pytest.fixture
+def operator(django_user_model):  # type: ignore[no-untyped-def]
+    """A staff superuser who edits configuration in the admin."""
+    return django_user_model.objects.create_user(
+        username="olivia", password="pw-olivia", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def admin_client_as_operator(client, operator):  # type: ignore[no-untyped-def]
+    client.force_login(operator)
+    return client
