@@ -4,7 +4,7 @@
 find_python() {
   local candidates=("${NEXUS_PYTHON:-}" python3.13 python3.12 python3)
   local dir
-  for dir in "$HOME"/.pyenv/versions/3.1[2-9]* /usr/local/bin /usr/bin; do
+  for dir in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]* /usr/local /usr; do
     [ -d "$dir" ] && candidates+=("$dir/bin/python3" "$dir/python3.13" "$dir/python3.12")
   done
   local candidate
@@ -38,8 +38,9 @@ ensure_venv() {
   digest=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     echo "Installing $requirements into .venv ..."
-    .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-    .venv/bin/python -m pip install --quiet -r "$requirements"
+    # Hide the harmless "Location ... is ignored" notes some pip configs print.
+    .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
+    .venv/bin/python -m pip install --quiet -r "$requirements" 2> >(grep -v 'is ignored' >&2)
     echo "$digest" > "$stamp"
   fi
 }
