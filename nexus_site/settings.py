@@ -136,6 +136,26 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("NEXUS_LOG_LEVEL", "INFO")},
 }
 
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "routing.api.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "routing.api.exceptions.api_exception_handler",
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Nexus routing API",
+    "DESCRIPTION": "Decides where each LLM inference request runs, and records why.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
 # --- Nexus --------------------------------------------------------------------
 # Extra reconcilers (dotted paths), inserted before selection in this order.
 NEXUS_EXTRA_RECONCILERS = env_list("NEXUS_EXTRA_RECONCILERS", [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 
@@ -13,8 +13,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+handler404 = "routing.api.exceptions.json_404"
+handler500 = "routing.api.exceptions.json_500"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("routing.api.urls")),
     path("healthz", healthz, name="healthz"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]

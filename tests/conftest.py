@@ -53,3 +53,29 @@ def operator(django_user_model):  # type: ignore[no-untyped-def]
 def admin_client_as_operator(client, operator):  # type: ignore[no-untyped-def]
     client.force_login(operator)
     return client
+
+
+def _issue(name: str, *, is_admin: bool) -> str:
+    from routing.services.api_keys import api_key_issue
+
+    return api_key_issue(name=name, is_admin=is_admin)[1]
+
+
+@pytest.fixture
+def api_client(db: None) -> Any:
+    """A REST client authenticated with an ordinary (routing-only) API key."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {_issue('svc', is_admin=False)}")
+    return client
+
+
+@pytest.fixture
+def admin_api_client(db: None) -> Any:
+    """A REST client with an admin API key (may write configuration)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {_issue('ops', is_admin=True)}")
+    return client

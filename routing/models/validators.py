@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils.deconstruct import deconstructible
 
 from routing.pipeline.rules import (
     ConfigRuleError,
@@ -50,15 +50,46 @@ def validate_model_name(value: str) -> None:
     _apply(validate_model_pattern, value)
 
 
-def in_range(low: int, high: int, what: str) -> list[Callable[[int], None]]:
-    """Inclusive range validators that share one message naming the field."""
-    message = f"{what} must be between {low} and {high}."
-    return [
-        MinValueValidator(low, message=message),
-        MaxValueValidator(high, message=message),
-    ]
+@deconstructible
+class Bounds:
+    """An inclusive numeric range whose message names the field.
+
+    Not a subclass of Django's Min/MaxValueValidator on purpose: DRF replaces
+    those with its own wording, and the API must say what the admin says.
+    """
+
+    def __init__(self, what: str, low: float | None = None, high: float | None = None):
+        self.what, self.low, self.high = what, low, high
+
+    def __call__(self, value: float | None) -> None:
+        if value is None:
+            return
+        too_low = self.low is not None and value < self.low
+        too_high = self.high is not None and value > self.high
+        if too_low or too_high:
+            raise ValidationError(self.message(), code="out_of_range")
+
+    def message(self) -> str:
+        if self.high is None:
+            return f"{self.what} must be {self.low} or more."
+        return f"{self.what} must be between {self.low} and {self.high}."
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bounds) and (self.what, self.low, self.high) == (
+            other.what,
+            other.low,
+            other.high,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.what, self.low, self.high))
 
 
-def at_least(low: int | float, what: str) -> list[Callable[[int], None]]:
+def in_range(low: int, high: int, what: str) -> list[Bounds]:
+    """Inclusive range validator with one message naming the field."""
+    return [Bounds(what, low, high)]
+
+
+def at_least(low: int | float, what: str) -> list[Bounds]:
     """A lower bound with a message naming the field."""
-    return [MinValueValidator(low, message=f"{what} must be {low} or more.")]
+    return [Bounds(what, low)]

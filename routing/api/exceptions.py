@@ -1,0 +1,132 @@
+"""One exception handler: every API error is ``{"error": {type, message, fields}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from routing.errors import NexusError
+
+TYPES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as ``{"a.0.c": [messages]}``."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors" and prefix:
+                name = prefix
+            out.update(_flatten(value, name))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        out = {}
+        for index, item in enumerate(detail):
+            if item:
+                out.update(_flatten(item, f"{prefix}.{index}"))
+        return out
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def error_body(
+    error_type: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": error_type,
+        "message": message,
+        "fields": fields or {},
+    }
+    body.update(extra)
+    return {"error": body}
+
+
+def _validation_message(fields: dict[str, list[str]]) -> str:
+    parts = [f"{name}: {' '.join(messages)}" for name, messages in fields.items()]
+    return (
+        "Fix these fields: " + "; ".join(parts) if parts else "The request is invalid."
+    )
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map every exception raised in an API view to the stable error shape."""
+    if isinstance(exc, NexusError):
+        return Response(
+            error_body(exc.error_type, exc.message, exc.fields, **exc.extra),
+            status=exc.status_code,
+        )
+    if isinstance(exc, DjangoValidationError):
+        fields = (
+            {k: list(v) for k, v in exc.message_dict.items()}
+            if hasattr(exc, "error_dict")
+            else {"non_field_errors": list(exc.messages)}
+        )
+        exc = exceptions.ValidationError(fields)
+    if isinstance(exc, ProtectedError):
+        names = ", ".join(sorted(str(obj) for obj in exc.protected_objects))
+        return Response(
+            error_body("conflict", f"Still in use by: {names}. Change those first."),
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        response.data = error_body(
+            "invalid_request", _validation_message(fields), fields
+        )
+        return response
+    detail = getattr(exc, "detail", str(exc))
+    message = str(detail.get("detail", detail) if isinstance(detail, dict) else detail)
+    if isinstance(exc, exceptions.ParseError):
+        message = f"The body is not valid JSON: {message}"
+    error_type = TYPES.get(response.status_code, "error")
+    response.data = error_body(error_type, message)
+    return response
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Unknown URLs under /api/ answer in the API's shape; elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("not_found", f"No API endpoint at {request.path}."), status=404
+        )
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Http404())  # type: ignore[return-value]
+
+
+def json_500(request: HttpRequest) -> JsonResponse:
+    """A last resort that still speaks JSON on the API."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("internal_error", "Nexus failed to handle this request."),
+            status=500,
+        )
+    from django.views.defaults import server_error
+
+    return server_error(request)  # type: ignore[return-value]

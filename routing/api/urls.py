@@ -1,0 +1,26 @@
+"""``/api/v1/`` routes."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from routing.api import views
+
+app_name = "api"
+
+router = DefaultRouter(trailing_slash=True)
+router.register("zones", views.ZoneViewSet, basename="zone")
+router.register("backends", views.BackendViewSet, basename="backend")
+router.register("aliases", views.AliasViewSet, basename="alias")
+router.register("fallbacks", views.FallbackChainViewSet, basename="fallback")
+router.register("policies", views.PolicyViewSet, basename="policy")
+router.register("budgets", views.BudgetViewSet, basename="budget")
+router.register("decisions", views.DecisionViewSet, basename="decision")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    *router.urls,
+]

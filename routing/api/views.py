@@ -1,0 +1,93 @@
+"""API views: thin ViewSets for resources, APIViews for actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+
+from routing import selectors
+from routing.api import serializers
+from routing.api.auth import ConfigPermission, actor_name
+from routing.api.filters import DecisionFilter
+from routing.services.config import config_delete
+
+NAME_IN_PATH = r"[^/]+"
+
+
+class ConfigViewSet(viewsets.ModelViewSet):
+    """CRUD for a configuration resource; deletes are audited too."""
+
+    permission_classes = [ConfigPermission]
+    lookup_value_regex = NAME_IN_PATH
+    pagination_class = None
+
+    def perform_destroy(self, instance: Model) -> None:
+        config_delete(instance=instance, actor=actor_name(self.request))
+
+
+class ZoneViewSet(ConfigViewSet):
+    queryset = selectors.zone_list()
+    serializer_class = serializers.PrivacyZoneSerializer
+    lookup_field = "name"
+
+
+class BackendViewSet(ConfigViewSet):
+    queryset = selectors.backend_list()
+    serializer_class = serializers.BackendSerializer
+    lookup_field = "name"
+
+
+class AliasViewSet(ConfigViewSet):
+    queryset = selectors.alias_list()
+    serializer_class = serializers.AliasSerializer
+    lookup_field = "name"
+
+
+class FallbackChainViewSet(ConfigViewSet):
+    queryset = selectors.fallback_list()
+    serializer_class = serializers.FallbackChainSerializer
+    lookup_field = "model"
+
+
+class PolicyViewSet(ConfigViewSet):
+    queryset = selectors.policy_list()
+    serializer_class = serializers.TrafficPolicySerializer
+    lookup_field = "name"
+
+
+class BudgetViewSet(ConfigViewSet):
+    queryset = selectors.budget_list()
+    serializer_class = serializers.BudgetSerializer
+    lookup_field = "name"
+
+
+class DecisionCursor(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class DecisionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Recorded decisions, newest first, filterable, with cursor pagination."""
+
+    queryset = selectors.decision_list()
+    serializer_class = serializers.DecisionSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DecisionFilter
+    pagination_class = DecisionCursor
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_object(self) -> Any:
+        return super().get_object()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        return super().list(request, *args, **kwargs)

@@ -1,0 +1,38 @@
+"""Saving a backend together with the list of models it serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from routing.models import Backend, BackendModel
+from routing.services.config import config_delete, config_save
+
+
+@transaction.atomic
+def backend_save(
+    *, backend: Backend, models: list[dict[str, Any]] | None, actor: str
+) -> Backend:
+    """Save ``backend``; when ``models`` is given, make its served models exactly that.
+
+    Models are matched by name: new ones are created, changed ones updated,
+    missing ones deleted, each change audited.
+    """
+    config_save(instance=backend, actor=actor)
+    if models is None:
+        return backend
+    names = [offer["name"] for offer in models]
+    if len(set(names)) != len(names):
+        raise ValidationError({"models": ["Each model may be listed only once."]})
+    existing = {offer.name: offer for offer in backend.models.all()}
+    for name, offer in existing.items():
+        if name not in names:
+            config_delete(instance=offer, actor=actor)
+    for values in models:
+        offer = existing.get(values["name"]) or BackendModel(backend=backend)
+        for field, value in values.items():
+            setattr(offer, field, value)
+        config_save(instance=offer, actor=actor)
+    return backend
