@@ -1,0 +1,99 @@
+"""Stage 4: tier and capabilities (vision, tools, json mode, context window)."""
+
+from __future__ import annotations
+
+from routing.pipeline.intent import RoutingIntent
+from routing.pipeline.types import BackendSnapshot, ErrorPolicy, TierMode
+
+
+class CapabilityReconciler:
+    """Excludes candidates below the required tier or missing a capability.
+
+    Capabilities come from the resolved model's offer on each backend: vision,
+    tools and json mode when the request needs them, and a context window of at
+    least the estimated input + output tokens. Tier: strict mode excludes every
+    candidate below ``min_tier``; flexible mode does too unless *no* capable
+    candidate meets it, in which case it keeps the highest lower tier available
+    and adds a warning naming the required and the used tier (never silent).
+    Annotates ``required_tier``, ``tier_mode``, ``capability_excluded`` (and
+    ``tier_used`` when flexible mode went lower).
+    """
+
+    name = "capability"
+    error_policy = ErrorPolicy.FAIL_OPEN
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        """Exclude incapable candidates, then apply the tier rule."""
+        constraints = intent.constraints
+        required = constraints.min_tier
+        mode = constraints.tier_mode
+        intent.annotate("required_tier", required)
+        intent.annotate("tier_mode", mode.value)
+        excluded: dict[str, str] = {}
+        req = intent.requirements
+        offers = intent.offers
+        model = intent.model
+        needed = req.estimated_total_tokens
+        capable: list[BackendSnapshot] = []
+        for backend in intent.candidate_list():
+            offer = offers.get(backend.name)
+            if offer is None:
+                capable.append(backend)
+                continue
+            missing = []
+            if req.vision and not offer.vision:
+                missing.append("vision")
+            if req.tools and not offer.tools:
+                missing.append("tools")
+            if req.json_mode and not offer.json_mode:
+                missing.append("json_mode")
+            problems = []
+            action = ""
+            if missing:
+                problems.append(f"'{model}' here lacks {', '.join(missing)} support")
+                action = (
+                    f"Use a backend whose '{model}' supports {', '.join(missing)}, "
+                    "or drop that part of the request."
+                )
+            if offer.context_window < needed:
+                problems.append(
+                    f"context window {offer.context_window} tokens is below the "
+                    f"estimated {needed} ({req.estimated_input_tokens} in + "
+                    f"{req.estimated_output_tokens} out)"
+                )
+                action = action or (
+                    "Lower max_tokens or shorten the prompt, or use a backend with "
+                    f"a larger context window for '{model}'."
+                )
+            if problems:
+                reason = "; ".join(problems)
+                if intent.exclude(backend.name, reason, action):
+                    excluded[backend.name] = reason
+            else:
+                capable.append(backend)
+
+        if required is not None and capable:
+            meets = any(b.capability_tier >= required for b in capable)
+            floor = required
+            if not meets and mode is TierMode.FLEXIBLE:
+                floor = max(b.capability_tier for b in capable)
+                intent.annotate("tier_used", floor)
+                intent.warn(
+                    f"No backend for '{model}' meets the required tier {required}; "
+                    f"flexible mode used tier {floor} instead."
+                )
+            sources = ", ".join(constraints.min_tier_sources)
+            action = f"Add or enable a tier-{required} backend serving '{model}'" + (
+                ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
+            )
+            for backend in capable:
+                if backend.capability_tier < floor:
+                    reason = (
+                        f"capability tier {backend.capability_tier} is below the "
+                        f"required tier {required} ({sources})"
+                    )
+                    if floor != required:
+                        reason += f"; flexible mode kept tier {floor} instead"
+                    if intent.exclude(backend.name, reason, action):
+                        excluded[backend.name] = reason
+        intent.annotate("capability_excluded", excluded)

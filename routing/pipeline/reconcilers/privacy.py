@@ -1,0 +1,65 @@
+"""Stage 2: keep only backends whose privacy zone satisfies every constraint."""
+
+from __future__ import annotations
+
+from routing.pipeline.intent import RoutingIntent
+from routing.pipeline.types import ErrorPolicy, PrivacyLevel
+
+
+class PrivacyReconciler:
+    """Excludes backends whose zone does not satisfy every privacy constraint.
+
+    Fail-closed: if it cannot decide, nothing is routed. A backend without a zone
+    is never private. Annotates ``privacy_constraint`` (``unrestricted`` or the
+    constraints joined by ``+``, e.g. ``restricted+zone:eu-private``) and
+    ``privacy_excluded`` {backend: reason}.
+    """
+
+    name = "privacy"
+    error_policy = ErrorPolicy.FAIL_CLOSED
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        """Exclude every candidate that fails a privacy constraint."""
+        constraints = intent.constraints
+        intent.annotate("privacy_constraint", constraints.privacy_label)
+        excluded: dict[str, str] = {}
+        if constraints.privacy:
+            sources = ", ".join(constraints.privacy_sources)
+            model = intent.model
+            # Reasons depend only on the zone: build each once per request.
+            verdicts: dict[tuple[str | None, bool], tuple[str, str] | None] = {}
+            for backend in intent.candidate_list():
+                key = (backend.privacy_zone, backend.zone_private)
+                if key not in verdicts:
+                    verdicts[key] = _verdict(intent, key, sources, model)
+                verdict = verdicts[key]
+                if verdict is not None:
+                    reason, action = verdict
+                    if intent.exclude(backend.name, reason, action):
+                        excluded[backend.name] = reason
+        intent.annotate("privacy_excluded", excluded)
+
+
+def _verdict(
+    intent: RoutingIntent,
+    key: tuple[str | None, bool],
+    sources: str,
+    model: str,
+) -> tuple[str, str] | None:
+    zone, private = key
+    for constraint in intent.constraints.privacy:
+        if constraint.allows(zone=zone, zone_private=private):
+            continue
+        where = "has no privacy zone (treated as not private)"
+        if zone is not None:
+            where = f"is in zone '{zone}'" + (
+                "" if private else ", which is not private"
+            )
+        if constraint.level is PrivacyLevel.ZONE:
+            reason = f"{where}; zone '{constraint.zone}' is required ({sources})"
+            action = f"Serve '{model}' on a backend in zone '{constraint.zone}'."
+        else:
+            reason = f"{where}; the request is restricted ({sources})"
+            action = f"Serve '{model}' on a backend in a private zone."
+        return reason, action
+    return None
