@@ -89,10 +89,11 @@ class BudgetReconciler:
             estimates[backend.name] = (
                 estimate_cost(offer, requirements) if offer is not None else 0.0
             )
-        intent.annotate(
-            "estimated_cost_usd", {k: round(v, 8) for k, v in estimates.items()}
-        )
-        excluded: dict[str, str] = {}
+        costs = dict(intent.annotations.get("estimated_cost_usd", {}))
+        costs.update({k: round(v, 8) for k, v in estimates.items()})
+        intent.annotate("estimated_cost_usd", costs)
+        # Merge with an earlier run so running twice changes nothing.
+        excluded: dict[str, str] = dict(intent.annotations.get("budget_excluded", {}))
         model = intent.model
 
         def exclude(name: str, reason: str, action: str) -> None:

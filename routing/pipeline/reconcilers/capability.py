@@ -29,7 +29,10 @@ class CapabilityReconciler:
         mode = constraints.tier_mode
         intent.annotate("required_tier", required)
         intent.annotate("tier_mode", mode.value)
-        excluded: dict[str, str] = {}
+        # Merge with an earlier run so running twice changes nothing.
+        excluded: dict[str, str] = dict(
+            intent.annotations.get("capability_excluded", {})
+        )
         req = intent.requirements
         offers = intent.offers
         model = intent.model

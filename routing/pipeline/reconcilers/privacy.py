@@ -22,7 +22,8 @@ class PrivacyReconciler:
         """Exclude every candidate that fails a privacy constraint."""
         constraints = intent.constraints
         intent.annotate("privacy_constraint", constraints.privacy_label)
-        excluded: dict[str, str] = {}
+        # Merge with an earlier run so running twice changes nothing.
+        excluded: dict[str, str] = dict(intent.annotations.get("privacy_excluded", {}))
         if constraints.privacy:
             sources = ", ".join(constraints.privacy_sources)
             model = intent.model
