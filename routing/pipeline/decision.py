@@ -115,7 +115,8 @@ def jsonable(value: Any) -> Any:
     if value is None or type(value) in (str, int, bool):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        # Scores and factors are computed unrounded on the hot path.
+        return round(value, 8) if math.isfinite(value) else None
     if isinstance(value, Enum):
         return jsonable(value.value)
     if isinstance(value, str | int):

@@ -11,8 +11,9 @@ model).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
+from typing import Any, TypeVar
 
 from routing.pipeline.rules import glob_matches
 from routing.pipeline.types import (
@@ -22,6 +23,7 @@ from routing.pipeline.types import (
     PolicySnapshot,
 )
 
+_T = TypeVar("_T")
 _EMPTY_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
 _POLICY_CACHE_LIMIT = 4096
 _INDEX_CACHE_SIZE = 8
@@ -41,6 +43,7 @@ class SnapshotIndex:
         "offers",
         "policies",
         "serving",
+        "_constraint_cache",
         "_lock",
         "_policy_cache",
     )
@@ -65,6 +68,7 @@ class SnapshotIndex:
             sorted(config.policies, key=lambda p: (p.order, p.name))
         )
         self._policy_cache: dict[tuple[str, ...], PolicySnapshot | None] = {}
+        self._constraint_cache: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
 
     def offers_for(self, model: str) -> Mapping[str, ModelOffer]:
@@ -88,6 +92,21 @@ class SnapshotIndex:
                 cache.clear()
             cache[names] = found
         return found
+
+    def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """Per-snapshot memo (bounded) for values derived from config + key."""
+        cache = self._constraint_cache
+        try:
+            value: _T = cache[key]
+            return value
+        except KeyError:
+            pass
+        value = compute()
+        with self._lock:
+            if len(cache) >= _POLICY_CACHE_LIMIT:
+                cache.clear()
+            cache[key] = value
+        return value
 
 
 _cache: dict[int, SnapshotIndex] = {}

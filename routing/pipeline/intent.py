@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from routing.pipeline.index import SnapshotIndex
 from routing.pipeline.rules import PrivacyConstraint
@@ -146,9 +146,12 @@ class Constraints:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why one backend was excluded, by which reconciler, and what would fix it."""
+class Rejection(NamedTuple):
+    """Why one backend was excluded, by which reconciler, and what would fix it.
+
+    A named tuple (immutable and cheap to create: the hot path makes one per
+    excluded backend).
+    """
 
     backend: str
     reconciler: str
@@ -167,8 +170,7 @@ class Rejection:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEntry:
+class TraceEntry(NamedTuple):
     """What one reconciler did in one attempt (``model`` is the attempt's)."""
 
     model: str
@@ -328,17 +330,16 @@ class RoutingIntent:
         """
         if backend in self._excluded:
             return False
-        removed = self._candidates.pop(backend, None)
+        self._removed.append(self._candidates.pop(backend, None))
         rejection = Rejection(
-            backend=backend,
-            reconciler=reconciler or self.current_reconciler,
-            reason=reason,
-            suggested_action=suggested_action,
-            model=self.model,
+            backend,
+            reconciler or self.current_reconciler,
+            reason,
+            suggested_action,
+            self.model,
         )
         self._excluded[backend] = rejection
         self._log.append(rejection)
-        self._removed.append(removed)
         self._version += 1
         return True
 

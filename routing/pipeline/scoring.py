@@ -88,7 +88,7 @@ def smart_score(
         total += weight * value
         weight_sum += weight
     score = round(total / weight_sum, 6) if weight_sum > 0 else 0.0
-    return score, {k: round(v, 6) for k, v in breakdown.items()}
+    return score, breakdown
 
 
 def rank_key(score: float, backend: BackendSnapshot) -> tuple[float, int, str]:

@@ -90,7 +90,7 @@ class BudgetReconciler:
                 estimate_cost(offer, requirements) if offer is not None else 0.0
             )
         costs = dict(intent.annotations.get("estimated_cost_usd", {}))
-        costs.update({k: round(v, 8) for k, v in estimates.items()})
+        costs.update(estimates)
         intent.annotate("estimated_cost_usd", costs)
         # Merge with an earlier run so running twice changes nothing.
         excluded: dict[str, str] = dict(intent.annotations.get("budget_excluded", {}))

@@ -38,42 +38,27 @@ class CapabilityReconciler:
         model = intent.model
         needed = req.estimated_total_tokens
         capable: list[BackendSnapshot] = []
+        # Reasons depend only on (missing capabilities, context window): build
+        # each distinct one once per request.
+        verdicts: dict[tuple[bool, bool, bool, bool, int], tuple[str, str]] = {}
         for backend in intent.candidate_list():
             offer = offers.get(backend.name)
             if offer is None:
                 capable.append(backend)
                 continue
-            missing = []
-            if req.vision and not offer.vision:
-                missing.append("vision")
-            if req.tools and not offer.tools:
-                missing.append("tools")
-            if req.json_mode and not offer.json_mode:
-                missing.append("json_mode")
-            problems = []
-            action = ""
-            if missing:
-                problems.append(f"'{model}' here lacks {', '.join(missing)} support")
-                action = (
-                    f"Use a backend whose '{model}' supports {', '.join(missing)}, "
-                    "or drop that part of the request."
-                )
-            if offer.context_window < needed:
-                problems.append(
-                    f"context window {offer.context_window} tokens is below the "
-                    f"estimated {needed} ({req.estimated_input_tokens} in + "
-                    f"{req.estimated_output_tokens} out)"
-                )
-                action = action or (
-                    "Lower max_tokens or shorten the prompt, or use a backend with "
-                    f"a larger context window for '{model}'."
-                )
-            if problems:
-                reason = "; ".join(problems)
-                if intent.exclude(backend.name, reason, action):
-                    excluded[backend.name] = reason
-            else:
+            no_vision = req.vision and not offer.vision
+            no_tools = req.tools and not offer.tools
+            no_json = req.json_mode and not offer.json_mode
+            too_small = offer.context_window < needed
+            if not (no_vision or no_tools or no_json or too_small):
                 capable.append(backend)
+                continue
+            key = (no_vision, no_tools, no_json, too_small, offer.context_window)
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = _verdict(key, intent)
+            if intent.exclude(backend.name, *verdict):
+                excluded[backend.name] = verdict[0]
 
         if required is not None and capable:
             meets = any(b.capability_tier >= required for b in capable)
@@ -89,14 +74,58 @@ class CapabilityReconciler:
             action = f"Add or enable a tier-{required} backend serving '{model}'" + (
                 ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
             )
+            reasons: dict[int, str] = {}
             for backend in capable:
-                if backend.capability_tier < floor:
-                    reason = (
-                        f"capability tier {backend.capability_tier} is below the "
-                        f"required tier {required} ({sources})"
-                    )
-                    if floor != required:
-                        reason += f"; flexible mode kept tier {floor} instead"
+                tier = backend.capability_tier
+                if tier < floor:
+                    reason = reasons.get(tier)
+                    if reason is None:
+                        reason = reasons[tier] = (
+                            f"capability tier {tier} is below the required tier "
+                            f"{required} ({sources})"
+                            + (
+                                f"; flexible mode kept tier {floor} instead"
+                                if floor != required
+                                else ""
+                            )
+                        )
                     if intent.exclude(backend.name, reason, action):
                         excluded[backend.name] = reason
         intent.annotate("capability_excluded", excluded)
+
+
+def _verdict(
+    key: tuple[bool, bool, bool, bool, int], intent: RoutingIntent
+) -> tuple[str, str]:
+    """(reason, suggested action) for a backend missing what the request needs."""
+    no_vision, no_tools, no_json, too_small, window = key
+    req = intent.requirements
+    model = intent.model
+    missing = [
+        label
+        for label, lacking in (
+            ("vision", no_vision),
+            ("tools", no_tools),
+            ("json_mode", no_json),
+        )
+        if lacking
+    ]
+    problems = []
+    action = ""
+    if missing:
+        problems.append(f"'{model}' here lacks {', '.join(missing)} support")
+        action = (
+            f"Use a backend whose '{model}' supports {', '.join(missing)}, "
+            "or drop that part of the request."
+        )
+    if too_small:
+        problems.append(
+            f"context window {window} tokens is below the estimated "
+            f"{req.estimated_total_tokens} ({req.estimated_input_tokens} in + "
+            f"{req.estimated_output_tokens} out)"
+        )
+        action = action or (
+            "Lower max_tokens or shorten the prompt, or use a backend with "
+            f"a larger context window for '{model}'."
+        )
+    return "; ".join(problems), action

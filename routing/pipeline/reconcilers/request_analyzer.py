@@ -48,8 +48,19 @@ class RequestAnalyzer:
             p.name != own.name for p in intent.inherited_policies
         ):
             intent.matched_policies = (*intent.inherited_policies, own)
-        intent.constraints = combine_constraints(
-            intent.request, intent.matched_policies
+        request = intent.request
+        policies = intent.matched_policies
+        key = (
+            "constraints",
+            request.privacy,
+            request.min_tier,
+            request.tier_mode,
+            request.max_cost_usd,
+            tuple(request.sources.items()),
+            policies,
+        )
+        intent.constraints = intent.index.memo(
+            key, lambda: combine_constraints(request, policies)
         )
         intent.requirements = analyse_body(
             intent.request.body, self.default_output_tokens
