@@ -102,3 +102,35 @@ def test_no_remaining_candidate_is_a_no_viable_backend_reject() -> None:
     result = route(config(local("off", enabled=False)), request())
     assert result.outcome is Outcome.REJECT
     assert result.error_type == NO_VIABLE_BACKEND
+
+
+def test_the_inlined_smart_formula_matches_the_scoring_helper() -> None:
+    from routing.pipeline import DEFAULT_WEIGHTS
+
+    fleet = [
+        local("a", priority=10, pending_requests=3, max_concurrency=4),
+        local("b", latency_ema_ms=250.0, error_rate=0.2),
+        local("c", priority=100, latency_ema_ms=None),
+    ]
+    result = route(config(*fleet), request())
+    for b in fleet:
+        expected, factors = smart_score(b, DEFAULT_WEIGHTS)
+        assert result.annotations["scores"][b.name] == expected
+        assert result.annotations["score_breakdown"][b.name] == factors
+
+
+def test_the_inlined_formula_matches_the_helper_when_cost_counts() -> None:
+    from routing.pipeline import DEFAULT_WEIGHTS
+
+    from .fleet import budget, cloud
+
+    fleet = [cloud("a", price=0.5), cloud("b", price=0.1), local("c")]
+    result = route(config(*fleet), request(max_tokens=100), budget(100, spent=80))
+    costs = result.annotations["estimated_cost_usd"]
+    top = max(costs.values())
+    for b in fleet:
+        expected, factors = smart_score(
+            b, DEFAULT_WEIGHTS, cost=costs[b.name], max_cost=top
+        )
+        assert result.annotations["scores"][b.name] == expected
+        assert result.annotations["score_breakdown"][b.name]["cost"] == factors["cost"]

@@ -7,7 +7,12 @@ from typing import Any
 
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
 from routing.pipeline.intent import NO_VIABLE_BACKEND, RoutingIntent
-from routing.pipeline.scoring import estimate_cost, rank_key, smart_score
+from routing.pipeline.scoring import (
+    LATENCY_REFERENCE_MS,
+    NEUTRAL_LATENCY,
+    estimate_cost,
+    rank_key,
+)
 from routing.pipeline.settings import PipelineSettings
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, Strategy
 
@@ -48,15 +53,20 @@ class SelectionReconciler:
         scores, breakdown = self._score(intent, candidates)
         intent.annotate("scores", scores)
         intent.annotate("score_breakdown", breakdown)
-        ranked = sorted(candidates, key=lambda b: rank_key(scores[b.name], b))
-        best = ranked[0]
+
+        def key(b: BackendSnapshot) -> tuple[float, int, str]:
+            return rank_key(scores[b.name], b)
+
+        best = min(candidates, key=key)
         score = scores[best.name]
+        count = len(candidates)
         reason = (
-            f"{self.strategy.value}: best of {len(ranked)} candidate"
-            f"{'s' if len(ranked) != 1 else ''} (score {score:g})"
+            f"{self.strategy.value}: best of {count} candidate"
+            f"{'s' if count != 1 else ''} (score {score:g})"
         )
         if best.health is Health.LOADING:
-            fallback = next((b for b in ranked if b.health is not Health.LOADING), None)
+            others = [b for b in candidates if b.health is not Health.LOADING]
+            fallback = min(others, key=key) if others else None
             wait = best.loading_eta_ms
             intent.queue_for(
                 best,
@@ -104,9 +114,42 @@ class SelectionReconciler:
                 offer = offers.get(b.name)
                 costs[b.name] = estimate_cost(offer, req) if offer is not None else 0.0
             max_cost = max(costs.values(), default=0.0)
-        for backend in candidates:
-            cost = costs[backend.name] if costs is not None else None
-            score, factors = smart_score(backend, weights, cost=cost, max_cost=max_cost)
-            scores[backend.name] = score
-            breakdown[backend.name] = factors
+        # Hot path: the same formula as ``scoring.smart_score``, inlined (a test
+        # checks they agree).
+        w_priority = weights["priority"]
+        w_load = weights["load"]
+        w_latency = weights["latency"]
+        w_errors = weights["errors"]
+        w_cost = weights["cost"] if costs is not None else 0.0
+        weight_sum = w_priority + w_load + w_latency + w_errors + w_cost
+        ref = LATENCY_REFERENCE_MS
+        for b in candidates:
+            priority = 1.0 - min(max(b.priority, 0), 100) / 100.0
+            load = 1.0 - min(
+                max(b.pending_requests, 0) / max(b.max_concurrency, 1), 1.0
+            )
+            ms = b.latency_ema_ms
+            latency = NEUTRAL_LATENCY if ms is None else ref / (ref + max(ms, 0.0))
+            errors = 1.0 - min(max(b.error_rate, 0.0), 1.0)
+            total = (
+                w_priority * priority
+                + w_load * load
+                + w_latency * latency
+                + w_errors * errors
+            )
+            factors = {
+                "priority": priority,
+                "load": load,
+                "latency": latency,
+                "errors": errors,
+            }
+            if costs is not None:
+                cost = costs[b.name]
+                factor = (
+                    1.0 - min(max(cost, 0.0) / max_cost, 1.0) if max_cost > 0 else 1.0
+                )
+                factors["cost"] = factor
+                total += w_cost * factor
+            scores[b.name] = round(total / weight_sum, 6) if weight_sum > 0 else 0.0
+            breakdown[b.name] = factors
         return scores, breakdown
