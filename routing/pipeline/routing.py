@@ -152,7 +152,7 @@ def combine_constraints(
     tier_mode_sources: tuple[str, ...] = ("default",)
     if request.tier_mode is not None:
         tier_mode_sources = (request.source_of("tier_mode"),)
-        if request.tier_mode is TierMode.FLEXIBLE:
+        if request.tier_mode == TierMode.FLEXIBLE:
             tier_mode = TierMode.FLEXIBLE
             forbidding = tuple(
                 f"policy:{p.name}" for p in policies if not p.fallback_allowed

@@ -211,8 +211,12 @@ def test_block_cloud_at_the_hard_limit_never_selects_a_priced_backend(
         and b.hard_limit_action is not HardLimitAction.WARN
         for b in budgets
     )
-    if blocking and result.outcome is Outcome.ROUTE:
+    if blocking and result.outcome is not Outcome.REJECT:
         assert result.estimated_cost_usd == 0.0
+        if result.fallback_backend:
+            assert (
+                result.annotations["estimated_cost_usd"][result.fallback_backend] == 0
+            )
 
 
 @FAST

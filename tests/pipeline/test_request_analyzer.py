@@ -143,3 +143,11 @@ def test_a_request_with_no_body_at_all_still_routes() -> None:
 
     result = default_pipeline().route(RoutingRequest(model="llama3"), context(cfg))
     assert result.outcome is Outcome.ROUTE
+
+
+def test_plain_string_enum_values_from_the_model_layer_are_understood() -> None:
+    cfg = config(local("sick", health="unhealthy"), local("ok"))  # type: ignore[arg-type]
+    result = route(cfg, request(min_tier=2, tier_mode="flexible"))  # type: ignore[arg-type]
+    assert result.backend_name == "ok"
+    assert result.constraints.tier_mode == "flexible"
+    assert "sick" in result.annotations["request_analyzer_excluded"]

@@ -128,13 +128,13 @@ class BudgetReconciler:
                 f"budget '{budget.name}' is at its hard limit "
                 f"({usd(worst.used)} of {usd(worst.limit)}) and {resets}"
             )
-            if action is HardLimitAction.WARN:
+            if action == HardLimitAction.WARN:
                 intent.warn(
                     f"Budget '{budget.name}' is over its hard limit "
                     f"({usd(worst.used)} of {usd(worst.limit)}); action is 'warn', "
                     f"so routing continues. It {resets}."
                 )
-            elif action is HardLimitAction.BLOCK_ALL:
+            elif action == HardLimitAction.BLOCK_ALL:
                 fix = (
                     f"Raise the limit of budget '{budget.name}' or wait until it "
                     f"{resets}."
@@ -151,7 +151,7 @@ class BudgetReconciler:
                         exclude(name, f"costs {usd(cost)} but {state}", fix)
 
         for item in assessed:
-            if item.budget.hard_limit_action is HardLimitAction.WARN:
+            if item.budget.hard_limit_action == HardLimitAction.WARN:
                 continue
             budget = item.budget
             room = item.limit - item.used

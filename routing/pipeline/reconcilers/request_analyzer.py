@@ -88,7 +88,7 @@ class RequestAnalyzer:
                     "disabled by an operator",
                     f"Enable backend '{backend.name}'.",
                 )
-            elif backend.health is Health.UNHEALTHY:
+            elif backend.health == Health.UNHEALTHY:
                 intent.exclude(
                     backend.name,
                     "unhealthy (failed its last health check)",

@@ -64,8 +64,8 @@ class SelectionReconciler:
             f"{self.strategy.value}: best of {count} candidate"
             f"{'s' if count != 1 else ''} (score {score:g})"
         )
-        if best.health is Health.LOADING:
-            others = [b for b in candidates if b.health is not Health.LOADING]
+        if best.health == Health.LOADING:
+            others = [b for b in candidates if b.health != Health.LOADING]
             fallback = min(others, key=key) if others else None
             wait = best.loading_eta_ms
             intent.queue_for(
