@@ -19,6 +19,7 @@ from routing.pipeline.rules import glob_matches
 from routing.pipeline.types import (
     BackendSnapshot,
     ConfigSnapshot,
+    Health,
     ModelOffer,
     PolicySnapshot,
 )
@@ -70,6 +71,39 @@ class SnapshotIndex:
         self._policy_cache: dict[tuple[str, ...], PolicySnapshot | None] = {}
         self._constraint_cache: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
+
+    def availability(
+        self, model: str
+    ) -> tuple[dict[str, BackendSnapshot], tuple[tuple[str, str, str], ...]]:
+        """(available backends by name, (name, reason, action) of the disabled and
+        unhealthy ones) among the backends offering ``model``; memoised."""
+        return self.memo(("availability", model), lambda: self._availability(model))
+
+    def _availability(
+        self, model: str
+    ) -> tuple[dict[str, BackendSnapshot], tuple[tuple[str, str, str], ...]]:
+        available: dict[str, BackendSnapshot] = {}
+        unavailable: list[tuple[str, str, str]] = []
+        for backend in self.serving.get(model, ()):
+            if not backend.enabled:
+                unavailable.append(
+                    (
+                        backend.name,
+                        "disabled by an operator",
+                        f"Enable backend '{backend.name}'.",
+                    )
+                )
+            elif backend.health == Health.UNHEALTHY:
+                unavailable.append(
+                    (
+                        backend.name,
+                        "unhealthy (failed its last health check)",
+                        f"Check backend '{backend.name}' and its health probe.",
+                    )
+                )
+            else:
+                available[backend.name] = backend
+        return available, tuple(unavailable)
 
     def offers_for(self, model: str) -> Mapping[str, ModelOffer]:
         """Backend name -> offer of ``model`` (empty when nobody serves it)."""

@@ -9,7 +9,7 @@ reconciler does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -170,6 +170,10 @@ class Rejection(NamedTuple):
         }
 
 
+# ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).
+_new_tuple = tuple.__new__
+
+
 class TraceEntry(NamedTuple):
     """What one reconciler did in one attempt (``model`` is the attempt's)."""
 
@@ -315,6 +319,15 @@ class RoutingIntent:
         self._version += 1
         return True
 
+    def add_candidates(self, backends: Mapping[str, BackendSnapshot]) -> None:
+        """Add many candidates at once (same rules as ``add_candidate``)."""
+        if not self._candidates and not self._excluded:
+            self._candidates = dict(backends)
+        else:
+            for backend in backends.values():
+                self.add_candidate(backend)
+        self._version += 1
+
     def exclude(
         self,
         backend: str,
@@ -328,20 +341,35 @@ class RoutingIntent:
         Works for backends that never were candidates too (e.g. disabled ones),
         so they appear in the rejections with a reason.
         """
-        if backend in self._excluded:
-            return False
-        self._removed.append(self._candidates.pop(backend, None))
-        rejection = Rejection(
-            backend,
-            reconciler or self.current_reconciler,
-            reason,
-            suggested_action,
-            self.model,
+        return bool(
+            self.exclude_many(((backend, reason, suggested_action),), reconciler)
         )
-        self._excluded[backend] = rejection
-        self._log.append(rejection)
-        self._version += 1
-        return True
+
+    def exclude_many(
+        self,
+        exclusions: Iterable[tuple[str, str, str]],
+        reconciler: str | None = None,
+    ) -> list[str]:
+        """Exclude each (backend, reason, suggested_action); return the names
+        newly excluded (same rules as ``exclude``, one call for many)."""
+        excluded = self._excluded
+        pop = self._candidates.pop
+        log = self._log
+        removed = self._removed
+        by = reconciler or self.current_reconciler
+        model = self.model
+        done: list[str] = []
+        for backend, reason, action in exclusions:
+            if backend in excluded:
+                continue
+            removed.append(pop(backend, None))
+            rejection = _new_tuple(Rejection, (backend, by, reason, action, model))
+            excluded[backend] = rejection
+            log.append(rejection)
+            done.append(backend)
+        if done:
+            self._version += 1
+        return done
 
     # -- annotations and warnings -----------------------------------------------
 

@@ -41,6 +41,7 @@ class CapabilityReconciler:
         # Reasons depend only on (missing capabilities, context window): build
         # each distinct one once per request.
         verdicts: dict[tuple[bool, bool, bool, bool, int], tuple[str, str]] = {}
+        failing: list[tuple[str, str, str]] = []
         for backend in intent.candidate_list():
             offer = offers.get(backend.name)
             if offer is None:
@@ -57,8 +58,8 @@ class CapabilityReconciler:
             verdict = verdicts.get(key)
             if verdict is None:
                 verdict = verdicts[key] = _verdict(key, intent)
-            if intent.exclude(backend.name, *verdict):
-                excluded[backend.name] = verdict[0]
+            failing.append((backend.name, *verdict))
+        _apply(intent, failing, excluded)
 
         if required is not None and capable:
             meets = any(b.capability_tier >= required for b in capable)
@@ -75,6 +76,7 @@ class CapabilityReconciler:
                 ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
             )
             reasons: dict[int, str] = {}
+            below: list[tuple[str, str, str]] = []
             for backend in capable:
                 tier = backend.capability_tier
                 if tier < floor:
@@ -89,9 +91,21 @@ class CapabilityReconciler:
                                 else ""
                             )
                         )
-                    if intent.exclude(backend.name, reason, action):
-                        excluded[backend.name] = reason
+                    below.append((backend.name, reason, action))
+            _apply(intent, below, excluded)
         intent.annotate("capability_excluded", excluded)
+
+
+def _apply(
+    intent: RoutingIntent,
+    failing: list[tuple[str, str, str]],
+    excluded: dict[str, str],
+) -> None:
+    """Exclude ``failing`` and record the newly excluded in ``excluded``."""
+    if failing:
+        reasons = {name: reason for name, reason, _ in failing}
+        for name in intent.exclude_many(failing):
+            excluded[name] = reasons[name]
 
 
 def _verdict(

@@ -29,15 +29,18 @@ class PrivacyReconciler:
             model = intent.model
             # Reasons depend only on the zone: build each once per request.
             verdicts: dict[tuple[str | None, bool], tuple[str, str] | None] = {}
+            failing: list[tuple[str, str, str]] = []
             for backend in intent.candidate_list():
                 key = (backend.privacy_zone, backend.zone_private)
-                if key not in verdicts:
-                    verdicts[key] = _verdict(intent, key, sources, model)
-                verdict = verdicts[key]
+                if key in verdicts:
+                    verdict = verdicts[key]
+                else:
+                    verdict = verdicts[key] = _verdict(intent, key, sources, model)
                 if verdict is not None:
-                    reason, action = verdict
-                    if intent.exclude(backend.name, reason, action):
-                        excluded[backend.name] = reason
+                    failing.append((backend.name, *verdict))
+            reasons = {name: reason for name, reason, _ in failing}
+            for name in intent.exclude_many(failing):
+                excluded[name] = reasons[name]
         intent.annotate("privacy_excluded", excluded)
 
 

@@ -10,7 +10,7 @@ from routing.pipeline.routing import (
     policy_names,
 )
 from routing.pipeline.rules import AliasError, resolve_alias
-from routing.pipeline.types import ErrorPolicy, Health
+from routing.pipeline.types import ErrorPolicy
 
 
 class RequestAnalyzer:
@@ -81,18 +81,6 @@ class RequestAnalyzer:
             )
             return
         intent.offers = intent.index.offers_for(resolved)
-        for backend in serving:
-            if not backend.enabled:
-                intent.exclude(
-                    backend.name,
-                    "disabled by an operator",
-                    f"Enable backend '{backend.name}'.",
-                )
-            elif backend.health == Health.UNHEALTHY:
-                intent.exclude(
-                    backend.name,
-                    "unhealthy (failed its last health check)",
-                    f"Check backend '{backend.name}' and its health probe.",
-                )
-            else:
-                intent.add_candidate(backend)
+        available, unavailable = intent.index.availability(resolved)
+        intent.exclude_many(unavailable)
+        intent.add_candidates(available)
