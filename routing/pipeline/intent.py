@@ -321,7 +321,7 @@ class RoutingIntent:
 
     def add_candidates(self, backends: Mapping[str, BackendSnapshot]) -> None:
         """Add many candidates at once (same rules as ``add_candidate``)."""
-        if not self._candidates and not self._excluded:
+        if not self._candidates and self._excluded.keys().isdisjoint(backends):
             self._candidates = dict(backends)
         else:
             for backend in backends.values():

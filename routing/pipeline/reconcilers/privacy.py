@@ -25,19 +25,15 @@ class PrivacyReconciler:
         # Merge with an earlier run so running twice changes nothing.
         excluded: dict[str, str] = dict(intent.annotations.get("privacy_excluded", {}))
         if constraints.privacy:
-            sources = ", ".join(constraints.privacy_sources)
-            model = intent.model
-            # Reasons depend only on the zone: build each once per request.
-            verdicts: dict[tuple[str | None, bool], tuple[str, str] | None] = {}
-            failing: list[tuple[str, str, str]] = []
-            for backend in intent.candidate_list():
-                key = (backend.privacy_zone, backend.zone_private)
-                if key in verdicts:
-                    verdict = verdicts[key]
-                else:
-                    verdict = verdicts[key] = _verdict(intent, key, sources, model)
-                if verdict is not None:
-                    failing.append((backend.name, *verdict))
+            key = (
+                "privacy",
+                intent.model,
+                constraints.privacy,
+                constraints.privacy_sources,
+            )
+            failing_all = intent.index.memo(key, lambda: _failing(intent))
+            current = intent.candidates
+            failing = [f for f in failing_all if f[0] in current]
             reasons = {name: reason for name, reason, _ in failing}
             for name in intent.exclude_many(failing):
                 excluded[name] = reasons[name]
@@ -67,3 +63,21 @@ def _verdict(
             action = f"Serve '{model}' on a backend in a private zone."
         return reason, action
     return None
+
+
+def _failing(intent: RoutingIntent) -> tuple[tuple[str, str, str], ...]:
+    """(name, reason, action) of every backend offering the model that fails the
+    constraints; depends only on config, model and constraints (memoised)."""
+    sources = ", ".join(intent.constraints.privacy_sources)
+    model = intent.model
+    verdicts: dict[tuple[str | None, bool], tuple[str, str] | None] = {}
+    failing: list[tuple[str, str, str]] = []
+    for backend in intent.index.serving.get(model, ()):
+        key = (backend.privacy_zone, backend.zone_private)
+        if key in verdicts:
+            verdict = verdicts[key]
+        else:
+            verdict = verdicts[key] = _verdict(intent, key, sources, model)
+        if verdict is not None:
+            failing.append((backend.name, *verdict))
+    return tuple(failing)
