@@ -1,0 +1,64 @@
+"""Nexus routing pipeline: pure Python, no Django.
+
+Reading order follows the pipeline: ``types`` and ``rules`` (vocabulary),
+``intent`` (request, requirements, constraints, the mutable intent),
+``routing`` (body analysis, policies, constraint combination, fallbacks),
+``reconcilers`` (request_analyzer -> privacy -> budget -> capability ->
+selection), ``scoring``, ``decision`` (the result and its errors), ``base``
+(protocol, runner, builder).
+"""
+
+from __future__ import annotations
+
+from routing.pipeline.base import (
+    PipelineBuilder,
+    PipelineConfigError,
+    Reconciler,
+    ReconcilerPipeline,
+    default_pipeline,
+    default_reconcilers,
+    load_reconciler,
+)
+from routing.pipeline.counters import CounterStore, InMemoryCounterStore
+from routing.pipeline.decision import RoutingResult
+from routing.pipeline.intent import (
+    MODEL_NOT_FOUND,
+    NO_VIABLE_BACKEND,
+    PIPELINE_ERROR,
+    Constraints,
+    Rejection,
+    Requirements,
+    RoutingContext,
+    RoutingIntent,
+    RoutingRequest,
+    TraceEntry,
+)
+from routing.pipeline.reconcilers import DEFAULT_ORDER
+from routing.pipeline.settings import DEFAULT_WEIGHTS, PipelineSettings, SettingsError
+
+__all__ = [
+    "DEFAULT_ORDER",
+    "DEFAULT_WEIGHTS",
+    "MODEL_NOT_FOUND",
+    "NO_VIABLE_BACKEND",
+    "PIPELINE_ERROR",
+    "Constraints",
+    "CounterStore",
+    "InMemoryCounterStore",
+    "PipelineBuilder",
+    "PipelineConfigError",
+    "PipelineSettings",
+    "Reconciler",
+    "ReconcilerPipeline",
+    "Rejection",
+    "Requirements",
+    "RoutingContext",
+    "RoutingIntent",
+    "RoutingRequest",
+    "RoutingResult",
+    "SettingsError",
+    "TraceEntry",
+    "default_pipeline",
+    "default_reconcilers",
+    "load_reconciler",
+]

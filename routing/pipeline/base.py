@@ -1,0 +1,362 @@
+"""The pipeline machinery: the ``Reconciler`` protocol, the runner, the builder.
+
+A reconciler is any object with a ``name``, an ``error_policy`` and a
+``reconcile(intent)`` method. It may only narrow the intent (``exclude``),
+annotate it and add warnings; ``selection`` decides. The runner executes the
+reconcilers in order, times each one and records a ``TraceEntry``:
+
+- a fail-closed reconciler that raises turns the attempt into a
+  ``pipeline_error`` reject naming the reconciler;
+- a fail-open reconciler that raises is discarded: its exclusions, annotations
+  and warnings are rolled back, the error is recorded in its trace entry plus a
+  warning, and the pipeline continues with the candidates it started with;
+- once an attempt is rejected (e.g. ``model_not_found``), later reconcilers do
+  not run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, cast, runtime_checkable
+
+from routing.pipeline.decision import RoutingResult
+from routing.pipeline.intent import (
+    PIPELINE_ERROR,
+    RoutingContext,
+    RoutingIntent,
+    RoutingRequest,
+    TraceEntry,
+)
+from routing.pipeline.reconcilers import DEFAULT_ORDER
+from routing.pipeline.reconcilers.budget import BudgetReconciler
+from routing.pipeline.reconcilers.capability import CapabilityReconciler
+from routing.pipeline.reconcilers.privacy import PrivacyReconciler
+from routing.pipeline.reconcilers.request_analyzer import RequestAnalyzer
+from routing.pipeline.reconcilers.selection import SelectionReconciler
+from routing.pipeline.routing import route as _route
+from routing.pipeline.settings import PipelineSettings
+from routing.pipeline.types import ErrorPolicy, Outcome
+
+SELECTION = "selection"
+# Enum members bound once: attribute access on an Enum class is slow in 3.12.
+_REJECT = Outcome.REJECT
+_FAIL_OPEN = ErrorPolicy.FAIL_OPEN
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """One stage of the pipeline.
+
+    ``name`` is unique within a pipeline (it keys the trace, ``*_excluded``
+    annotations and ``excluded_by``). ``error_policy`` says what a raise means.
+    ``reconcile`` narrows the intent: ``intent.exclude(backend, reason,
+    suggested_action)``, ``intent.annotate(key, json_value)``,
+    ``intent.warn(text)``. It must be thread-safe: one instance serves every
+    request.
+    """
+
+    @property
+    def name(self) -> str:
+        """Unique stage name."""
+        ...
+
+    @property
+    def error_policy(self) -> ErrorPolicy:
+        """``fail_open`` (skip on error) or ``fail_closed`` (reject on error)."""
+        ...
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        """Narrow, annotate or decide ``intent``."""
+        ...
+
+
+class PipelineConfigError(ValueError):
+    """The pipeline cannot be built as configured; the message says why."""
+
+
+def _check(reconciler: object, where: str = "") -> Reconciler:
+    label = where or repr(reconciler)
+    name = getattr(reconciler, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PipelineConfigError(f"{label} is not a reconciler: it has no str 'name'.")
+    if not callable(getattr(reconciler, "reconcile", None)):
+        raise PipelineConfigError(
+            f"{label} ({name!r}) is not a reconciler: it has no reconcile(intent) "
+            "method."
+        )
+    policy = getattr(reconciler, "error_policy", None)
+    try:
+        ErrorPolicy(str(policy))
+    except ValueError:
+        raise PipelineConfigError(
+            f"Reconciler {name!r} has error_policy {policy!r}; use "
+            "ErrorPolicy.FAIL_OPEN or ErrorPolicy.FAIL_CLOSED."
+        ) from None
+    return cast(Reconciler, reconciler)
+
+
+class ReconcilerPipeline:
+    """An ordered, validated list of reconcilers that routes requests.
+
+    Raises ``PipelineConfigError`` when it is empty, a member is not a
+    reconciler, a name repeats, or the last one is not ``selection``.
+    Thread-safe: build once, share across requests.
+    """
+
+    __slots__ = ("_by_name", "_policies", "_reconcilers", "settings")
+
+    def __init__(
+        self,
+        reconcilers: Sequence[Reconciler],
+        settings: PipelineSettings | None = None,
+    ) -> None:
+        checked = [_check(r) for r in reconcilers]
+        if not checked:
+            raise PipelineConfigError(
+                "The pipeline has no reconcilers; it needs at least 'selection'."
+            )
+        names = [r.name for r in checked]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise PipelineConfigError(
+                f"Reconciler names must be unique; repeated: {', '.join(duplicates)}."
+            )
+        if names[-1] != SELECTION:
+            raise PipelineConfigError(
+                f"The last reconciler must be '{SELECTION}' (it makes the decision); "
+                f"the pipeline ends with '{names[-1]}'. Order: {' -> '.join(names)}."
+            )
+        self._reconcilers = tuple(checked)
+        self._policies = tuple(ErrorPolicy(r.error_policy) for r in checked)
+        self._by_name = {r.name: r for r in checked}
+        self.settings = settings or PipelineSettings()
+
+    # -- introspection ----------------------------------------------------------
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Reconciler names in execution order."""
+        return tuple(self._by_name)
+
+    @property
+    def reconcilers(self) -> tuple[Reconciler, ...]:
+        """The reconcilers in execution order."""
+        return self._reconcilers
+
+    def get(self, name: str) -> Reconciler:
+        """The reconciler called ``name`` (KeyError when absent)."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(
+                f"No reconciler {name!r}; the pipeline has {', '.join(self.names)}."
+            ) from None
+
+    def describe(self) -> list[dict[str, str]]:
+        """``[{"name": ..., "error_policy": ...}, ...]`` in execution order."""
+        return [
+            {"name": r.name, "error_policy": p.value}
+            for r, p in zip(self._reconcilers, self._policies, strict=True)
+        ]
+
+    def __repr__(self) -> str:
+        return f"ReconcilerPipeline({' -> '.join(self.names)})"
+
+    # -- running ------------------------------------------------------------------
+
+    def route(self, request: RoutingRequest, context: RoutingContext) -> RoutingResult:
+        """Route ``request`` fully: aliases, policies, pipeline, fallbacks."""
+        return _route(self.execute, request, context)
+
+    def execute(self, intent: RoutingIntent) -> None:
+        """Run every reconciler on one attempt, recording the trace."""
+        perf = time.perf_counter_ns
+        names = intent._candidate_names()
+        version, _ = intent._state()
+        annotations = intent.annotations
+        trace = intent.trace
+        for reconciler, policy in zip(self._reconcilers, self._policies, strict=True):
+            if intent.outcome is _REJECT:
+                break
+            name = reconciler.name
+            _, mark = intent._state()
+            intent.current_reconciler = name
+            saved: tuple[dict[str, Any], list[str]] | None = None
+            if policy is _FAIL_OPEN:
+                saved = (dict(intent.annotations), list(intent.warnings))
+            error: str | None = None
+            start = perf()
+            try:
+                reconciler.reconcile(intent)
+            except Exception as exc:  # noqa: BLE001 - the error policy decides
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            duration_us = (perf() - start) / 1000.0
+            if error is not None:
+                if saved is not None:
+                    intent._rollback(names, mark)
+                    intent.annotations, intent.warnings = saved
+                    annotations = intent.annotations
+                    intent.warn(
+                        f"Reconciler '{name}' failed and was skipped (fail-open): "
+                        f"{error}"
+                    )
+                else:
+                    intent.reject(
+                        PIPELINE_ERROR,
+                        f"Reconciler '{name}' failed ({error}); it is fail-closed, "
+                        "so the request was rejected.",
+                    )
+            new_version, _ = intent._state()
+            if new_version != version:
+                after = intent._candidate_names()
+                version = new_version
+            else:
+                after = names
+            excluded = intent._rejections_since(mark)
+            if name != SELECTION:
+                key = f"{name}_excluded"
+                if key not in annotations:
+                    annotations[key] = {r.backend: r.reason for r in excluded}
+            trace.append(
+                TraceEntry(
+                    intent.model,
+                    name,
+                    policy,
+                    names,
+                    after,
+                    excluded,
+                    duration_us,
+                    error,
+                )
+            )
+            names = after
+        if intent.outcome is None:
+            intent.reject(
+                PIPELINE_ERROR,
+                "The pipeline ended without a decision; 'selection' must decide.",
+            )
+
+
+def default_reconcilers(settings: PipelineSettings | None = None) -> list[Reconciler]:
+    """Fresh instances of the default reconcilers, in ``DEFAULT_ORDER``."""
+    settings = settings or PipelineSettings()
+    reconcilers: list[Reconciler] = [
+        RequestAnalyzer(default_output_tokens=settings.default_output_tokens),
+        PrivacyReconciler(),
+        BudgetReconciler(),
+        CapabilityReconciler(),
+        SelectionReconciler(settings),
+    ]
+    assert tuple(r.name for r in reconcilers) == DEFAULT_ORDER
+    return reconcilers
+
+
+def default_pipeline(
+    settings: PipelineSettings | None = None, extra: Iterable[Reconciler] = ()
+) -> ReconcilerPipeline:
+    """The default pipeline; ``extra`` reconcilers run just before selection."""
+    builder = PipelineBuilder(settings).with_defaults()
+    for reconciler in extra:
+        builder.add(reconciler, before=SELECTION)
+    return builder.build()
+
+
+class PipelineBuilder:
+    """Builds a pipeline step by step; ``build()`` validates it.
+
+    ``PipelineBuilder(settings).with_defaults().add(MyReconciler(),
+    before="selection").build()``
+    """
+
+    def __init__(self, settings: PipelineSettings | None = None) -> None:
+        self.settings = settings or PipelineSettings()
+        self._reconcilers: list[Reconciler] = []
+
+    def with_defaults(self) -> PipelineBuilder:
+        """Append the default reconcilers."""
+        for reconciler in default_reconcilers(self.settings):
+            self.add(reconciler)
+        return self
+
+    def _position(self, name: str) -> int:
+        for i, reconciler in enumerate(self._reconcilers):
+            if reconciler.name == name:
+                return i
+        present = ", ".join(r.name for r in self._reconcilers) or "none"
+        raise PipelineConfigError(
+            f"No reconciler named {name!r} to position against (present: {present})."
+        )
+
+    def add(
+        self,
+        reconciler: Reconciler,
+        *,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> PipelineBuilder:
+        """Add ``reconciler`` at the end, or before/after the named one."""
+        checked = _check(reconciler)
+        if before is not None and after is not None:
+            raise PipelineConfigError("Give 'before' or 'after', not both.")
+        if before is not None:
+            self._reconcilers.insert(self._position(before), checked)
+        elif after is not None:
+            self._reconcilers.insert(self._position(after) + 1, checked)
+        else:
+            self._reconcilers.append(checked)
+        return self
+
+    def remove(self, name: str) -> PipelineBuilder:
+        """Remove the reconciler called ``name``."""
+        del self._reconcilers[self._position(name)]
+        return self
+
+    def replace(self, name: str, reconciler: Reconciler) -> PipelineBuilder:
+        """Put ``reconciler`` in the place of the one called ``name``."""
+        self._reconcilers[self._position(name)] = _check(reconciler)
+        return self
+
+    def build(self) -> ReconcilerPipeline:
+        """Validate and return the pipeline."""
+        return ReconcilerPipeline(self._reconcilers, self.settings)
+
+
+def load_reconciler(dotted_path: str) -> Reconciler:
+    """Import ``pkg.module.Name`` and return a reconciler instance.
+
+    ``Name`` may be a class (instantiated with no arguments), a factory
+    callable returning a reconciler, or a reconciler instance. Raises
+    ``PipelineConfigError`` with a message naming the path otherwise.
+    """
+    module_path, _, attr = dotted_path.rpartition(".")
+    if not module_path or not attr:
+        raise PipelineConfigError(
+            f"{dotted_path!r} is not a dotted path like 'package.module.ClassName'."
+        )
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as exc:
+        raise PipelineConfigError(
+            f"Cannot import module {module_path!r} for reconciler {dotted_path!r}: "
+            f"{exc}"
+        ) from exc
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise PipelineConfigError(
+            f"Module {module_path!r} has no attribute {attr!r} (from {dotted_path!r})."
+        ) from None
+    obj: object = target
+    is_instance = not isinstance(target, type) and hasattr(target, "reconcile")
+    if callable(target) and not is_instance:
+        factory: Callable[[], object] = target
+        try:
+            obj = factory()
+        except Exception as exc:
+            raise PipelineConfigError(
+                f"Could not create reconciler {dotted_path!r} with no arguments: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    return _check(obj, where=f"{dotted_path!r}")

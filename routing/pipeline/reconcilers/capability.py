@@ -1,0 +1,145 @@
+"""Stage 4: tier and capabilities (vision, tools, json mode, context window)."""
+
+from __future__ import annotations
+
+from routing.pipeline.intent import RoutingIntent
+from routing.pipeline.types import BackendSnapshot, ErrorPolicy, TierMode
+
+
+class CapabilityReconciler:
+    """Excludes candidates below the required tier or missing a capability.
+
+    Capabilities come from the resolved model's offer on each backend: vision,
+    tools and json mode when the request needs them, and a context window of at
+    least the estimated input + output tokens. Tier: strict mode excludes every
+    candidate below ``min_tier``; flexible mode does too unless *no* capable
+    candidate meets it, in which case it keeps the highest lower tier available
+    and adds a warning naming the required and the used tier (never silent).
+    Annotates ``required_tier``, ``tier_mode``, ``capability_excluded`` (and
+    ``tier_used`` when flexible mode went lower).
+    """
+
+    name = "capability"
+    error_policy = ErrorPolicy.FAIL_OPEN
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        """Exclude incapable candidates, then apply the tier rule."""
+        constraints = intent.constraints
+        required = constraints.min_tier
+        mode = constraints.tier_mode
+        intent.annotate("required_tier", required)
+        intent.annotate("tier_mode", mode.value)
+        # Merge with an earlier run so running twice changes nothing.
+        excluded: dict[str, str] = dict(
+            intent.annotations.get("capability_excluded", {})
+        )
+        req = intent.requirements
+        offers = intent.offers
+        model = intent.model
+        needed = req.estimated_total_tokens
+        capable: list[BackendSnapshot] = []
+        # Reasons depend only on (missing capabilities, context window): build
+        # each distinct one once per request.
+        verdicts: dict[tuple[bool, bool, bool, bool, int], tuple[str, str]] = {}
+        failing: list[tuple[str, str, str]] = []
+        for backend in intent.candidate_list():
+            offer = offers.get(backend.name)
+            if offer is None:
+                capable.append(backend)
+                continue
+            no_vision = req.vision and not offer.vision
+            no_tools = req.tools and not offer.tools
+            no_json = req.json_mode and not offer.json_mode
+            too_small = offer.context_window < needed
+            if not (no_vision or no_tools or no_json or too_small):
+                capable.append(backend)
+                continue
+            key = (no_vision, no_tools, no_json, too_small, offer.context_window)
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = _verdict(key, intent)
+            failing.append((backend.name, *verdict))
+        _apply(intent, failing, excluded)
+
+        if required is not None and capable:
+            meets = any(b.capability_tier >= required for b in capable)
+            floor = required
+            if not meets and mode is TierMode.FLEXIBLE:
+                floor = max(b.capability_tier for b in capable)
+                intent.annotate("tier_used", floor)
+                intent.warn(
+                    f"No backend for '{model}' meets the required tier {required}; "
+                    f"flexible mode used tier {floor} instead."
+                )
+            sources = ", ".join(constraints.min_tier_sources)
+            action = f"Add or enable a tier-{required} backend serving '{model}'" + (
+                ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
+            )
+            reasons: dict[int, str] = {}
+            below: list[tuple[str, str, str]] = []
+            for backend in capable:
+                tier = backend.capability_tier
+                if tier < floor:
+                    reason = reasons.get(tier)
+                    if reason is None:
+                        reason = reasons[tier] = (
+                            f"capability tier {tier} is below the required tier "
+                            f"{required} ({sources})"
+                            + (
+                                f"; flexible mode kept tier {floor} instead"
+                                if floor != required
+                                else ""
+                            )
+                        )
+                    below.append((backend.name, reason, action))
+            _apply(intent, below, excluded)
+        intent.annotate("capability_excluded", excluded)
+
+
+def _apply(
+    intent: RoutingIntent,
+    failing: list[tuple[str, str, str]],
+    excluded: dict[str, str],
+) -> None:
+    """Exclude ``failing`` and record the newly excluded in ``excluded``."""
+    if failing:
+        reasons = {name: reason for name, reason, _ in failing}
+        for name in intent.exclude_many(failing):
+            excluded[name] = reasons[name]
+
+
+def _verdict(
+    key: tuple[bool, bool, bool, bool, int], intent: RoutingIntent
+) -> tuple[str, str]:
+    """(reason, suggested action) for a backend missing what the request needs."""
+    no_vision, no_tools, no_json, too_small, window = key
+    req = intent.requirements
+    model = intent.model
+    missing = [
+        label
+        for label, lacking in (
+            ("vision", no_vision),
+            ("tools", no_tools),
+            ("json_mode", no_json),
+        )
+        if lacking
+    ]
+    problems = []
+    action = ""
+    if missing:
+        problems.append(f"'{model}' here lacks {', '.join(missing)} support")
+        action = (
+            f"Use a backend whose '{model}' supports {', '.join(missing)}, "
+            "or drop that part of the request."
+        )
+    if too_small:
+        problems.append(
+            f"context window {window} tokens is below the estimated "
+            f"{req.estimated_total_tokens} ({req.estimated_input_tokens} in + "
+            f"{req.estimated_output_tokens} out)"
+        )
+        action = action or (
+            "Lower max_tokens or shorten the prompt, or use a backend with "
+            f"a larger context window for '{model}'."
+        )
+    return "; ".join(problems), action

@@ -1,0 +1,245 @@
+"""Routing rules around the reconcilers, and ``route()``, the orchestration.
+
+- ``analyse_body``: requirements from an OpenAI chat-completions body.
+- ``match_policy`` / ``combine_constraints``: the first matching policy (over the
+  requested name, every alias hop and the resolved model) and the
+  never-relaxing combination of request and policy constraints.
+- ``route``: runs the pipeline for the requested model and, if that is a
+  reject, for each model of its fallback chain, carrying every constraint
+  (request + every policy matched so far) into each fallback attempt.
+
+A fallback chain is the ``config.fallbacks`` entry of the first name found among
+the requested name, the alias hops and the resolved model. It is tried when the
+primary attempt is a ``no_viable_backend`` or ``model_not_found`` reject (not on
+alias errors or pipeline errors), and never when a matched policy has
+``fallback_allowed=false``; a fallback whose own policy forbids fallbacks is
+tried but ends the chain.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from routing.pipeline.decision import RoutingResult, build_result
+from routing.pipeline.index import SnapshotIndex, index_for
+from routing.pipeline.intent import (
+    MODEL_NOT_FOUND,
+    NO_VIABLE_BACKEND,
+    Constraints,
+    Requirements,
+    RoutingContext,
+    RoutingIntent,
+    RoutingRequest,
+)
+from routing.pipeline.rules import PrivacyConstraint, parse_privacy
+from routing.pipeline.types import Outcome, PolicySnapshot, PrivacyLevel, TierMode
+
+_IMAGE_PART_TYPES = frozenset({"image_url", "image", "input_image"})
+_TEXT_PART_TYPES = frozenset({"text", "input_text"})
+_JSON_FORMATS = frozenset({"json_object", "json_schema"})
+
+# -- requirements ------------------------------------------------------------------
+
+
+def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Requirements:
+    """Derive requirements from a chat-completions body; never raises on odd shapes.
+
+    Vision if any content part is an image; tools if ``tools`` is a non-empty
+    list; json mode if ``response_format.type`` is json_object/json_schema;
+    input tokens = ceil(characters of text content / 4); output tokens =
+    ``max_tokens`` (or ``max_completion_tokens``) when a positive int, else
+    ``default_output_tokens``.
+    """
+    chars = 0
+    vision = False
+    messages = body.get("messages") if isinstance(body, Mapping) else None
+    if isinstance(messages, list | tuple):
+        for message in messages:
+            if not isinstance(message, Mapping):
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                chars += len(content)
+            elif isinstance(content, list | tuple):
+                for part in content:
+                    if not isinstance(part, Mapping):
+                        continue
+                    kind = part.get("type")
+                    if kind in _TEXT_PART_TYPES:
+                        text = part.get("text")
+                        if isinstance(text, str):
+                            chars += len(text)
+                    elif kind in _IMAGE_PART_TYPES:
+                        vision = True
+    if not isinstance(body, Mapping):
+        return Requirements(estimated_output_tokens=default_output_tokens)
+    tools = body.get("tools")
+    response_format = body.get("response_format")
+    json_mode = (
+        isinstance(response_format, Mapping)
+        and response_format.get("type") in _JSON_FORMATS
+    )
+    output = body.get("max_tokens")
+    if output is None:
+        output = body.get("max_completion_tokens")
+    if isinstance(output, bool) or not isinstance(output, int) or output < 1:
+        output = default_output_tokens
+    return Requirements(
+        vision=vision,
+        tools=isinstance(tools, list | tuple) and len(tools) > 0,
+        json_mode=json_mode,
+        estimated_input_tokens=math.ceil(chars / 4),
+        estimated_output_tokens=output,
+    )
+
+
+# -- policies and constraints ------------------------------------------------------
+
+
+def policy_names(
+    requested: str, alias_chain: tuple[str, ...], resolved: str
+) -> tuple[str, ...]:
+    """Every name a policy may match: requested, each alias hop, resolved."""
+    return tuple(dict.fromkeys((requested, *alias_chain, resolved)))
+
+
+def match_policy(index: SnapshotIndex, names: tuple[str, ...]) -> PolicySnapshot | None:
+    """The first policy by (order, name) matching any of ``names``."""
+    return index.first_matching_policy(names)
+
+
+def _policy_privacy(policy: PolicySnapshot) -> PrivacyConstraint:
+    try:
+        return parse_privacy(policy.privacy)
+    except ValueError:
+        # A policy that cannot be parsed must not relax anything: treat it as
+        # restricted (fail closed) rather than unrestricted.
+        return PrivacyConstraint(PrivacyLevel.RESTRICTED)
+
+
+def combine_constraints(
+    request: RoutingRequest, policies: Sequence[PolicySnapshot]
+) -> Constraints:
+    """Combine request and policy constraints; the result is at least as strict
+    as each source."""
+    stated: list[tuple[PrivacyConstraint, str]] = []
+    if request.privacy is not None:
+        stated.append((request.privacy, request.source_of("privacy")))
+    for policy in policies:
+        stated.append((_policy_privacy(policy), f"policy:{policy.name}"))
+    privacy: list[PrivacyConstraint] = []
+    privacy_sources: list[str] = []
+    for constraint, source in stated:
+        if constraint.level is PrivacyLevel.UNRESTRICTED:
+            continue
+        if constraint not in privacy:
+            privacy.append(constraint)
+        privacy_sources.append(source)
+    if not privacy:
+        privacy_sources = [source for _, source in stated]
+
+    tiers: list[tuple[int, str]] = []
+    if request.min_tier is not None:
+        tiers.append((request.min_tier, request.source_of("min_tier")))
+    tiers.extend((p.min_tier, f"policy:{p.name}") for p in policies if p.min_tier)
+    min_tier = max((t for t, _ in tiers), default=None)
+    tier_sources = tuple(s for t, s in tiers if t == min_tier)
+
+    tier_mode = TierMode.STRICT
+    tier_mode_sources: tuple[str, ...] = ("default",)
+    if request.tier_mode is not None:
+        tier_mode_sources = (request.source_of("tier_mode"),)
+        if request.tier_mode == TierMode.FLEXIBLE:
+            tier_mode = TierMode.FLEXIBLE
+            forbidding = tuple(
+                f"policy:{p.name}" for p in policies if not p.fallback_allowed
+            )
+            if forbidding:
+                tier_mode = TierMode.STRICT
+                tier_mode_sources = forbidding
+
+    caps: list[tuple[float, str]] = []
+    if request.max_cost_usd is not None:
+        caps.append((request.max_cost_usd, request.source_of("max_cost_usd")))
+    caps.extend(
+        (p.max_cost_per_request_usd, f"policy:{p.name}")
+        for p in policies
+        if p.max_cost_per_request_usd is not None
+    )
+    max_cost = min((c for c, _ in caps), default=None)
+    cost_sources = tuple(s for c, s in caps if c == max_cost)
+
+    return Constraints(
+        privacy=tuple(privacy),
+        privacy_sources=tuple(dict.fromkeys(privacy_sources)),
+        min_tier=min_tier,
+        min_tier_sources=tier_sources,
+        tier_mode=tier_mode,
+        tier_mode_sources=tier_mode_sources,
+        max_cost_usd=max_cost,
+        max_cost_sources=cost_sources,
+    )
+
+
+# -- orchestration -----------------------------------------------------------------
+
+
+def fallback_chain(intent: RoutingIntent) -> tuple[str, ...]:
+    """Fallback models configured for the requested, an alias hop or resolved name."""
+    fallbacks = intent.context.config.fallbacks
+    names = policy_names(intent.requested_model, intent.alias_chain, intent.model)
+    for name in names:
+        chain = fallbacks.get(name)
+        if chain:
+            return tuple(chain)
+    return ()
+
+
+def _allows_fallback(intent: RoutingIntent) -> bool:
+    return all(policy.fallback_allowed for policy in intent.matched_policies)
+
+
+def route(
+    execute: Callable[[RoutingIntent], None],
+    request: RoutingRequest,
+    context: RoutingContext,
+) -> RoutingResult:
+    """Route ``request``: the primary model, then its fallback chain if needed."""
+    start = time.perf_counter_ns()
+    index = index_for(context.config)
+    primary = RoutingIntent(request, context, index)
+    execute(primary)
+    attempts = [primary]
+    if _should_fall_back(primary):
+        tried = {primary.requested_model, primary.model}
+        inherited = primary.matched_policies
+        for model in fallback_chain(primary):
+            if model in tried:
+                continue
+            attempt = RoutingIntent(
+                request,
+                context,
+                index,
+                requested_model=model,
+                inherited_policies=inherited,
+            )
+            execute(attempt)
+            attempts.append(attempt)
+            tried.update((attempt.requested_model, attempt.model))
+            inherited = attempt.matched_policies
+            if not _should_fall_back(attempt):
+                break
+    duration_us = (time.perf_counter_ns() - start) / 1000.0
+    return build_result(attempts, duration_us=duration_us)
+
+
+def _should_fall_back(attempt: RoutingIntent) -> bool:
+    return (
+        attempt.outcome is Outcome.REJECT
+        and attempt.error_type in (NO_VIABLE_BACKEND, MODEL_NOT_FOUND)
+        and not attempt.alias_error
+        and _allows_fallback(attempt)
+    )
