@@ -9,3 +9,6 @@ class RoutingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "routing"
     verbose_name = "Nexus routing"
+
+    def ready(self) -> None:
+        from routing import checks  # noqa: F401  (registers the system check)

@@ -6,9 +6,13 @@ from django.db import models
 
 
 class ConfigVersion(models.Model):
-    """Single row whose ``version`` increases on every configuration change."""
+    """Single row: ``version`` increases on every configuration change;
+    ``state_version`` on every change of probed backend state (health, models),
+    so cached routing snapshots know when to rebuild.
+    """
 
     version = models.PositiveBigIntegerField(default=1)
+    state_version = models.PositiveBigIntegerField(default=1)
 
     def __str__(self) -> str:
         return f"config v{self.version}"

@@ -109,9 +109,15 @@ class LedgerKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One append-only money movement on a budget.
 
-    ``reserve`` holds an estimate at decision time; ``release`` gives it back
-    (negative amount) when usage is reported or the reservation expires;
-    ``spend`` records real cost. Spent = sum(spend); reserved = sum(reserve+release).
+    ``reserve`` holds a decision's estimate at decision time; ``release`` gives it
+    back (negative amount) when usage is reported or the reservation expires;
+    ``spend`` records real cost. At most one of each kind per (budget, decision),
+    so a racing settle and expiry cannot release twice.
+
+    Budget totals derive from the ledger: ``spent_usd`` = sum of ``spend`` entries
+    whose ``period_start`` is the budget's current period; ``reserved_usd`` = sum
+    of ``reserve`` + ``release`` entries over all periods (only open reservations
+    are non-zero).
     """
 
     budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="ledger")
@@ -125,6 +131,13 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["budget", "period_start", "kind"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "decision_id", "kind"],
+                condition=models.Q(decision_id__isnull=False),
+                name="ledger_one_kind_per_decision",
+            )
+        ]
         verbose_name_plural = "ledger entries"
 
     def __str__(self) -> str:
