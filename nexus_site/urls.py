@@ -7,6 +7,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from routing.metrics import metrics_view
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness for load balancers."""
@@ -20,5 +22,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("routing.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]

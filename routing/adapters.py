@@ -130,10 +130,17 @@ def _versions() -> tuple[int, int]:
 
 
 def config_snapshot() -> ConfigSnapshot:
-    """The current configuration, shared across requests of this process."""
+    """The current configuration, shared across requests of this process.
+
+    Inside a transaction it is built fresh and not cached: what it read might
+    still be rolled back.
+    """
     from django.db import connection
 
     version, state = _versions()
+    if connection.in_atomic_block:
+        # Uncommitted rows could be rolled back under this version number.
+        return build_config_snapshot(version)
     key = (connection.settings_dict["NAME"], version, state)
     cached = _cache
     fresh = time.monotonic() - cached.built_at < SNAPSHOT_MAX_AGE_S

@@ -79,3 +79,11 @@ def admin_api_client(db: None) -> Any:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {_issue('ops', is_admin=True)}")
     return client
+
+
+@pytest.fixture
+def fleet(db: None) -> Any:
+    """local-gpu (private, free, tier 3), cloud-llama and cloud-gpt (priced, tier 5)."""
+    from tests.fleet_rows import make_fleet
+
+    return make_fleet()

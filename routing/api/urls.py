@@ -6,7 +6,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from routing.api import views
+from routing.api import actions, views
 
 app_name = "api"
 
@@ -20,6 +20,9 @@ router.register("budgets", views.BudgetViewSet, basename="budget")
 router.register("decisions", views.DecisionViewSet, basename="decision")
 
 urlpatterns = [
+    path("route", actions.RouteApi.as_view(), name="route"),
+    path("usage", actions.UsageApi.as_view(), name="usage"),
+    path("pipeline/", actions.PipelineApi.as_view(), name="pipeline"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.db import migrations
+
+from routing.pipeline.periods import budget_period
 
 ZONES = [
     ("local", True, "On-premises hardware; may receive restricted data."),
@@ -18,7 +22,10 @@ def seed(apps, schema_editor):
         PrivacyZone.objects.get_or_create(
             name=name, defaults={"private": private, "description": description}
         )
-    Budget.objects.get_or_create(name="global")
+    start, end = budget_period(datetime.now(UTC).date(), 1)
+    Budget.objects.get_or_create(
+        name="global", defaults={"period_start": start, "period_end": end}
+    )
     ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
 
 

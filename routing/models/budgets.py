@@ -83,6 +83,10 @@ class Budget(models.Model):
                 timezone.now().date(), self.reset_day
             )
 
+    def period_start_today(self):  # type: ignore[no-untyped-def]
+        """Start of the period containing today (for budgets never saved by clean)."""
+        return budget_period(timezone.now().date(), self.reset_day)[0]
+
     @property
     def enabled(self) -> bool:
         return self.monthly_limit_usd is not None

@@ -1,0 +1,159 @@
+"""Action endpoints: route a request, report usage, describe the pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from routing import metrics
+from routing.adapters import shared_pipeline
+from routing.api.auth import client_name
+from routing.api.routing_input import (
+    RouteInputSerializer,
+    request_id_from,
+    routing_request_from,
+)
+from routing.pipeline import MODEL_NOT_FOUND
+from routing.pipeline.types import Outcome
+from routing.services.ledger import usage_record
+from routing.services.routing import route_request
+
+HEADERS = [
+    OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False),
+    OpenApiParameter("X-Nexus-Privacy", str, OpenApiParameter.HEADER, required=False),
+    OpenApiParameter("X-Nexus-Min-Tier", int, OpenApiParameter.HEADER, required=False),
+    OpenApiParameter("X-Nexus-Strict", bool, OpenApiParameter.HEADER, required=False),
+    OpenApiParameter("X-Nexus-Flexible", bool, OpenApiParameter.HEADER, required=False),
+    OpenApiParameter(
+        "X-Nexus-Max-Cost", float, OpenApiParameter.HEADER, required=False
+    ),
+]
+DECISION = inline_serializer(
+    "RouteDecision",
+    {
+        "decision_id": serializers.UUIDField(allow_null=True),
+        "request_id": serializers.CharField(),
+        "outcome": serializers.ChoiceField(choices=[o.value for o in Outcome]),
+        "requested_model": serializers.CharField(),
+        "model": serializers.CharField(),
+        "annotations": serializers.DictField(),
+        "trace": serializers.ListField(child=serializers.DictField()),
+        "warnings": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
+def _status_for(payload: dict[str, Any]) -> int:
+    if payload["outcome"] != Outcome.REJECT.value:
+        return status.HTTP_200_OK
+    if payload["error"]["type"] == MODEL_NOT_FOUND:
+        return status.HTTP_404_NOT_FOUND
+    return status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+class RouteApi(APIView):
+    """Decide where an OpenAI-style chat request should run (and record why)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=RouteInputSerializer,
+        parameters=HEADERS,
+        responses={200: DECISION, 404: DECISION, 503: DECISION},
+    )
+    def post(self, request: Request) -> Response:
+        request_id = request_id_from(request.headers)
+        data = RouteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        routing_request, dry_run = routing_request_from(
+            dict(data.validated_data), request.headers
+        )
+        outcome = route_request(
+            request=routing_request,
+            request_id=request_id,
+            client=client_name(request),
+            dry_run=dry_run,
+        )
+        decision_id = str(outcome.decision_id) if outcome.decision_id else None
+        body = {"decision_id": decision_id, "request_id": request_id, **outcome.payload}
+        if outcome.decision_id is not None:
+            metrics.decision_observed(outcome.payload, outcome.duration_us)
+        response = Response(body, status=_status_for(outcome.payload))
+        response["X-Request-ID"] = request_id
+        if decision_id:
+            response["X-Nexus-Decision-Id"] = decision_id
+        return response
+
+
+class UsageInputSerializer(serializers.Serializer):
+    decision_id = serializers.UUIDField()
+    input_tokens = serializers.IntegerField(min_value=0, max_value=100_000_000)
+    output_tokens = serializers.IntegerField(min_value=0, max_value=100_000_000)
+    cost_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=6, min_value=0, required=False, allow_null=True
+    )
+
+
+class UsageApi(APIView):
+    """Report what a routed request really used; settles its budget reservation."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=UsageInputSerializer,
+        responses={
+            200: inline_serializer(
+                "UsageRecorded",
+                {
+                    "decision_id": serializers.UUIDField(),
+                    "input_tokens": serializers.IntegerField(),
+                    "output_tokens": serializers.IntegerField(),
+                    "cost_usd": serializers.FloatField(),
+                    "created": serializers.BooleanField(),
+                },
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = UsageInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = usage_record(**data.validated_data)
+        report = result.report
+        metrics.usage_observed(float(report.cost_usd), created=result.created)
+        return Response(
+            {
+                "decision_id": str(report.decision_id),
+                "input_tokens": report.input_tokens,
+                "output_tokens": report.output_tokens,
+                "cost_usd": float(report.cost_usd),
+                "created": result.created,
+            },
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class PipelineApi(APIView):
+    """The reconcilers in execution order with their error policies."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "PipelineStage",
+                {
+                    "name": serializers.CharField(),
+                    "error_policy": serializers.CharField(),
+                },
+                many=True,
+            )
+        }
+    )
+    def get(self, request: Request) -> Response:
+        return Response(shared_pipeline().describe())

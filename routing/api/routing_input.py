@@ -1,0 +1,210 @@
+"""Parsing a route call: the OpenAI-style body, the ``nexus`` object and headers.
+
+Constraints may come from the body's ``nexus`` object or from ``X-Nexus-*``
+headers; when both state one, they are combined so the result is at least as
+strict as each (highest tier, lowest cost cap, strict beats flexible); two
+different privacy values are refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from rest_framework import serializers
+
+from routing.errors import NexusError
+from routing.pipeline import RoutingRequest
+from routing.pipeline.rules import ConfigRuleError, parse_privacy
+from routing.pipeline.types import TierMode
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+MAX_MESSAGES = 10_000
+
+
+class NexusOptionsSerializer(serializers.Serializer):
+    privacy = serializers.CharField(required=False, max_length=80)
+    min_tier = serializers.IntegerField(required=False, min_value=1, max_value=5)
+    tier_mode = serializers.ChoiceField(
+        required=False, choices=[m.value for m in TierMode]
+    )
+    max_cost_usd = serializers.FloatField(required=False, min_value=0.0)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+    def validate_privacy(self, value: str) -> str:
+        try:
+            return str(parse_privacy(value))
+        except ConfigRuleError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate_max_cost_usd(self, value: float) -> float:
+        if value <= 0 or value != value or value == float("inf"):
+            raise serializers.ValidationError("Must be a positive number of USD.")
+        return value
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                known = ", ".join(self.fields)
+                raise serializers.ValidationError(
+                    {key: [f"Unknown option; known: {known}."] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.CharField(max_length=64)
+    content = serializers.JSONField(required=False, allow_null=True)
+
+    def validate_content(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+            return value
+        raise serializers.ValidationError(
+            "Content must be a string, null, or a list of content parts (objects)."
+        )
+
+
+class RouteInputSerializer(serializers.Serializer):
+    """An OpenAI chat-completions body; other OpenAI fields are accepted and ignored."""
+
+    model = serializers.CharField(max_length=200)
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
+    tools = serializers.ListField(child=serializers.DictField(), required=False)
+    response_format = serializers.DictField(required=False)
+    max_tokens = serializers.IntegerField(
+        required=False, min_value=1, max_value=10_000_000, allow_null=True
+    )
+    nexus = NexusOptionsSerializer(required=False)
+
+
+def _header_int(headers: Any, name: str, low: int, high: int) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise NexusError(
+            f"{name} must be a whole number from {low} to {high}; got {raw!r}.",
+            fields={name: [f"Must be {low}-{high}."]},
+        )
+    return value
+
+
+def _header_bool(headers: Any, name: str) -> bool:
+    raw = headers.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in {"true", "1", "yes"}:
+        return True
+    if value in {"false", "0", "no"}:
+        return False
+    raise NexusError(
+        f"{name} must be true or false; got {raw!r}.", fields={name: ["true or false"]}
+    )
+
+
+def _header_constraints(headers: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    privacy = headers.get("X-Nexus-Privacy")
+    if privacy is not None:
+        try:
+            found["privacy"] = str(parse_privacy(privacy))
+        except ConfigRuleError as exc:
+            raise NexusError(str(exc), fields={"X-Nexus-Privacy": [str(exc)]}) from None
+    tier = _header_int(headers, "X-Nexus-Min-Tier", 1, 5)
+    if tier is not None:
+        found["min_tier"] = tier
+    strict = _header_bool(headers, "X-Nexus-Strict")
+    flexible = _header_bool(headers, "X-Nexus-Flexible")
+    if strict and flexible:
+        raise NexusError(
+            "X-Nexus-Strict and X-Nexus-Flexible cannot both be true.",
+            fields={"X-Nexus-Flexible": ["Conflicts with X-Nexus-Strict."]},
+        )
+    if strict or flexible:
+        found["tier_mode"] = (
+            TierMode.STRICT.value if strict else TierMode.FLEXIBLE.value
+        )
+    cost = headers.get("X-Nexus-Max-Cost")
+    if cost is not None:
+        try:
+            value = float(cost)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < float("inf"):
+            raise NexusError(
+                f"X-Nexus-Max-Cost must be a positive number of USD; got {cost!r}.",
+                fields={"X-Nexus-Max-Cost": ["Positive number of USD."]},
+            )
+        found["max_cost_usd"] = value
+    return found
+
+
+def _combine(
+    body: dict[str, Any], headers: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in ("privacy", "min_tier", "tier_mode", "max_cost_usd"):
+        in_body, in_header = body.get(key), headers.get(key)
+        if in_body is None and in_header is None:
+            continue
+        if in_body is None or in_header is None:
+            merged[key] = in_body if in_header is None else in_header
+            sources[key] = "body" if in_header is None else "header"
+            continue
+        sources[key] = "body+header"
+        if key == "privacy" and in_body != in_header:
+            raise NexusError(
+                f"Privacy is {in_body!r} in the body but {in_header!r} in "
+                "X-Nexus-Privacy; send one value.",
+                fields={"nexus.privacy": ["Conflicts with X-Nexus-Privacy."]},
+            )
+        if key == "min_tier":
+            merged[key] = max(in_body, in_header)
+        elif key == "max_cost_usd":
+            merged[key] = min(in_body, in_header)
+        elif key == "tier_mode":
+            both = {in_body, in_header}
+            merged[key] = "strict" if "strict" in both else "flexible"
+        else:
+            merged[key] = in_body
+    return merged, sources
+
+
+def routing_request_from(
+    data: dict[str, Any], headers: Any
+) -> tuple[RoutingRequest, bool]:
+    """A validated body + headers as a pipeline request, and the dry-run flag."""
+    nexus = dict(data.get("nexus") or {})
+    dry_run = bool(nexus.pop("dry_run", False))
+    merged, sources = _combine(nexus, _header_constraints(headers))
+    body = {
+        key: data[key]
+        for key in ("messages", "tools", "response_format", "max_tokens")
+        if data.get(key) is not None
+    }
+    request = RoutingRequest(
+        model=data["model"],
+        body=body,
+        privacy=parse_privacy(merged["privacy"]) if "privacy" in merged else None,
+        min_tier=merged.get("min_tier"),
+        tier_mode=TierMode(merged["tier_mode"]) if "tier_mode" in merged else None,
+        max_cost_usd=merged.get("max_cost_usd"),
+        sources=sources,
+    )
+    return request, dry_run
+
+
+def request_id_from(headers: Any) -> str:
+    """The caller's ``X-Request-ID`` if sensible, else a fresh one."""
+    given = headers.get("X-Request-ID", "")
+    return given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex

@@ -1,0 +1,86 @@
+"""Recording a routing decision: one row plus one row per excluding reconciler."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from routing.models import DecisionExclusion, RoutingDecision
+
+COLUMNS = {
+    "outcome",
+    "requested_model",
+    "model",
+    "score",
+    "reason",
+    "estimated_cost_usd",
+    "fallback_used",
+    "pipeline_duration_us",
+    "requirements",
+    "constraints",
+    "annotations",
+    "trace",
+    "warnings",
+}
+
+
+def _exclusion_counts(trace: list[dict[str, Any]]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for entry in trace:
+        if entry.get("excluded"):
+            counts[entry["reconciler"]] += len(entry["excluded"])
+    return counts
+
+
+@transaction.atomic
+def decision_record(
+    *,
+    decision_id: uuid.UUID,
+    payload: dict[str, Any],
+    request_id: str,
+    client: str,
+    config_version: int,
+    created_at: datetime,
+) -> RoutingDecision:
+    """Store ``payload`` (a ``RoutingResult.to_dict()``, never prompt text)."""
+    error = payload.get("error") or {}
+    backend = payload.get("backend") or {}
+    cost = payload.get("estimated_cost_usd")
+    decision = RoutingDecision.objects.create(
+        id=decision_id,
+        request_id=request_id,
+        created_at=created_at,
+        outcome=payload["outcome"],
+        error_type=error.get("type") or "",
+        requested_model=payload["requested_model"][:200],
+        model=payload["model"][:200],
+        backend_name=backend.get("name", ""),
+        score=payload.get("score"),
+        estimated_cost_usd=Decimal(str(cost)) if cost is not None else None,
+        reason=payload.get("reason") or "",
+        fallback_used=payload.get("fallback_used", False),
+        pipeline_duration_us=payload.get("pipeline_duration_us", 0.0),
+        client=client,
+        config_version=config_version,
+        requirements=payload.get("requirements", {}),
+        constraints=payload.get("constraints", {}),
+        annotations=payload.get("annotations", {}),
+        trace=payload.get("trace", []),
+        warnings=payload.get("warnings", []),
+        details={k: v for k, v in payload.items() if k not in COLUMNS},
+    )
+    DecisionExclusion.objects.bulk_create(
+        DecisionExclusion(
+            decision=decision,
+            reconciler=reconciler,
+            excluded_count=count,
+            created_at=created_at,
+        )
+        for reconciler, count in _exclusion_counts(payload.get("trace", [])).items()
+    )
+    return decision

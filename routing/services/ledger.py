@@ -1,0 +1,198 @@
+"""Budget reservations at decision time and their settlement by usage reports.
+
+The database enforces the limit: a reservation is a conditional UPDATE that
+only succeeds while spent + reserved + estimate stays within the limit (for
+budgets that block), so concurrent routing calls cannot together overspend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+
+from routing.errors import ConflictError, NotFoundError
+from routing.models import (
+    Budget,
+    LedgerEntry,
+    LedgerKind,
+    RoutingDecision,
+    UsageReport,
+)
+from routing.pipeline.types import HardLimitAction, Outcome
+
+MICRO = Decimal("0.000001")
+
+
+def money(value: float | Decimal) -> Decimal:
+    """USD rounded to the ledger's precision (6 places)."""
+    return Decimal(str(value)).quantize(MICRO, rounding=ROUND_HALF_UP)
+
+
+class ReservationRefused(Exception):
+    """A budget has no room left for this estimate (someone else got there first)."""
+
+    def __init__(self, budget: str) -> None:
+        super().__init__(f"budget {budget!r} has no room for this request")
+        self.budget = budget
+
+
+def budget_reserve(*, decision_id: uuid.UUID, amount: Decimal) -> list[str]:
+    """Reserve ``amount`` on every enabled budget; all or nothing.
+
+    Must run inside the transaction that records the decision. Returns the
+    names of the budgets reserved on; raises ``ReservationRefused`` when a
+    blocking budget would pass its limit.
+    """
+    reserved: list[str] = []
+    for budget in Budget.objects.filter(monthly_limit_usd__isnull=False).order_by("pk"):
+        room = Q(hard_limit_action=HardLimitAction.WARN.value) | Q(
+            monthly_limit_usd__gte=F("spent_usd") + F("reserved_usd") + amount
+        )
+        updated = Budget.objects.filter(room, pk=budget.pk).update(
+            reserved_usd=F("reserved_usd") + amount
+        )
+        if not updated:
+            raise ReservationRefused(budget.name)
+        LedgerEntry.objects.create(
+            budget=budget,
+            kind=LedgerKind.RESERVE,
+            amount_usd=amount,
+            decision_id=decision_id,
+            period_start=budget.period_start or budget.period_start_today(),
+            note="estimate at decision time",
+        )
+        reserved.append(budget.name)
+    return reserved
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    report: UsageReport
+    created: bool
+
+
+def _cost_from_prices(
+    decision: RoutingDecision, tokens_in: int, tokens_out: int
+) -> Decimal:
+    from routing.models import BackendModel
+
+    offer = BackendModel.objects.filter(
+        backend__name=decision.backend_name, name=decision.model
+    ).first()
+    if offer is None:
+        return Decimal(0)
+    return money(
+        Decimal(tokens_in) / 1000 * offer.input_cost_per_1k
+        + Decimal(tokens_out) / 1000 * offer.output_cost_per_1k
+    )
+
+
+@transaction.atomic
+def usage_record(
+    *,
+    decision_id: uuid.UUID,
+    input_tokens: int,
+    output_tokens: int,
+    cost_usd: Decimal | None = None,
+) -> UsageResult:
+    """Record what a routed request used and settle its reservations.
+
+    Idempotent per decision: the same report again changes nothing; a different
+    report for the same decision raises ``ConflictError``.
+    """
+    decision = RoutingDecision.objects.filter(pk=decision_id).first()
+    if decision is None:
+        raise NotFoundError(
+            f"No recorded decision {decision_id}.", fields={"decision_id": ["Unknown."]}
+        )
+    if decision.outcome != Outcome.ROUTE:
+        raise ConflictError(
+            f"Decision {decision_id} was a {decision.outcome}; only routed requests "
+            "report usage.",
+            fields={"decision_id": [f"Outcome is {decision.outcome}."]},
+        )
+    cost = (
+        money(cost_usd)
+        if cost_usd is not None
+        else _cost_from_prices(decision, input_tokens, output_tokens)
+    )
+    existing = UsageReport.objects.filter(decision_id=decision_id).first()
+    if existing is not None:
+        same = (existing.input_tokens, existing.output_tokens, existing.cost_usd) == (
+            input_tokens,
+            output_tokens,
+            cost,
+        )
+        if same:
+            return UsageResult(existing, created=False)
+        raise ConflictError(
+            f"Usage for decision {decision_id} was already reported with different "
+            f"figures ({existing.input_tokens} in, {existing.output_tokens} out, "
+            f"${existing.cost_usd}).",
+            fields={"decision_id": ["Already reported."]},
+        )
+    try:
+        with transaction.atomic():
+            report = UsageReport.objects.create(
+                decision_id=decision_id,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost,
+            )
+    except IntegrityError:  # a concurrent identical report won the race
+        return usage_record(
+            decision_id=decision_id,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+        )
+    _settle(decision_id=decision_id, cost=cost)
+    return UsageResult(report, created=True)
+
+
+def _settle(*, decision_id: uuid.UUID, cost: Decimal) -> None:
+    """Release open reservations and book the real cost on every enabled budget."""
+    reservations = {
+        entry.budget_id: entry
+        for entry in LedgerEntry.objects.filter(
+            decision_id=decision_id, kind=LedgerKind.RESERVE
+        )
+    }
+    released = set(
+        LedgerEntry.objects.filter(
+            decision_id=decision_id, kind=LedgerKind.RELEASE
+        ).values_list("budget_id", flat=True)
+    )
+    budgets = Budget.objects.select_for_update().filter(
+        Q(monthly_limit_usd__isnull=False) | Q(pk__in=reservations)
+    )
+    for budget in budgets.order_by("pk"):
+        reserve = reservations.get(budget.pk)
+        if reserve is not None and budget.pk not in released:
+            LedgerEntry.objects.create(
+                budget=budget,
+                kind=LedgerKind.RELEASE,
+                amount_usd=-reserve.amount_usd,
+                decision_id=decision_id,
+                period_start=reserve.period_start,
+                note="settled by usage report",
+            )
+            Budget.objects.filter(pk=budget.pk).update(
+                reserved_usd=F("reserved_usd") - reserve.amount_usd
+            )
+        if budget.monthly_limit_usd is None:
+            continue
+        period = budget.period_start or budget.period_start_today()
+        LedgerEntry.objects.create(
+            budget=budget,
+            kind=LedgerKind.SPEND,
+            amount_usd=cost,
+            decision_id=decision_id,
+            period_start=period,
+            note="usage report",
+        )
+        Budget.objects.filter(pk=budget.pk).update(spent_usd=F("spent_usd") + cost)
