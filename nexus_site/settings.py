@@ -58,7 +58,12 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "nexus_site.urls"
+# The load benchmark swaps in nexus_site.urls_bench (adds a one-INSERT endpoint).
+ROOT_URLCONF = env_choice(
+    "NEXUS_ROOT_URLCONF",
+    "nexus_site.urls",
+    ["nexus_site.urls", "nexus_site.urls_bench"],
+)
 WSGI_APPLICATION = "nexus_site.wsgi.application"
 
 TEMPLATES = [

@@ -12,3 +12,4 @@ class RoutingConfig(AppConfig):
 
     def ready(self) -> None:
         from routing import checks  # noqa: F401  (registers the system check)
+        from routing.api import schema  # noqa: F401  (OpenAPI auth extension)

@@ -44,6 +44,11 @@ def budget_list() -> QuerySet[Budget]:
     return Budget.objects.all()
 
 
+def budget_rows_enabled() -> list[Budget]:
+    """Budgets with a limit (the ones routing checks and reserves on)."""
+    return list(Budget.objects.filter(monthly_limit_usd__isnull=False).order_by("pk"))
+
+
 def decision_list() -> QuerySet[RoutingDecision]:
     """Recorded decisions, newest first."""
     return RoutingDecision.objects.order_by("-created_at", "-id")

@@ -23,6 +23,9 @@ def require_service(available: bool, reason: str) -> None:
 @pytest.fixture(autouse=True)
 def _test_settings(settings: Any) -> None:
     """Fast password hashing; static files without a collectstatic manifest."""
+    from routing.api.auth import api_key_cache_clear
+
+    api_key_cache_clear()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,28 @@ from rest_framework.request import Request
 from routing.models import ApiKey, hash_api_key
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+#: How long a looked-up key is trusted without asking the database again; a
+#: revoked key stops working within this time.
+KEY_CACHE_SECONDS = 5.0
+_key_cache: dict[str, tuple[float, ApiKey | None]] = {}
+_KEY_CACHE_MAX = 10_000
+
+
+def _lookup(key_hash: str) -> ApiKey | None:
+    now = time.monotonic()
+    hit = _key_cache.get(key_hash)
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    key = ApiKey.objects.filter(key_hash=key_hash, is_active=True).first()
+    if len(_key_cache) >= _KEY_CACHE_MAX:
+        _key_cache.clear()
+    _key_cache[key_hash] = (now, key)
+    return key
+
+
+def api_key_cache_clear() -> None:
+    """Forget cached key lookups (after revoking keys in bulk, and in tests)."""
+    _key_cache.clear()
 
 
 @dataclass(frozen=True)
@@ -45,12 +68,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Authorization header must be 'Bearer <api key>'."
             )
-        key = ApiKey.objects.filter(key_hash=hash_api_key(raw.strip())).first()
-        if key is None or not key.is_active:
+        key = _lookup(hash_api_key(raw.strip()))
+        if key is None:
             raise exceptions.AuthenticationFailed("API key is unknown or revoked.")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
         return ApiClient(key_id=key.pk, name=key.name, is_admin=key.is_admin), key
 
     def authenticate_header(self, request: Request) -> str:

@@ -37,7 +37,7 @@ def _exclusion_counts(trace: list[dict[str, Any]]) -> Counter[str]:
     return counts
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def decision_record(
     *,
     decision_id: uuid.UUID,
@@ -74,7 +74,7 @@ def decision_record(
         warnings=payload.get("warnings", []),
         details={k: v for k, v in payload.items() if k not in COLUMNS},
     )
-    DecisionExclusion.objects.bulk_create(
+    exclusions = [
         DecisionExclusion(
             decision=decision,
             reconciler=reconciler,
@@ -82,5 +82,7 @@ def decision_record(
             created_at=created_at,
         )
         for reconciler, count in _exclusion_counts(payload.get("trace", [])).items()
-    )
+    ]
+    if exclusions:
+        DecisionExclusion.objects.bulk_create(exclusions)
     return decision

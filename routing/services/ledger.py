@@ -40,33 +40,39 @@ class ReservationRefused(Exception):
         self.budget = budget
 
 
-def budget_reserve(*, decision_id: uuid.UUID, amount: Decimal) -> list[str]:
-    """Reserve ``amount`` on every enabled budget; all or nothing.
+def budget_reserve(
+    *, decision_id: uuid.UUID, amount: Decimal, budgets: list[Budget]
+) -> list[str]:
+    """Reserve ``amount`` on each of ``budgets`` (the enabled ones); all or nothing.
 
-    Must run inside the transaction that records the decision. Returns the
-    names of the budgets reserved on; raises ``ReservationRefused`` when a
-    blocking budget would pass its limit.
+    Must run inside the transaction that records the decision, so a refusal
+    rolls everything back. Each reservation is a conditional UPDATE: for a
+    blocking budget it only succeeds while spent + reserved + amount stays
+    within the limit *as stored now*, whatever the caller read before. Raises
+    ``ReservationRefused`` naming the first budget without room.
     """
-    reserved: list[str] = []
-    for budget in Budget.objects.filter(monthly_limit_usd__isnull=False).order_by("pk"):
+    entries: list[LedgerEntry] = []
+    for budget in budgets:
         room = Q(hard_limit_action=HardLimitAction.WARN.value) | Q(
             monthly_limit_usd__gte=F("spent_usd") + F("reserved_usd") + amount
         )
-        updated = Budget.objects.filter(room, pk=budget.pk).update(
-            reserved_usd=F("reserved_usd") + amount
-        )
+        updated = Budget.objects.filter(
+            room, pk=budget.pk, monthly_limit_usd__isnull=False
+        ).update(reserved_usd=F("reserved_usd") + amount)
         if not updated:
             raise ReservationRefused(budget.name)
-        LedgerEntry.objects.create(
-            budget=budget,
-            kind=LedgerKind.RESERVE,
-            amount_usd=amount,
-            decision_id=decision_id,
-            period_start=budget.period_start or budget.period_start_today(),
-            note="estimate at decision time",
+        entries.append(
+            LedgerEntry(
+                budget=budget,
+                kind=LedgerKind.RESERVE,
+                amount_usd=amount,
+                decision_id=decision_id,
+                period_start=budget.period_start or budget.period_start_today(),
+                note="estimate at decision time",
+            )
         )
-        reserved.append(budget.name)
-    return reserved
+    LedgerEntry.objects.bulk_create(entries)
+    return [budget.name for budget in budgets]
 
 
 @dataclass(frozen=True)

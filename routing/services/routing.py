@@ -23,6 +23,7 @@ from routing.pipeline import (
     RoutingResult,
 )
 from routing.pipeline.types import BudgetSnapshot, HardLimitAction, Outcome
+from routing.selectors import budget_rows_enabled
 from routing.services.decisions import decision_record
 from routing.services.ledger import ReservationRefused, budget_reserve, money
 
@@ -110,7 +111,8 @@ def route_request(
 ) -> RouteOutcome:
     """Decide where ``request`` runs; record it and reserve its estimate unless dry."""
     started = time.perf_counter()
-    budgets = budget_snapshots()
+    rows = budget_rows_enabled()
+    budgets = budget_snapshots(rows)
     for attempt in range(MAX_RESERVATION_RETRIES + 1):
         if attempt == MAX_RESERVATION_RETRIES:
             budgets = _saturated(budgets)
@@ -133,10 +135,13 @@ def route_request(
                     created_at=timezone.now(),
                 )
                 if needs_reservation:
-                    budget_reserve(decision_id=decision_id, amount=money(cost or 0))
+                    budget_reserve(
+                        decision_id=decision_id, amount=money(cost or 0), budgets=rows
+                    )
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
-            budgets = budget_snapshots()
+            rows = budget_rows_enabled()
+            budgets = budget_snapshots(rows)
             continue
         return RouteOutcome(decision_id, payload, result, _elapsed(started))
     raise AssertionError(

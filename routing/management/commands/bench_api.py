@@ -1,0 +1,217 @@
+"""``manage.py bench_api``: load-test the route API against the framework ceiling.
+
+Starts gunicorn on loopback against the configured database (point
+``DATABASE_URL`` at a scratch database: the run records thousands of
+decisions), then drives the same number of requests at the same concurrency
+at (1) ``/bench/insert``, a view that INSERTs one decision row — the
+framework's ceiling — and (2) ``POST /api/v1/route`` with the demo fleet,
+a mix of free local and priced cloud models so reservations happen.
+Prints requests/s, p50 and p99 of each and their ratio, and checks that
+N successful route calls left exactly N decisions.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from routing.models import ApiKey, RoutingDecision
+from routing.services.api_keys import api_key_issue
+
+BODIES = [
+    {
+        "model": "fast",
+        "messages": [{"role": "user", "content": "hi " * 200}],
+        "nexus": {"privacy": "restricted"},
+    },
+    {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "sum " * 300}],
+        "max_tokens": 200,
+    },
+    {"model": "internal-chat", "messages": [{"role": "user", "content": "x" * 900}]},
+    {
+        "model": "claude-haiku-4-5",
+        "messages": [{"role": "user", "content": "y" * 500}],
+        "max_tokens": 100,
+    },
+]
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies_ms: list[float]
+    seconds: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _drive(
+    port: int,
+    path: str,
+    bodies: list[bytes],
+    headers: dict[str, str],
+    total: int,
+    concurrency: int,
+    ok: set[int],
+) -> Phase:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def worker() -> None:
+        nonlocal errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine: list[float] = []
+        failed = 0
+        for index in counter:
+            body = bodies[index % len(bodies)]
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                good = response.status in ok
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                good = False
+            if good:
+                mine.append((time.perf_counter() - started) * 1000)
+            else:
+                failed += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors += failed
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Phase(path, latencies, time.perf_counter() - started, errors)
+
+
+class Command(BaseCommand):
+    help = "Route-API throughput and latency against a one-INSERT ceiling (gunicorn)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--requests", type=int, default=3000)
+        parser.add_argument("--concurrency", type=int, default=8)
+        parser.add_argument("--workers", type=int, default=2)
+        parser.add_argument("--threads", type=int, default=4)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", verbosity=0)
+        call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        _, raw = api_key_issue(name=name)
+        port = _free_port()
+        env = {**os.environ, "NEXUS_ROOT_URLCONF": "nexus_site.urls_bench"}
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "nexus_site.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(options["workers"]),
+                "--threads",
+                str(options["threads"]),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
+        try:
+            self._wait(port)
+            self._run(port, raw, name, options)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            ApiKey.objects.filter(name=name).update(is_active=False)
+
+    def _wait(self, port: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit("gunicorn did not answer /healthz within 60 s")
+
+    def _run(self, port: int, raw: str, name: str, options: dict[str, Any]) -> None:
+        total, concurrency = options["requests"], options["concurrency"]
+        auth = {"Authorization": f"Bearer {raw}", "Content-Type": "application/json"}
+        bodies = [json.dumps(body).encode() for body in BODIES]
+        warm = max(100, total // 10)
+        _drive(port, "/bench/insert", [b""], {}, warm, concurrency, {200})
+        _drive(port, "/api/v1/route", bodies, auth, warm, concurrency, {200, 503})
+        before = RoutingDecision.objects.filter(client=name).count()
+        ceiling = _drive(port, "/bench/insert", [b""], {}, total, concurrency, {200})
+        routes = _drive(
+            port, "/api/v1/route", bodies, auth, total, concurrency, {200, 503}
+        )
+        recorded = RoutingDecision.objects.filter(client=name).count() - before
+        engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        self.stdout.write(
+            f"database={engine} gunicorn workers={options['workers']} "
+            f"threads={options['threads']} concurrency={concurrency} "
+            f"requests/phase={total}"
+        )
+        self.stdout.write(
+            f"{'endpoint':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        )
+        for phase, label in (
+            (ceiling, "ceiling: one INSERT"),
+            (routes, "POST /api/v1/route"),
+        ):
+            self.stdout.write(
+                f"{label:<28}{phase.rps:>9.0f}{phase.pct(0.5):>9.2f}"
+                f"{phase.pct(0.99):>9.2f}{phase.errors:>8}"
+            )
+        ratio = routes.rps / ceiling.rps
+        self.stdout.write(f"route / ceiling = {ratio:.2f} (target >= 0.60)")
+        self.stdout.write(
+            f"route calls answered: {len(routes.latencies_ms)}, decisions recorded: "
+            f"{recorded} -> {'OK' if recorded == len(routes.latencies_ms) else 'MISMATCH'}"
+        )
+        self.stdout.write(
+            f"route p50 (mean of samples) {statistics.mean(routes.latencies_ms):.2f} ms"
+        )
