@@ -19,7 +19,6 @@ from routing.models import (
     Alias,
     Backend,
     Budget,
-    ConfigVersion,
     FallbackChain,
     PrivacyZone,
     TrafficPolicy,
@@ -41,7 +40,7 @@ from routing.pipeline.types import (
     PolicySnapshot,
     Strategy,
 )
-from routing.selectors import backend_list
+from routing.selectors import backend_list, routing_state
 
 SNAPSHOT_MAX_AGE_S = 5.0
 
@@ -124,20 +123,20 @@ _cache = _Cached()
 _cache_lock = threading.Lock()
 
 
-def _versions() -> tuple[int, int]:
-    row = ConfigVersion.objects.filter(pk=1).values_list("version", "state_version")
-    return row.first() or (0, 0)
-
-
-def config_snapshot() -> ConfigSnapshot:
+def config_snapshot(versions: tuple[int, int] | None = None) -> ConfigSnapshot:
     """The current configuration, shared across requests of this process.
+
+    ``versions`` (config, probed state) may be passed when already read.
 
     Inside a transaction it is built fresh and not cached: what it read might
     still be rolled back.
     """
     from django.db import connection
 
-    version, state = _versions()
+    if versions is None:
+        state_now = routing_state()
+        versions = (state_now.version, state_now.state_version)
+    version, state = versions
     if connection.in_atomic_block:
         # Uncommitted rows could be rolled back under this version number.
         return build_config_snapshot(version)

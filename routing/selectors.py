@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from routing.models import (
@@ -9,6 +14,7 @@ from routing.models import (
     Backend,
     BackendModel,
     Budget,
+    ConfigVersion,
     DecisionExclusion,
     FallbackChain,
     PrivacyZone,
@@ -46,7 +52,63 @@ def budget_list() -> QuerySet[Budget]:
 
 def budget_rows_enabled() -> list[Budget]:
     """Budgets with a limit (the ones routing checks and reserves on)."""
-    return list(Budget.objects.filter(monthly_limit_usd__isnull=False).order_by("pk"))
+    return routing_state().budgets
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """What routing reads on every call: config versions and enabled budgets."""
+
+    version: int
+    state_version: int
+    budgets: list[Budget]
+
+
+_BUDGET_COLUMNS = (
+    "id",
+    "name",
+    "monthly_limit_usd",
+    "soft_limit_percent",
+    "hard_limit_action",
+    "reset_day",
+    "period_start",
+    "period_end",
+    "spent_usd",
+    "reserved_usd",
+)
+
+
+def _budget_from_row(values: tuple[Any, ...]) -> Budget:
+    fields: dict[str, Any] = dict(zip(_BUDGET_COLUMNS, values, strict=True))
+    for name in ("monthly_limit_usd", "spent_usd", "reserved_usd"):
+        if fields[name] is not None:
+            fields[name] = Decimal(str(fields[name]))
+    for name in ("period_start", "period_end"):
+        fields[name] = Budget._meta.get_field(name).to_python(fields[name])
+    return Budget(**fields)
+
+
+def routing_state() -> RoutingState:
+    """Config versions and every enabled budget in one round trip.
+
+    Plain SQL because it runs on every route call (the ORM spent more time
+    compiling these two queries than the database spent answering them).
+    """
+    quote = connection.ops.quote_name
+    budget_columns = ", ".join(f"b.{quote(c)}" for c in _BUDGET_COLUMNS)
+    sql = (
+        f"SELECT v.version, v.state_version, {budget_columns} "
+        f"FROM {quote(ConfigVersion._meta.db_table)} v "
+        f"LEFT JOIN {quote(Budget._meta.db_table)} b "
+        "ON b.monthly_limit_usd IS NOT NULL WHERE v.id = 1 ORDER BY b.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    if not rows:
+        return RoutingState(0, 0, [])
+    budgets = [_budget_from_row(row[2:]) for row in rows if row[2] is not None]
+    return RoutingState(int(rows[0][0]), int(rows[0][1]), budgets)
 
 
 def decision_list() -> QuerySet[RoutingDecision]:

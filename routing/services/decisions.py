@@ -37,7 +37,6 @@ def _exclusion_counts(trace: list[dict[str, Any]]) -> Counter[str]:
     return counts
 
 
-@transaction.atomic(savepoint=False)
 def decision_record(
     *,
     decision_id: uuid.UUID,
@@ -47,11 +46,15 @@ def decision_record(
     config_version: int,
     created_at: datetime,
 ) -> RoutingDecision:
-    """Store ``payload`` (a ``RoutingResult.to_dict()``, never prompt text)."""
+    """Store ``payload`` (a ``RoutingResult.to_dict()``, never prompt text).
+
+    One INSERT when no backend was excluded; otherwise the decision and its
+    exclusion rows are written atomically.
+    """
     error = payload.get("error") or {}
     backend = payload.get("backend") or {}
     cost = payload.get("estimated_cost_usd")
-    decision = RoutingDecision.objects.create(
+    decision = RoutingDecision(
         id=decision_id,
         request_id=request_id,
         created_at=created_at,
@@ -74,6 +77,10 @@ def decision_record(
         warnings=payload.get("warnings", []),
         details={k: v for k, v in payload.items() if k not in COLUMNS},
     )
+    counts = _exclusion_counts(payload.get("trace", []))
+    if not counts:
+        decision.save(force_insert=True)
+        return decision
     exclusions = [
         DecisionExclusion(
             decision=decision,
@@ -81,8 +88,9 @@ def decision_record(
             excluded_count=count,
             created_at=created_at,
         )
-        for reconciler, count in _exclusion_counts(payload.get("trace", [])).items()
+        for reconciler, count in counts.items()
     ]
-    if exclusions:
+    with transaction.atomic(savepoint=False):
+        decision.save(force_insert=True)
         DecisionExclusion.objects.bulk_create(exclusions)
     return decision

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 
 from routing.errors import ConflictError, NotFoundError
@@ -53,13 +53,7 @@ def budget_reserve(
     """
     entries: list[LedgerEntry] = []
     for budget in budgets:
-        room = Q(hard_limit_action=HardLimitAction.WARN.value) | Q(
-            monthly_limit_usd__gte=F("spent_usd") + F("reserved_usd") + amount
-        )
-        updated = Budget.objects.filter(
-            room, pk=budget.pk, monthly_limit_usd__isnull=False
-        ).update(reserved_usd=F("reserved_usd") + amount)
-        if not updated:
+        if not _reserve_on(budget.pk, amount):
             raise ReservationRefused(budget.name)
         entries.append(
             LedgerEntry(
@@ -73,6 +67,24 @@ def budget_reserve(
         )
     LedgerEntry.objects.bulk_create(entries)
     return [budget.name for budget in budgets]
+
+
+def _reserve_on(budget_id: int, amount: Decimal) -> bool:
+    """The compare-and-set: add ``amount`` to reserved only if there is room.
+
+    Plain SQL because it runs on every priced route call; equivalent to
+    ``filter(Q(warn) | Q(limit >= spent + reserved + amount)).update(...)``.
+    """
+    table = connection.ops.quote_name(Budget._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET reserved_usd = reserved_usd + %s "
+            "WHERE id = %s AND monthly_limit_usd IS NOT NULL AND "
+            "(hard_limit_action = %s OR monthly_limit_usd >= spent_usd + "
+            "reserved_usd + %s)",
+            [amount, budget_id, HardLimitAction.WARN.value, amount],
+        )
+        return cursor.rowcount == 1
 
 
 @dataclass(frozen=True)

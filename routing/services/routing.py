@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +25,7 @@ from routing.pipeline import (
     RoutingResult,
 )
 from routing.pipeline.types import BudgetSnapshot, HardLimitAction, Outcome
-from routing.selectors import budget_rows_enabled
+from routing.selectors import routing_state
 from routing.services.decisions import decision_record
 from routing.services.ledger import ReservationRefused, budget_reserve, money
 
@@ -84,9 +86,11 @@ def _pipeline_failure(request: RoutingRequest, exc: Exception) -> dict[str, Any]
 
 
 def _route_once(
-    request: RoutingRequest, budgets: tuple[BudgetSnapshot, ...]
+    request: RoutingRequest,
+    budgets: tuple[BudgetSnapshot, ...],
+    versions: tuple[int, int],
 ) -> tuple[RoutingResult | None, dict[str, Any], int]:
-    config = config_snapshot()
+    config = config_snapshot(versions)
     context = RoutingContext(
         config=config, budgets=budgets, today=timezone.now().date()
     )
@@ -111,12 +115,15 @@ def route_request(
 ) -> RouteOutcome:
     """Decide where ``request`` runs; record it and reserve its estimate unless dry."""
     started = time.perf_counter()
-    rows = budget_rows_enabled()
+    state = routing_state()
+    rows = state.budgets
     budgets = budget_snapshots(rows)
     for attempt in range(MAX_RESERVATION_RETRIES + 1):
         if attempt == MAX_RESERVATION_RETRIES:
             budgets = _saturated(budgets)
-        result, payload, version = _route_once(request, budgets)
+        result, payload, version = _route_once(
+            request, budgets, (state.version, state.state_version)
+        )
         if dry_run:
             return RouteOutcome(None, payload, result, _elapsed(started))
         decision_id = uuid.uuid4()
@@ -125,7 +132,7 @@ def route_request(
             result is not None and result.outcome is Outcome.ROUTE and (cost or 0) > 0
         )
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=False) if needs_reservation else _no_tx():
                 decision_record(
                     decision_id=decision_id,
                     payload=payload,
@@ -140,13 +147,20 @@ def route_request(
                     )
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
-            rows = budget_rows_enabled()
+            state = routing_state()
+            rows = state.budgets
             budgets = budget_snapshots(rows)
             continue
         return RouteOutcome(decision_id, payload, result, _elapsed(started))
     raise AssertionError(
         "unreachable: the last attempt never reserves on a full budget"
     )
+
+
+@contextmanager
+def _no_tx() -> Iterator[None]:
+    """No extra transaction: ``decision_record`` is atomic on its own."""
+    yield
 
 
 def _elapsed(started: float) -> float:
