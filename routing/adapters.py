@@ -207,3 +207,9 @@ def shared_pipeline() -> ReconcilerPipeline:
     if _pipeline is None:
         _pipeline = build_pipeline()
     return _pipeline
+
+
+def shared_pipeline_reset() -> None:
+    """Build the pipeline again on next use (after changing its settings)."""
+    global _pipeline
+    _pipeline = None
