@@ -15,6 +15,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+handler400 = "routing.api.exceptions.json_400"
 handler404 = "routing.api.exceptions.json_404"
 handler500 = "routing.api.exceptions.json_500"
 

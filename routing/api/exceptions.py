@@ -120,6 +120,18 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
     return page_not_found(request, exception or Http404())  # type: ignore[return-value]
 
 
+def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Requests Django refuses before any view (e.g. a body over the size limit)."""
+    if request.path.startswith("/api/"):
+        reason = str(exception) if exception else "The request is malformed."
+        return JsonResponse(
+            error_body("invalid_request", f"Request refused: {reason}"), status=400
+        )
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception or Exception())  # type: ignore[return-value]
+
+
 def json_500(request: HttpRequest) -> JsonResponse:
     """A last resort that still speaks JSON on the API."""
     if request.path.startswith("/api/"):

@@ -268,3 +268,30 @@ def test_the_pipeline_endpoint_lists_reconcilers_in_order(
         {"name": "capability", "error_policy": "fail_open"},
         {"name": "selection", "error_policy": "fail_closed"},
     ]
+
+
+def test_a_body_over_the_size_limit_is_a_json_400(
+    api_client: APIClient, fleet: Any, settings: Any
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    response = route(api_client, chat("llama3.1:8b", text="x" * 20_000))
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request"
+    assert not RoutingDecision.objects.exists()
+
+
+@pytest.mark.parametrize("raw", ["{bad json", '{"model": NaN}', "[1, 2]", '"text"'])
+def test_malformed_json_bodies_are_400_never_500(
+    api_client: APIClient, fleet: Any, raw: str
+) -> None:
+    response = api_client.post("/api/v1/route", raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request"
+
+
+def test_form_encoded_bodies_are_415_in_the_error_shape(
+    api_client: APIClient, fleet: Any
+) -> None:
+    response = api_client.post("/api/v1/route", {"model": "x"})
+    assert response.status_code == 415
+    assert response.json()["error"]["type"] == "unsupported_media_type"
