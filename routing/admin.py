@@ -83,15 +83,7 @@ class PrivacyZoneAdmin(AuditedAdmin):
 class BackendModelInline(admin.TabularInline):
     model = BackendModel
     extra = 0
-    fields = (
-        "name",
-        "context_window",
-        "vision",
-        "tools",
-        "json_mode",
-        "input_cost_per_1k",
-        "output_cost_per_1k",
-    )
+    fields = BackendModel.AUDITED_FIELDS
 
 
 @admin.register(Backend)

@@ -61,15 +61,7 @@ class PrivacyZoneSerializer(AuditedModelSerializer):
 class BackendModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = BackendModel
-        fields = [
-            "name",
-            "context_window",
-            "vision",
-            "tools",
-            "json_mode",
-            "input_cost_per_1k",
-            "output_cost_per_1k",
-        ]
+        fields = list(BackendModel.AUDITED_FIELDS)
 
 
 class BackendSerializer(AuditedModelSerializer):
