@@ -3,8 +3,9 @@
 Everything here is idempotent and safe on several workers at once:
 
 - the period rollover is a compare-and-set (``UPDATE ... WHERE id=? AND
-  period_start=<old>``): of two racing reconciliations exactly one moves the
-  period;
+  period_start=<old>``) made under the budget's row lock: of two racing
+  reconciliations (or two beats) exactly one moves the period, and the CAS
+  alone would still hold where row locks are no-ops (SQLite serialises writers);
 - an expired reservation is released by inserting its ``release`` entry, which
   the ledger's unique constraint allows once per (budget, decision), inside a
   savepoint: a racing usage settlement or second worker makes it a no-op;
