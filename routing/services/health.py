@@ -249,8 +249,12 @@ def backend_probe_apply(
         if failures >= failures_allowed:
             values["health"] = Health.UNHEALTHY.value
             values["loading_eta_ms"] = None
-        logger.info(
-            "Probe of %s failed (%d in a row): %s", backend.name, failures, result.error
+        logger.log(
+            logging.INFO if failures <= failures_allowed else logging.DEBUG,
+            "Probe of %s failed (%d in a row): %s",
+            backend.name,
+            failures,
+            result.error,
         )
     else:
         values["consecutive_failures"] = 0
