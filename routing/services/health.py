@@ -228,16 +228,24 @@ def _note_missing(backend: Backend, known: set[str], served: set[str]) -> None:
 
 @transaction.atomic
 def backend_probe_apply(
-    *, backend_id: int, result: ProbeResult, now: datetime | None = None
+    *,
+    backend_id: int,
+    result: ProbeResult,
+    probed_url: str | None = None,
+    now: datetime | None = None,
 ) -> Backend | None:
     """Write one probe's result to the backend's probed state; return the row.
 
-    Returns None (and writes nothing) when the backend is gone or disabled.
+    Returns None (and writes nothing) when the backend is gone or disabled, or
+    when its base URL is no longer ``probed_url`` (an admin changed it while the
+    probe ran; the probe scheduled after that change will report instead).
     """
     backend = (
         Backend.objects.select_for_update().filter(pk=backend_id, enabled=True).first()
     )
     if backend is None:
+        return None
+    if probed_url is not None and backend.base_url != probed_url:
         return None
     now = now or timezone.now()
     failures_allowed = settings.NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY
@@ -326,7 +334,9 @@ def backend_probe_all(*, timeout: float | None = None) -> dict[str, str]:
     targets = _targets(Backend.objects.filter(enabled=True).order_by("pk"))
     outcome: dict[str, str] = {}
     for target, result in _probe_targets(targets, timeout):
-        backend = backend_probe_apply(backend_id=target.backend_id, result=result)
+        backend = backend_probe_apply(
+            backend_id=target.backend_id, result=result, probed_url=target.base_url
+        )
         if backend is not None:
             outcome[backend.name] = backend.health
     return outcome
@@ -337,7 +347,9 @@ def backend_probe(*, backend_id: int, timeout: float | None = None) -> str | Non
     timeout = timeout or settings.NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS
     targets = _targets(Backend.objects.filter(pk=backend_id, enabled=True))
     for target, result in _probe_targets(targets, timeout):
-        backend = backend_probe_apply(backend_id=target.backend_id, result=result)
+        backend = backend_probe_apply(
+            backend_id=target.backend_id, result=result, probed_url=target.base_url
+        )
         return backend.health if backend is not None else None
     return None
 

@@ -235,6 +235,19 @@ def test_a_backend_disabled_while_its_probe_ran_is_not_written(
     )
 
 
+def test_a_probe_of_a_url_the_admin_changed_meanwhile_is_not_written(
+    server: FakeBackend,
+) -> None:
+    backend = ollama_backend(server)
+    result = backend_probe_http(kind="ollama", base_url=server.url, timeout=TIMEOUT)
+    Backend.objects.filter(pk=backend.pk).update(base_url="http://127.0.0.1:9")
+    written = backend_probe_apply(
+        backend_id=backend.pk, result=result, probed_url=server.url
+    )
+    assert written is None
+    assert Backend.objects.get(pk=backend.pk).health == "unknown"
+
+
 def test_cloud_backends_on_public_hosts_are_left_alone(server: FakeBackend) -> None:
     cloud = BackendFactory(kind="openai", base_url="https://api.openai.com/v1")
     local = ollama_backend(server)
