@@ -7,10 +7,12 @@ Defaults give an embedded demo (SQLite file + kombu filesystem broker under
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from nexus_site.env import env_bool, env_choice, env_int, env_list, env_str
@@ -170,6 +172,20 @@ NEXUS_SELECTION_STRATEGY = env_choice(
 # A reservation not settled by POST /api/v1/usage within this time is released.
 NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
 NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)
+# Background work (routing/tasks.py): how often budgets are reconciled and backends
+# probed, the probe's HTTP timeout, and failures in a row before "unhealthy".
+NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS = env_int(
+    "NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS", 60, minimum=1
+)
+NEXUS_HEALTH_PROBE_INTERVAL_SECONDS = env_int(
+    "NEXUS_HEALTH_PROBE_INTERVAL_SECONDS", 30, minimum=1
+)
+NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS = env_int(
+    "NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS", 2, minimum=1
+)
+NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY = env_int(
+    "NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY", 3, minimum=1
+)
 
 # --- Celery -------------------------------------------------------------------
 
@@ -210,5 +226,26 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-# Periodic tasks (crontab + expires) are added here as they are written.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Periodic tasks. Each run "expires" when a newer one is due anyway, so a worker that
+# was down does not work through a backlog of stale runs. Sub-minute intervals are
+# timedeltas (crontab cannot express them); daily work is a crontab.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Period rollover, expired reservations, drift in cached budget totals.
+    "budget-reconcile-all": {
+        "task": "routing.budget_reconcile_all",
+        "schedule": timedelta(seconds=NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS),
+        "options": {"expires": NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS},
+    },
+    # Health, latency, error rate and served models of every enabled backend.
+    "backend-probe-all": {
+        "task": "routing.backend_probe_all",
+        "schedule": timedelta(seconds=NEXUS_HEALTH_PROBE_INTERVAL_SECONDS),
+        "options": {"expires": NEXUS_HEALTH_PROBE_INTERVAL_SECONDS},
+    },
+    # Delete decisions past NEXUS_DECISION_RETENTION_DAYS, daily at 03:17 UTC.
+    "decision-prune-expired": {
+        "task": "routing.decision_prune_expired",
+        "schedule": crontab(hour="3", minute="17"),
+        "options": {"expires": 6 * 60 * 60},
+    },
+}

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import factory
+from django.utils import timezone
 
 from routing.models import (
     Alias,
     Backend,
     BackendModel,
     Budget,
+    LedgerEntry,
     PrivacyZone,
+    RoutingDecision,
     TrafficPolicy,
 )
 
@@ -75,3 +79,33 @@ class TrafficPolicyFactory(factory.django.DjangoModelFactory):
 
 def global_budget() -> Budget:
     return Budget.objects.get(name="global")
+
+
+# --- Background work (budget ledger, recorded decisions) ---------------------
+
+
+class LedgerEntryFactory(factory.django.DjangoModelFactory):
+    """A ledger entry on the global budget, in its current period."""
+
+    class Meta:
+        model = LedgerEntry
+
+    budget = factory.LazyFunction(global_budget)
+    kind = "reserve"
+    amount_usd = Decimal("0.50")
+    decision_id = factory.LazyFunction(uuid.uuid4)
+    period_start = factory.LazyAttribute(lambda entry: entry.budget.period_start)
+
+
+class RoutingDecisionFactory(factory.django.DjangoModelFactory):
+    """A recorded route decision, created now unless ``created_at`` is given."""
+
+    class Meta:
+        model = RoutingDecision
+
+    request_id = factory.Sequence(lambda n: f"req-{n}")
+    created_at = factory.LazyFunction(timezone.now)
+    outcome = "route"
+    requested_model = "llama3.1:8b"
+    model = "llama3.1:8b"
+    backend_name = "backend-0"

@@ -1,0 +1,76 @@
+"""Retention: delete recorded decisions older than ``NEXUS_DECISION_RETENTION_DAYS``.
+
+Rows go in batches of ``BATCH_SIZE`` ids, one short transaction each (their
+``DecisionExclusion`` rows cascade in the same statement batch), so the table
+is never locked for long and routing keeps recording decisions meanwhile. The
+loop stops when nothing old is left or the time budget is spent; the next run
+carries on. Deleting is idempotent, so two workers at once do no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from routing.models import RoutingDecision
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+TIME_BUDGET_S = 240.0
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted: int
+    finished: bool
+
+
+def _delete_batch(*, cutoff: datetime, batch_size: int) -> int:
+    with transaction.atomic():
+        ids = list(
+            RoutingDecision.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return 0
+        _, per_model = RoutingDecision.objects.filter(pk__in=ids).delete()
+        return per_model.get(RoutingDecision._meta.label, 0)
+
+
+def decision_prune_expired(
+    *,
+    retention_days: int | None = None,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    time_budget_s: float = TIME_BUDGET_S,
+) -> PruneResult:
+    """Delete decisions older than the retention period, batch by batch."""
+    days = retention_days or settings.NEXUS_DECISION_RETENTION_DAYS
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deadline = time.monotonic() + time_budget_s
+    deleted = 0
+    while True:
+        count = _delete_batch(cutoff=cutoff, batch_size=batch_size)
+        deleted += count
+        if count < batch_size:
+            finished = True
+            break
+        if time.monotonic() >= deadline:
+            finished = False
+            break
+    if deleted:
+        logger.info(
+            "Deleted %d decision(s) older than %d days%s",
+            deleted,
+            days,
+            "" if finished else " (time budget spent; the next run continues)",
+        )
+    return PruneResult(deleted=deleted, finished=finished)

@@ -1,0 +1,75 @@
+"""Celery tasks: thin wrappers that take ids or nothing and call one service.
+
+Each task retries on transient database errors (a lost connection, a deadlock
+victim, a serialization failure) with backoff; the services are idempotent, so
+a retry or a duplicate delivery (``acks_late``) changes nothing more. Results
+are not stored. Periodic ones are scheduled in ``CELERY_BEAT_SCHEDULE``
+(``nexus_site/settings.py``) with ``expires``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from routing.services import budgets, health, retention
+
+TRANSIENT = (OperationalError, InterfaceError)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 3,
+    "ignore_result": True,
+}
+
+
+@shared_task(
+    name="routing.budget_reconcile_all", soft_time_limit=50, time_limit=60, **RETRY
+)
+def budget_reconcile_all() -> list[dict[str, Any]]:
+    """Every budget: period rollover, expired reservations, drift in cached totals."""
+    return [_result(r) for r in budgets.budget_reconcile_all()]
+
+
+@shared_task(
+    name="routing.budget_reconcile", soft_time_limit=50, time_limit=60, **RETRY
+)
+def budget_reconcile(budget_id: int) -> dict[str, Any]:
+    """One budget, by id (for follow-ups after a bulk change)."""
+    return _result(budgets.budget_reconcile(budget_id=budget_id))
+
+
+@shared_task(
+    name="routing.backend_probe_all", soft_time_limit=20, time_limit=25, **RETRY
+)
+def backend_probe_all() -> dict[str, str]:
+    """Probe every enabled backend concurrently and record its health."""
+    return health.backend_probe_all()
+
+
+@shared_task(name="routing.backend_probe", soft_time_limit=20, time_limit=25, **RETRY)
+def backend_probe(backend_id: int) -> str | None:
+    """Probe one backend now (scheduled by ``backend_probe_soon`` after a commit)."""
+    return health.backend_probe(backend_id=backend_id)
+
+
+@shared_task(
+    name="routing.decision_prune_expired", soft_time_limit=300, time_limit=330, **RETRY
+)
+def decision_prune_expired() -> int:
+    """Delete decisions older than the retention period, in batches."""
+    return retention.decision_prune_expired().deleted
+
+
+def _result(result: budgets.BudgetReconcileResult) -> dict[str, Any]:
+    return {
+        "budget_id": result.budget_id,
+        "rolled_over": result.rolled_over,
+        "released": result.released,
+        "spent_drift_usd": str(result.spent_drift_usd),
+        "reserved_drift_usd": str(result.reserved_drift_usd),
+    }

@@ -1,0 +1,45 @@
+"""The background-work settings are read from the environment and documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.settings.test_environment import ROOT, start_django
+
+BACKGROUND_SETTINGS = [
+    "NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS",
+    "NEXUS_HEALTH_PROBE_INTERVAL_SECONDS",
+    "NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS",
+    "NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY",
+]
+
+
+@pytest.mark.parametrize("name", BACKGROUND_SETTINGS)
+def test_each_setting_is_in_env_example_and_the_readme(name: str) -> None:
+    assert f"\n{name}=" in (ROOT / ".env.example").read_text()
+    assert f"| `{name}` |" in (ROOT / "README.md").read_text()
+
+
+def test_a_zero_interval_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    result = start_django(tmp_path, NEXUS_HEALTH_PROBE_INTERVAL_SECONDS="0")
+    assert result.returncode != 0
+    assert "NEXUS_HEALTH_PROBE_INTERVAL_SECONDS must be at least 1" in result.stderr
+
+
+def test_the_intervals_drive_the_beat_schedule(tmp_path: Path) -> None:
+    code = (
+        "from django.conf import settings; s = settings.CELERY_BEAT_SCHEDULE; "
+        "print(s['budget-reconcile-all']['schedule'].total_seconds(), "
+        "s['backend-probe-all']['schedule'].total_seconds(), "
+        "s['backend-probe-all']['options']['expires'])"
+    )
+    result = start_django(
+        tmp_path,
+        code,
+        NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS="7",
+        NEXUS_HEALTH_PROBE_INTERVAL_SECONDS="11",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7.0", "11.0", "11"]
