@@ -19,6 +19,14 @@ slug = RegexValidator(r"^[A-Za-z0-9_.:-]+$", "Letters, digits, _ . : - only.")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
+def _parse(raw: str) -> datetime | None:
+    """An ISO 8601 timestamp, or None when it is not one (or not a real date)."""
+    try:
+        return parse_datetime(raw)
+    except ValueError:
+        return None
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -49,7 +57,7 @@ class DecisionFilterForm(forms.Form):
         if not raw:
             return None
         stamp, _, ident = raw.rpartition("_")
-        when = parse_datetime(stamp)
+        when = _parse(stamp)
         try:
             decision_id = uuid.UUID(ident)
         except ValueError:
@@ -85,7 +93,7 @@ class FeedForm(DecisionFilterForm):
     after = forms.CharField(max_length=64)
 
     def clean_after(self) -> datetime:
-        when = parse_datetime(self.cleaned_data["after"])
+        when = _parse(self.cleaned_data["after"])
         if when is None:
             raise ValidationError("Not an ISO 8601 timestamp.")
         return _aware(when)  # type: ignore[return-value]
