@@ -56,7 +56,8 @@ class DecisionFilterForm(forms.Form):
         raw = self.cleaned_data.get("cursor") or ""
         if not raw:
             return None
-        stamp, _, ident = raw.rpartition("_")
+        # A "+" of the UTC offset may arrive as a space from a hand-made URL.
+        stamp, _, ident = raw.replace(" ", "+").rpartition("_")
         when = _parse(stamp)
         try:
             decision_id = uuid.UUID(ident)
