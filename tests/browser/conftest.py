@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +75,19 @@ def shoot(tmp_path: Path) -> Any:
 @pytest.fixture
 def demo_world(django_user_model: Any) -> dict[str, Any]:
     """The demo fleet, two people, and a realistic handful of recorded decisions."""
+    from django.apps import apps as django_apps
+
     from routing.pipeline import RoutingRequest
     from routing.pipeline.rules import parse_privacy
     from routing.services.demo import demo_fleet_load
     from routing.services.ledger import usage_record
     from routing.services.routing import route_request
 
+    # The migration-seeded rows (zones, global budget, config version): restored
+    # by serialized_rollback, and seeded again here (idempotent) in case an
+    # earlier transactional test in the session flushed them.
+    seed = import_module("routing.migrations.0002_seed_zones_budget_version").seed
+    seed(django_apps, None)
     demo_fleet_load()
     django_user_model.objects.create_user(
         username="operator", password="pw-operator", is_staff=True
