@@ -29,11 +29,13 @@ LAUNCH_ARGS = [
 SCREENSHOT_DIR = os.environ.get("NEXUS_SCREENSHOT_DIR", "")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
     require_service(CHROMIUM.exists(), "needs Chromium: apt-get install chromium")
     # Playwright's sync API runs an event loop in this thread; the ORM calls in
-    # the test body are still plain synchronous code.
+    # the test body are still plain synchronous code. One browser per test, so
+    # no Playwright loop outlives the test (later tests' database setup would
+    # otherwise run beside it).
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
@@ -55,6 +57,10 @@ def page(chromium: Any) -> Iterator[Any]:
     tab = chromium.new_page()
     tab.set_default_timeout(10_000)
     yield tab
+    # Stop htmx timers (live feed, lazy panels) and let in-flight requests end
+    # before the test database is flushed under the live server's threads.
+    tab.goto("about:blank")
+    tab.wait_for_timeout(500)
     tab.close()
 
 
