@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from routing.metrics import metrics_view
 
@@ -24,5 +24,11 @@ urlpatterns = [
     path("api/v1/", include("routing.api.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("routing.explorer.urls")),
 ]

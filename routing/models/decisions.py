@@ -59,6 +59,10 @@ class RoutingDecision(models.Model):
             models.Index(
                 fields=["backend_name", "-created_at"], name="decision_backend_time"
             ),
+            # The explorer's "decisions made under config version N" link.
+            models.Index(
+                fields=["config_version", "-created_at"], name="decision_version_time"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,1 @@
+"""The operator UI: server-rendered pages and htmx fragments over selectors and services."""

@@ -1,0 +1,112 @@
+"""Inline SVG charts drawn on the server (no JavaScript, no external library)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+
+OUTCOME_COLOURS = {"route": "#2f855a", "queue": "#b7791f", "reject": "#c53030"}
+
+
+def _money(value: Decimal | float) -> str:
+    return f"${float(value):,.2f}"
+
+
+def budget_gauge(
+    *,
+    spent: Decimal,
+    reserved: Decimal,
+    limit: Decimal | None,
+    soft_mark: Decimal | None,
+    projected: Decimal,
+    width: int = 640,
+) -> SafeString:
+    """Spent and reserved as stacked bars against the limit, with soft/hard marks
+    and the projection to the period's end."""
+    height, top, bar_h, pad = 96, 22, 30, 10
+    scale_max = max(
+        float(limit or 0) * 1.15,
+        float(spent + reserved) * 1.05,
+        float(projected) * 1.05,
+        1.0,
+    )
+    usable = width - 2 * pad
+
+    def x(value: Decimal | float) -> float:
+        return pad + usable * min(float(value) / scale_max, 1.0)
+
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="100%" aria-label="spend {_money(spent)} of '
+        f'{_money(limit) if limit is not None else "no limit"}">',
+        f'<rect x="{pad}" y="{top}" width="{usable}" height="{bar_h}" fill="#edf2f7"/>',
+        f'<rect class="spent" x="{pad}" y="{top}" width="{x(spent) - pad:.1f}" '
+        f'height="{bar_h}" fill="#3182ce"><title>spent {_money(spent)}</title></rect>',
+        f'<rect class="reserved" x="{x(spent):.1f}" y="{top}" '
+        f'width="{x(spent + reserved) - x(spent):.1f}" height="{bar_h}" '
+        f'fill="#90cdf4"><title>reserved {_money(reserved)}</title></rect>',
+        f'<line class="projection" x1="{x(projected):.1f}" x2="{x(projected):.1f}" '
+        f'y1="{top - 6}" y2="{top + bar_h + 6}" stroke="#4a5568" '
+        f'stroke-dasharray="4 3"><title>projected {_money(projected)}</title></line>',
+        f'<text x="{x(projected):.1f}" y="{top + bar_h + 20}" font-size="11" '
+        f'text-anchor="middle" fill="#4a5568">projected {_money(projected)}</text>',
+    ]
+    for label, value, colour, css in (
+        ("soft", soft_mark, "#d69e2e", "soft-mark"),
+        ("hard", limit, "#c53030", "hard-mark"),
+    ):
+        if value is None:
+            continue
+        parts.append(
+            f'<line class="{css}" x1="{x(value):.1f}" x2="{x(value):.1f}" '
+            f'y1="{top - 10}" y2="{top + bar_h + 4}" stroke="{colour}" '
+            f'stroke-width="2"><title>{label} limit {_money(value)}</title></line>'
+            f'<text x="{x(value):.1f}" y="{top - 12}" font-size="11" '
+            f'text-anchor="middle" fill="{colour}">{label} {_money(value)}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - built from numbers only
+
+
+def outcomes_per_day(
+    axis: list[date], series: dict[str, list[int]], *, width: int = 640
+) -> SafeString:
+    """Stacked bars: decisions per day by outcome."""
+    height, pad_left, pad_bottom, pad_top = 180, 44, 22, 10
+    days = max(len(axis), 1)
+    totals = [sum(values[i] for values in series.values()) for i in range(len(axis))]
+    top = max(totals, default=0) or 1
+    plot_h = height - pad_bottom - pad_top
+    slot = (width - pad_left - 8) / days
+    bar_w = max(slot * 0.7, 1)
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="decisions per day by outcome">',
+        f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">{top:,}</text>',
+        f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">0</text>',
+    ]
+    for i, day in enumerate(axis):
+        x = pad_left + i * slot
+        y = height - pad_bottom
+        for outcome in ("route", "queue", "reject"):
+            count = series.get(outcome, [0] * len(axis))[i]
+            if not count:
+                continue
+            h = plot_h * count / top
+            y -= h
+            parts.append(
+                f'<rect class="bar-{outcome}" x="{x:.1f}" y="{y:.1f}" '
+                f'width="{bar_w:.1f}" height="{h:.1f}" '
+                f'fill="{OUTCOME_COLOURS[outcome]}"><title>{escape(str(day))} '
+                f"{outcome}: {count:,}</title></rect>"
+            )
+        if days <= 16 or i % 2 == 0:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" font-size="10" '
+                f'text-anchor="middle" fill="#4a5568">{day:%m-%d}</text>'
+            )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - built from numbers and dates

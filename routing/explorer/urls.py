@@ -1,0 +1,27 @@
+"""Explorer URLs (mounted at the site root)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from routing.explorer.views import backends, budget, config, decisions, detail, simulate
+
+app_name = "explorer"
+
+urlpatterns = [
+    path("", decisions.decision_list, name="decisions"),
+    path("decisions/feed/", decisions.decision_live_feed, name="decision-feed"),
+    path("decisions/<uuid:decision_id>/", detail.decision_detail, name="decision"),
+    path(
+        "decisions/<uuid:decision_id>/rerun/",
+        detail.decision_rerun_view,
+        name="decision-rerun",
+    ),
+    path("simulate/", simulate.simulate, name="simulate"),
+    path("backends/", backends.backend_list, name="backends"),
+    path("backends/<slug:name>/row/", backends.backend_row, name="backend-row"),
+    path("backends/<slug:name>/edit/", backends.backend_edit, name="backend-edit"),
+    path("budget/", budget.budget_page, name="budget"),
+    path("budget/outcomes/", budget.outcomes_panel, name="budget-outcomes"),
+    path("config/", config.config_history, name="config"),
+]

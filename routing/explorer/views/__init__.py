@@ -1,0 +1,1 @@
+"""Explorer views, one module per screen; each renders a page or its fragment."""

@@ -1,0 +1,65 @@
+"""One decision: everything the pipeline recorded, and a re-run against today."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.views.decorators.http import require_GET
+
+from routing.explorer.http import ExplorerRequest, render_explorer
+from routing.explorer.present import decision_changes, decision_view
+from routing.explorer_selectors import (
+    audit_since,
+    config_version,
+    decision_get,
+    decision_payload,
+)
+from routing.models import RoutingDecision
+from routing.services.explorer import decision_rerun
+
+TEMPLATE = "explorer/decisions/detail.html"
+
+
+def _decision(decision_id: uuid.UUID) -> RoutingDecision:
+    decision = decision_get(decision_id=decision_id)
+    if decision is None:
+        raise Http404("No such decision.")
+    return decision
+
+
+def _context(decision: RoutingDecision) -> dict[str, object]:
+    edits, edit_count = audit_since(version=decision.config_version)
+    return {
+        "decision": decision,
+        "view": decision_view(decision_payload(decision)),
+        "edits": edits,
+        "edit_count": edit_count,
+        "current_version": config_version(),
+    }
+
+
+@login_required
+@require_GET
+def decision_detail(request: ExplorerRequest, decision_id: uuid.UUID) -> HttpResponse:
+    decision = _decision(decision_id)
+    return render_explorer(request, TEMPLATE, _context(decision))
+
+
+@login_required
+@require_GET
+def decision_rerun_view(
+    request: ExplorerRequest, decision_id: uuid.UUID
+) -> HttpResponse:
+    """A dry run of the same request against today's configuration (nothing recorded)."""
+    decision = _decision(decision_id)
+    context = _context(decision)
+    rerun = decision_rerun(decision=decision)
+    rerun_view = decision_view(rerun.payload)
+    context.update(
+        rerun=rerun,
+        rerun_view=rerun_view,
+        changes=decision_changes(context["view"], rerun_view),  # type: ignore[arg-type]
+    )
+    return render_explorer(request, TEMPLATE, context, fragment="rerun")

@@ -1,0 +1,126 @@
+"""``python manage.py bench_explorer``: server time of the decisions pages.
+
+Renders each page in-process with Django's test client as a logged-in staff
+user (the whole request: middleware, session, queries, template), after a
+warm-up, and prints the median and p99 in milliseconds. Run it against the
+database you want to measure (``DATABASE_URL``), after ``generate_decisions``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection
+from django.test import Client
+from django.test.utils import override_settings
+from django.urls import reverse
+
+from routing.explorer.forms import cursor_param
+from routing.explorer_selectors import DecisionFilters, decision_page
+from routing.models import RoutingDecision
+
+BENCH_USER = "bench-explorer"
+TARGET_MS = 150.0
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Command(BaseCommand):
+    help = "Time the explorer's decisions page and filtered pages (median, p99)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--runs", type=int, default=50)
+        parser.add_argument("--warmup", type=int, default=3)
+
+    def _urls(self) -> list[tuple[str, str]]:
+        base = reverse("explorer:decisions")
+        newest = RoutingDecision.objects.order_by("-created_at").first()
+        oldest = RoutingDecision.objects.order_by("created_at").first()
+        urls = [
+            ("decisions page (newest 50)", base),
+            ("htmx fragment (newest 50)", base + "?_hx=1"),
+            ("outcome=reject", base + "?outcome=reject"),
+            ("model=claude-sonnet-4-5", base + "?model=claude-sonnet-4-5"),
+            ("backend=ollama-rack", base + "?backend=ollama-rack"),
+            ("excluded_by=capability", base + "?excluded_by=capability"),
+            (
+                "outcome=reject&excluded_by=privacy",
+                base + "?outcome=reject&excluded_by=privacy",
+            ),
+        ]
+        if newest and oldest:
+            middle = oldest.created_at + (newest.created_at - oldest.created_at) / 2
+            since = middle.strftime("%Y-%m-%dT%H:%M")
+            until = (middle + (newest.created_at - oldest.created_at) / 30).strftime(
+                "%Y-%m-%dT%H:%M"
+            )
+            urls.append(
+                (
+                    "time range (one day, mid-history)",
+                    f"{base}?since={since}&until={until}",
+                )
+            )
+            urls.append(
+                (
+                    f"config_version={oldest.config_version} (oldest)",
+                    f"{base}?config_version={oldest.config_version}",
+                )
+            )
+            urls.append(("request id search", f"{base}?request_id={oldest.request_id}"))
+            page = decision_page(filters=DecisionFilters())
+            if page.next_cursor:
+                cursor = urlencode({"cursor": cursor_param(page.next_cursor)})
+                urls.append(("page 2 (keyset cursor)", f"{base}?{cursor}"))
+        return urls
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user, _ = get_user_model().objects.get_or_create(
+            username=BENCH_USER, defaults={"is_staff": True}
+        )
+        client = Client()
+        client.force_login(user)
+        total = RoutingDecision.objects.count()
+        self.stdout.write(
+            f"{total:,} decisions on {connection.vendor}; "
+            f"{options['runs']} runs per page after {options['warmup']} warm-up runs"
+        )
+        self.stdout.write(
+            f"{'page':<44} {'median ms':>10} {'p99 ms':>10} {'max ms':>10}"
+        )
+        worst = 0.0
+        with override_settings(ALLOWED_HOSTS=["testserver"]):
+            for label, url in self._urls():
+                headers = {}
+                if url.endswith("?_hx=1"):
+                    url, headers = (
+                        url.removesuffix("?_hx=1"),
+                        {"HTTP_HX_REQUEST": "true"},
+                    )
+                timings = []
+                for run in range(options["warmup"] + options["runs"]):
+                    started = time.perf_counter()
+                    response = client.get(url, **headers)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if response.status_code != 200:
+                        raise SystemExit(f"{url} answered {response.status_code}")
+                    if run >= options["warmup"]:
+                        timings.append(elapsed)
+                median = statistics.median(timings)
+                p99 = _percentile(timings, 0.99)
+                worst = max(worst, p99)
+                self.stdout.write(
+                    f"{label:<44} {median:>10.1f} {p99:>10.1f} {max(timings):>10.1f}"
+                )
+        verdict = "within" if worst <= TARGET_MS else "OVER"
+        self.stdout.write(
+            f"worst p99 {worst:.1f} ms: {verdict} the {TARGET_MS:.0f} ms target"
+        )
