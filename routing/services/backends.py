@@ -9,6 +9,10 @@ from django.db import transaction
 
 from routing.models import Backend, BackendModel
 from routing.services.config import config_delete, config_save
+from routing.services.health import backend_probe_soon
+
+#: A change to any of these makes the backend worth probing right away.
+PROBE_AFTER_CHANGE = {"base_url", "kind", "enabled"}
 
 
 @transaction.atomic
@@ -20,7 +24,9 @@ def backend_save(
     Models are matched by name: new ones are created, changed ones updated,
     missing ones deleted, each change audited.
     """
-    config_save(instance=backend, actor=actor)
+    entries = config_save(instance=backend, actor=actor)
+    if any(entry.field in PROBE_AFTER_CHANGE for entry in entries):
+        backend_probe_soon(backend_id=backend.pk)
     if models is None:
         return backend
     names = [offer["name"] for offer in models]

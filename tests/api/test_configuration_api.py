@@ -192,3 +192,24 @@ def test_unknown_api_paths_answer_json_404(api_client: APIClient) -> None:
     response = api_client.get("/api/v1/nothing-here/")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
+
+
+def test_creating_a_backend_schedules_a_probe_after_commit(
+    admin_api_client: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_api_client.post("/api/v1/backends/", BACKEND, format="json")
+    assert response.status_code == 201
+    assert len(callbacks) == 1
+    assert callbacks[0].args == (Backend.objects.get(name="gpu-box").pk,)
+
+
+def test_changing_only_the_priority_schedules_no_probe(
+    admin_api_client: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    admin_api_client.post("/api/v1/backends/", BACKEND, format="json")
+    with django_capture_on_commit_callbacks() as callbacks:
+        admin_api_client.patch(
+            "/api/v1/backends/gpu-box/", {"priority": 7}, format="json"
+        )
+    assert callbacks == []
