@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
 
 from routing.models import RoutingDecision
 from routing.pipeline.types import Outcome
 from routing.selectors import decisions_excluded_by, decisions_matching_model
+from routing.timestamps import as_utc
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 timestamp, normalised to UTC (any offset Python accepts)."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        utc = as_utc(parsed)
+        if utc is None:
+            raise ValidationError(
+                "This timestamp has no UTC equivalent; use one between years 1 and 9999."
+            )
+        return utc
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class DecisionFilter(django_filters.FilterSet):
@@ -15,8 +40,8 @@ class DecisionFilter(django_filters.FilterSet):
     model = django_filters.CharFilter(method="filter_model", max_length=200)
     backend = django_filters.CharFilter(field_name="backend_name", max_length=64)
     excluded_by = django_filters.CharFilter(method="filter_excluded_by", max_length=64)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     request_id = django_filters.CharFilter(max_length=128)
 
     class Meta:

@@ -7,7 +7,8 @@ from typing import Any
 from django.db.models import Model
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
 from routing import selectors
@@ -15,6 +16,7 @@ from routing.api import serializers
 from routing.api.auth import ConfigPermission, actor_name
 from routing.api.filters import DecisionFilter
 from routing.services.config import config_delete
+from routing.timestamps import parse_utc
 
 NAME_IN_PATH = r"[^/]+"
 
@@ -71,6 +73,22 @@ class DecisionCursor(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """DRF's cursor, with its position checked: a bad cursor is a 400."""
+        invalid = ValidationError(
+            {"cursor": ["Not a cursor from this API; use a next or previous link."]}
+        )
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:
+            raise invalid from None
+        if cursor is None or cursor.position is None:
+            return cursor
+        position = parse_utc(cursor.position)
+        if position is None:
+            raise invalid
+        return cursor._replace(position=position.isoformat())
 
 
 class DecisionViewSet(

@@ -9,32 +9,18 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.utils.dateparse import parse_datetime
 
 from routing.explorer_selectors import AuditFilters, Cursor, DecisionFilters
 from routing.models import Backend, PrivacyZone
 from routing.pipeline.types import Outcome, TierMode
+from routing.timestamps import as_utc, parse_utc
 
 slug = RegexValidator(r"^[A-Za-z0-9_.:-]+$", "Letters, digits, _ . : - only.")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
-def _parse(raw: str) -> datetime | None:
-    """An ISO 8601 timestamp, or None when it is not one (or not a real date)."""
-    try:
-        return parse_datetime(raw)
-    except ValueError:
-        return None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        from datetime import UTC
-
-        return value.replace(tzinfo=UTC)
-    return value
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
 
 
 class DecisionFilterForm(forms.Form):
@@ -58,14 +44,14 @@ class DecisionFilterForm(forms.Form):
             return None
         # A "+" of the UTC offset may arrive as a space from a hand-made URL.
         stamp, _, ident = raw.replace(" ", "+").rpartition("_")
-        when = _parse(stamp)
+        when = parse_utc(stamp)
         try:
             decision_id = uuid.UUID(ident)
         except ValueError:
             decision_id = None
         if when is None or decision_id is None:
             raise ValidationError("Not a page cursor.")
-        return (_aware(when), decision_id)  # type: ignore[return-value]
+        return (when, decision_id)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -81,8 +67,8 @@ class DecisionFilterForm(forms.Form):
             model=(data.get("model") or "").strip(),
             backend=data.get("backend") or "",
             excluded_by=data.get("excluded_by") or "",
-            since=_aware(data.get("since")),
-            until=_aware(data.get("until")),
+            since=_utc(data.get("since")),
+            until=_utc(data.get("until")),
             request_id=(data.get("request_id") or "").strip(),
             config_version=data.get("config_version"),
         )
@@ -94,10 +80,10 @@ class FeedForm(DecisionFilterForm):
     after = forms.CharField(max_length=64)
 
     def clean_after(self) -> datetime:
-        when = _parse(self.cleaned_data["after"])
+        when = parse_utc(self.cleaned_data["after"])
         if when is None:
             raise ValidationError("Not an ISO 8601 timestamp.")
-        return _aware(when)  # type: ignore[return-value]
+        return when
 
 
 def cursor_param(cursor: Cursor | None) -> str:

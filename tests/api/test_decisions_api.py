@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from rest_framework.test import APIClient
@@ -56,6 +59,46 @@ def test_since_and_until_bound_the_time(api_client: APIClient, history: Any) -> 
     assert (
         len(ids(api_client.get("/api/v1/decisions/?until=2999-01-01T00:00:00Z"))) == 4
     )
+
+
+def test_a_time_bound_in_any_offset_is_compared_in_utc(
+    api_client: APIClient, history: Any
+) -> None:
+    # -22:25 is a valid offset for Python but out of PostgreSQL's range.
+    created = api_client.get("/api/v1/decisions/").json()["results"][-1]["created_at"]
+    far_west = timezone(-timedelta(hours=22, minutes=25))
+    oldest = datetime.fromisoformat(created).astimezone(far_west)
+
+    def listed(query: str) -> list[str]:
+        response = api_client.get(f"/api/v1/decisions/?{query}")
+        assert response.status_code == 200, response.content
+        return ids(response)
+
+    assert history[0]["decision_id"] not in listed(f"until={quote(oldest.isoformat())}")
+    just_after = (oldest + timedelta(microseconds=1)).isoformat()
+    assert history[0]["decision_id"] in listed(f"until={quote(just_after)}")
+
+
+@pytest.mark.parametrize(
+    "stamp", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"]
+)
+def test_a_time_bound_with_no_utc_equivalent_is_a_400_naming_it(
+    api_client: APIClient, stamp: str
+) -> None:
+    response = api_client.get(f"/api/v1/decisions/?since={quote(stamp)}")
+    assert response.status_code == 400
+    assert "no UTC equivalent" in response.json()["error"]["fields"]["since"][0]
+
+
+@pytest.mark.parametrize("position", ["garbage", "9999-12-31T23:59:59-05:00", None])
+def test_a_cursor_not_made_by_the_api_is_a_400_naming_it(
+    api_client: APIClient, history: Any, position: str | None
+) -> None:
+    raw = "not base64!" if position is None else f"p={position}"
+    cursor = base64.b64encode(raw.encode()).decode() if position else raw
+    response = api_client.get(f"/api/v1/decisions/?cursor={quote(cursor)}")
+    assert response.status_code == 400
+    assert "cursor" in response.json()["error"]["fields"]
 
 
 @pytest.mark.parametrize("query", ["since=yesterday", "outcome=maybe", "page_size=abc"])

@@ -21,6 +21,7 @@ URL = "explorer:decisions"
         "backend=not%20a%20slug",
         "config_version=-3",
         "cursor=garbage",
+        "cursor=0001-01-01T00:00:00%2B05:00_00000000-0000-4000-8000-000000000000",
     ],
 )
 def test_a_bad_filter_value_is_a_400_with_the_reason(staff_client, query):

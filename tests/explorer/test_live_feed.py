@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 from django.urls import reverse
@@ -33,6 +33,16 @@ def test_the_feed_returns_only_newer_rows_matching_the_filters(staff_client, fle
     assert 'hx-swap-oob="true"' in html and "outcome=route" in html
 
 
+def test_the_feed_compares_an_after_in_any_utc_offset_in_utc(staff_client, fleet):
+    # -22:25 is a valid offset for Python but out of PostgreSQL's range.
+    latest = record("gpt-4o", request_id="latest")
+    far_west = timezone(-timedelta(hours=22, minutes=25))
+    just_before = latest.created_at.astimezone(far_west) - timedelta(microseconds=1)
+    response = staff_client.get(reverse(FEED), {"after": just_before.isoformat()})
+    assert response.status_code == 200
+    assert "latest" in response.content.decode()
+
+
 def test_the_feed_answers_204_when_nothing_is_newer(staff_client, fleet):
     latest = record("gpt-4o")
     response = staff_client.get(reverse(FEED), {"after": latest.created_at.isoformat()})
@@ -40,7 +50,9 @@ def test_the_feed_answers_204_when_nothing_is_newer(staff_client, fleet):
     assert response["X-Nexus-Cursor"] == latest.created_at.isoformat()
 
 
-@pytest.mark.parametrize("after", ["", "soon", "2025-13-45T00:00:00"])
+@pytest.mark.parametrize(
+    "after", ["", "soon", "2025-13-45T00:00:00", "0001-01-01T00:00:00+05:00"]
+)
 def test_a_bad_after_is_a_400(staff_client, after):
     response = staff_client.get(reverse(FEED), {"after": after})
     assert response.status_code == 400
