@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 from routing.pipeline.decision import RoutingResult
 from routing.pipeline.intent import (
@@ -37,9 +37,11 @@ from routing.pipeline.reconcilers.request_analyzer import RequestAnalyzer
 from routing.pipeline.reconcilers.selection import SelectionReconciler
 from routing.pipeline.routing import route as _route
 from routing.pipeline.settings import PipelineSettings
-from routing.pipeline.types import ErrorPolicy, Outcome
+from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Outcome
 
 SELECTION = "selection"
+# ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).
+_new_tuple = tuple.__new__
 # Enum members bound once: attribute access on an Enum class is slow in 3.12.
 _REJECT = Outcome.REJECT
 _FAIL_OPEN = ErrorPolicy.FAIL_OPEN
@@ -105,7 +107,7 @@ class ReconcilerPipeline:
     Thread-safe: build once, share across requests.
     """
 
-    __slots__ = ("_by_name", "_policies", "_reconcilers", "settings")
+    __slots__ = ("_by_name", "_policies", "_reconcilers", "_stages", "settings")
 
     def __init__(
         self,
@@ -131,6 +133,17 @@ class ReconcilerPipeline:
         self._reconcilers = tuple(checked)
         self._policies = tuple(ErrorPolicy(r.error_policy) for r in checked)
         self._by_name = {r.name: r for r in checked}
+        # Per stage, what the runner needs on every request, computed once.
+        self._stages = tuple(
+            _Stage(
+                r,
+                r.name,
+                p,
+                p is _FAIL_OPEN,
+                None if r.name == SELECTION else f"{r.name}_excluded",
+            )
+            for r, p in zip(checked, self._policies, strict=True)
+        )
         self.settings = settings or PipelineSettings()
 
     # -- introspection ----------------------------------------------------------
@@ -173,19 +186,22 @@ class ReconcilerPipeline:
     def execute(self, intent: RoutingIntent) -> None:
         """Run every reconciler on one attempt, recording the trace."""
         perf = time.perf_counter_ns
-        names = intent._candidate_names()
-        version, _ = intent._state()
+        names = tuple(intent._candidates)
+        version = intent._version
         annotations = intent.annotations
         trace = intent.trace
-        for reconciler, policy in zip(self._reconcilers, self._policies, strict=True):
+        for reconciler, name, policy, fail_open, excluded_key in self._stages:
             if intent.outcome is _REJECT:
                 break
-            name = reconciler.name
-            _, mark = intent._state()
+            mark = len(intent._log)
             intent.current_reconciler = name
-            saved: tuple[dict[str, Any], list[str]] | None = None
-            if policy is _FAIL_OPEN:
-                saved = (dict(intent.annotations), list(intent.warnings))
+            saved: _Saved | None = None
+            if fail_open:
+                saved = (
+                    dict(intent.annotations),
+                    list(intent.warnings),
+                    dict(intent._candidates),
+                )
             error: str | None = None
             start = perf()
             try:
@@ -195,8 +211,8 @@ class ReconcilerPipeline:
             duration_us = (perf() - start) / 1000.0
             if error is not None:
                 if saved is not None:
-                    intent._rollback(names, mark)
-                    intent.annotations, intent.warnings = saved
+                    intent._rollback(saved[2], mark)
+                    intent.annotations, intent.warnings = saved[0], saved[1]
                     annotations = intent.annotations
                     intent.warn(
                         f"Reconciler '{name}' failed and was skipped (fail-open): "
@@ -208,27 +224,28 @@ class ReconcilerPipeline:
                         f"Reconciler '{name}' failed ({error}); it is fail-closed, "
                         "so the request was rejected.",
                     )
-            new_version, _ = intent._state()
-            if new_version != version:
-                after = intent._candidate_names()
-                version = new_version
+            if intent._version != version:
+                after = tuple(intent._candidates)
+                version = intent._version
             else:
                 after = names
-            excluded = intent._rejections_since(mark)
-            if name != SELECTION:
-                key = f"{name}_excluded"
-                if key not in annotations:
-                    annotations[key] = {r.backend: r.reason for r in excluded}
+            log = intent._log
+            excluded = tuple(log[mark:]) if len(log) > mark else ()
+            if excluded_key is not None and excluded_key not in annotations:
+                annotations[excluded_key] = {r.backend: r.reason for r in excluded}
             trace.append(
-                TraceEntry(
-                    intent.model,
-                    name,
-                    policy,
-                    names,
-                    after,
-                    excluded,
-                    duration_us,
-                    error,
+                _new_tuple(
+                    TraceEntry,
+                    (
+                        intent.model,
+                        name,
+                        policy,
+                        names,
+                        after,
+                        excluded,
+                        duration_us,
+                        error,
+                    ),
                 )
             )
             names = after
@@ -237,6 +254,19 @@ class ReconcilerPipeline:
                 PIPELINE_ERROR,
                 "The pipeline ended without a decision; 'selection' must decide.",
             )
+
+
+# What a fail-open reconciler may have to give back: annotations, warnings and
+# candidates as they were before it ran.
+_Saved = tuple[dict[str, Any], list[str], dict[str, BackendSnapshot]]
+
+
+class _Stage(NamedTuple):
+    reconciler: Reconciler
+    name: str
+    policy: ErrorPolicy
+    fail_open: bool
+    excluded_key: str | None  # ``<name>_excluded``; None for selection
 
 
 def default_reconcilers(settings: PipelineSettings | None = None) -> list[Reconciler]:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from operator import attrgetter
 from typing import Any
 
 from routing.pipeline.intent import (
@@ -30,6 +31,7 @@ from routing.pipeline.types import BackendSnapshot, Outcome
 
 MAX_SUGGESTED_ACTIONS = 5
 MAX_BACKENDS_PER_GROUP = 5
+_RECONCILER = attrgetter("reconciler")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +143,14 @@ def build_result(
     first = attempts[0]
     final = attempts[-1]
     outcome = final.outcome or Outcome.REJECT
-    rejections = tuple(r for attempt in attempts for r in attempt.rejections)
-    trace = tuple(entry for attempt in attempts for entry in attempt.trace)
-    warnings: list[str] = []
-    for attempt in attempts:
-        for warning in attempt.warnings:
-            if warning not in warnings:
-                warnings.append(warning)
+    if len(attempts) == 1:
+        log = final.rejections
+        trace = tuple(final.trace)
+        warnings = list(dict.fromkeys(final.warnings))
+    else:
+        log = tuple(r for attempt in attempts for r in attempt.rejections)
+        trace = tuple(entry for attempt in attempts for entry in attempt.trace)
+        warnings = list(dict.fromkeys(w for a in attempts for w in a.warnings))
     models_tried = tuple(attempt.model for attempt in attempts)
     fallback_used = len(attempts) > 1
     if fallback_used and outcome is not Outcome.REJECT:
@@ -155,20 +158,20 @@ def build_result(
             f"Model '{first.model}' had no viable backend; used fallback model "
             f"'{final.model}'."
         )
-    excluded_by: list[str] = []
-    for rejection in rejections:
-        if rejection.reconciler not in excluded_by:
-            excluded_by.append(rejection.reconciler)
+    # Reconcilers in the order of their first rejection.
+    excluded_by = tuple(dict.fromkeys(map(_RECONCILER, log)))
 
     error_type: str | None = None
     error_message: str | None = None
     suggested: tuple[str, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
     cost: float | None = None
     backend = final.selected if outcome is not Outcome.REJECT else None
     if backend is not None:
         offer = final.offers.get(backend.name)
         cost = round(estimate_cost(offer, final.requirements), 8) if offer else None
     if outcome is Outcome.REJECT:
+        rejections = log
         error_type, error_message, suggested = _build_error(attempts, rejections)
 
     return RoutingResult(
@@ -183,7 +186,7 @@ def build_result(
         fallback_backend=final.fallback_backend,
         error_type=error_type,
         error_message=error_message,
-        rejections=rejections if outcome is Outcome.REJECT else (),
+        rejections=rejections,
         suggested_actions=suggested,
         requirements=final.requirements,
         constraints=final.constraints,
@@ -191,7 +194,7 @@ def build_result(
         annotations=final.annotations,
         trace=trace,
         warnings=tuple(warnings),
-        excluded_by=tuple(excluded_by),
+        excluded_by=excluded_by,
         fallback_used=fallback_used,
         models_tried=models_tried,
         duration_us=duration_us,

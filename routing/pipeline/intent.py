@@ -207,6 +207,12 @@ class TraceEntry(NamedTuple):
         }
 
 
+# Immutable defaults shared by every fresh intent (cheaper than building them).
+_NO_REQUIREMENTS = Requirements()
+_NO_CONSTRAINTS = Constraints()
+_NO_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
+
+
 class RoutingIntent:
     """The state of one routing attempt (one model) as it moves through the pipeline.
 
@@ -244,7 +250,6 @@ class RoutingIntent:
         "_candidates",
         "_excluded",
         "_log",
-        "_removed",
         "_version",
     )
 
@@ -267,10 +272,10 @@ class RoutingIntent:
         self.model = self.requested_model
         self.alias_chain: tuple[str, ...] = ()
         self.alias_error = False
-        self.requirements = Requirements()
-        self.constraints = Constraints()
+        self.requirements = _NO_REQUIREMENTS
+        self.constraints = _NO_CONSTRAINTS
         self.matched_policies: tuple[PolicySnapshot, ...] = inherited_policies
-        self.offers: Mapping[str, ModelOffer] = MappingProxyType({})
+        self.offers: Mapping[str, ModelOffer] = _NO_OFFERS
         self.annotations: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.trace: list[TraceEntry] = []
@@ -286,7 +291,6 @@ class RoutingIntent:
         self._candidates: dict[str, BackendSnapshot] = {}
         self._excluded: dict[str, Rejection] = {}
         self._log: list[Rejection] = []
-        self._removed: list[BackendSnapshot | None] = []
         self._version = 0
 
     # -- candidates -------------------------------------------------------------
@@ -355,14 +359,13 @@ class RoutingIntent:
         excluded = self._excluded
         pop = self._candidates.pop
         log = self._log
-        removed = self._removed
         by = reconciler or self.current_reconciler
         model = self.model
         done: list[str] = []
         for backend, reason, action in exclusions:
             if backend in excluded:
                 continue
-            removed.append(pop(backend, None))
+            pop(backend, None)
             rejection = _new_tuple(Rejection, (backend, by, reason, action, model))
             excluded[backend] = rejection
             log.append(rejection)
@@ -370,6 +373,26 @@ class RoutingIntent:
         if done:
             self._version += 1
         return done
+
+    def exclude_rejections(self, rejections: Iterable[Rejection]) -> None:
+        """Exclude with prebuilt rejections (same rules as ``exclude``).
+
+        For reconcilers that memoise ``Rejection`` tuples per snapshot: each must
+        already name this attempt's ``model`` and the current reconciler.
+        """
+        excluded = self._excluded
+        pop = self._candidates.pop
+        log = self._log
+        before = len(log)
+        for rejection in rejections:
+            backend = rejection.backend
+            if backend in excluded:
+                continue
+            pop(backend, None)
+            excluded[backend] = rejection
+            log.append(rejection)
+        if len(log) != before:
+            self._version += 1
 
     # -- annotations and warnings -----------------------------------------------
 
@@ -423,26 +446,12 @@ class RoutingIntent:
 
     # -- used by the pipeline runner only ---------------------------------------
 
-    def _state(self) -> tuple[int, int]:
-        return self._version, len(self._log)
-
-    def _candidate_names(self) -> tuple[str, ...]:
-        return tuple(self._candidates)
-
-    def _rejections_since(self, mark: int) -> tuple[Rejection, ...]:
-        return tuple(self._log[mark:]) if len(self._log) > mark else ()
-
-    def _rollback(self, names: tuple[str, ...], mark: int) -> None:
-        """Undo a failed fail-open reconciler: restore the candidates it started
-        with and forget the rejections it made."""
-        current = self._candidates
-        for rejection, removed in zip(
-            self._log[mark:], self._removed[mark:], strict=True
-        ):
-            del self._excluded[rejection.backend]
-            if removed is not None:
-                current[removed.name] = removed
+    def _rollback(self, candidates: dict[str, BackendSnapshot], mark: int) -> None:
+        """Undo a failed fail-open reconciler: restore ``candidates`` (the copy
+        taken before it ran) and forget the rejections it made."""
+        excluded = self._excluded
+        for rejection in self._log[mark:]:
+            del excluded[rejection.backend]
         del self._log[mark:]
-        del self._removed[mark:]
-        self._candidates = {name: current[name] for name in names}
+        self._candidates = candidates
         self._version += 1
