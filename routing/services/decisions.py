@@ -1,4 +1,5 @@
-"""Recording a routing decision: one row plus one row per excluding reconciler."""
+"""Recording a routing decision: its row, one row per excluding reconciler, and
+(for a priced route) its budget reservation, all or nothing."""
 
 from __future__ import annotations
 
@@ -6,12 +7,26 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models.sql import InsertQuery
 
-from routing.models import DecisionExclusion, RoutingDecision
+from routing.models import (
+    Budget,
+    DecisionExclusion,
+    LedgerEntry,
+    LedgerKind,
+    RoutingDecision,
+)
+from routing.pipeline.types import HardLimitAction
+from routing.services.ledger import (
+    RESERVE_NOTE,
+    Reservation,
+    ReservationRefused,
+    budget_reserve,
+    room_condition,
+)
 
 COLUMNS = {
     "outcome",
@@ -28,6 +43,7 @@ COLUMNS = {
     "trace",
     "warnings",
 }
+FIELDS = RoutingDecision._meta.local_concrete_fields
 
 
 def _exclusion_counts(trace: list[dict[str, Any]]) -> Counter[str]:
@@ -46,11 +62,14 @@ def decision_record(
     client: str,
     config_version: int,
     created_at: datetime,
+    reservation: Reservation | None = None,
 ) -> RoutingDecision:
     """Store ``payload`` (a ``RoutingResult.to_dict()``, never prompt text).
 
-    One INSERT when no backend was excluded; otherwise the decision and its
-    exclusion rows are written atomically.
+    With a ``reservation``, its amount is reserved on each of its budgets in
+    the same atomic write; if a blocking budget has no room left, nothing is
+    written and ``ReservationRefused`` names it. On PostgreSQL the whole write
+    is one statement (one round trip); elsewhere one transaction.
     """
     error = payload.get("error") or {}
     backend = payload.get("backend") or {}
@@ -79,51 +98,117 @@ def decision_record(
         details={k: v for k, v in payload.items() if k not in COLUMNS},
     )
     counts = _exclusion_counts(payload.get("trace", []))
-    if not counts:
-        decision.save(force_insert=True)
-        return decision
-    exclusions = [
-        DecisionExclusion(
-            decision=decision,
-            reconciler=reconciler,
-            excluded_count=count,
-            created_at=created_at,
-        )
-        for reconciler, count in counts.items()
-    ]
     if connection.vendor == "postgresql":
-        _insert_together(decision, exclusions)
+        if reservation is not None and len(reservation.budgets) > 1:
+            # A refusal by one budget must undo the others' reservations.
+            with transaction.atomic():
+                _write_in_one_statement(decision, counts, reservation)
+        else:
+            _write_in_one_statement(decision, counts, reservation)
         return decision
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic():
         decision.save(force_insert=True)
-        DecisionExclusion.objects.bulk_create(exclusions)
+        DecisionExclusion.objects.bulk_create(
+            DecisionExclusion(
+                decision=decision,
+                reconciler=reconciler,
+                excluded_count=count,
+                created_at=created_at,
+            )
+            for reconciler, count in counts.items()
+        )
+        if reservation is not None:
+            budget_reserve(decision_id=decision_id, reservation=reservation)
     return decision
 
 
-def _insert_together(
-    decision: RoutingDecision, exclusions: list[DecisionExclusion]
+def _write_in_one_statement(
+    decision: RoutingDecision,
+    counts: Counter[str],
+    reservation: Reservation | None,
 ) -> None:
-    """Both INSERTs in one statement (a data-modifying CTE): one round trip.
+    """PostgreSQL: reservation, ledger, decision and exclusions in one statement.
 
-    PostgreSQL runs every sub-statement of a WITH exactly once, and Django's
-    foreign keys there are deferred to commit, so the exclusion rows may name
-    the decision inserted beside them.
+    Sub-statements of a WITH run exactly once on one snapshot; the ledger and
+    decision rows are only inserted when every budget took the reservation,
+    and Django's foreign keys are deferred, so the exclusion rows may name the
+    decision inserted beside them.
     """
-    fields = [f for f in RoutingDecision._meta.local_concrete_fields]
-    query = InsertQuery(RoutingDecision)
-    query.insert_values(fields, [decision])
-    [(insert_sql, params)] = query.get_compiler(connection=connection).as_sql()
-    quote = connection.ops.quote_name
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(exclusions))
-    sql = (
-        f"WITH decision AS ({insert_sql}) "
-        f"INSERT INTO {quote(DecisionExclusion._meta.db_table)} "
-        "(decision_id, reconciler, excluded_count, created_at) VALUES " + rows
-    )
     values = [
-        value
-        for e in exclusions
-        for value in (decision.pk, e.reconciler, e.excluded_count, e.created_at)
+        f.get_db_prep_save(f.pre_save(decision, True), connection) for f in FIELDS
     ]
+    exclusions = [list(counts), list(counts.values())]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *values])
+        if reservation is None:
+            cursor.execute(_statement(reserving=False), [*values, *exclusions])
+            return
+        budgets = reservation.budgets
+        amount = reservation.amount
+        cursor.execute(
+            _statement(reserving=True),
+            [
+                amount,
+                [b.pk for b in budgets],
+                [reservation.period_of(b) for b in budgets],
+                HardLimitAction.WARN.value,
+                amount,
+                len(budgets),
+                amount,
+                decision.pk,
+                decision.created_at,
+                *values,
+                *exclusions,
+            ],
+        )
+        reserved = {row[0] for row in cursor.fetchall()}
+    if len(reserved) < len(budgets):
+        raise ReservationRefused(next(b.name for b in budgets if b.pk not in reserved))
+
+
+@cache
+def _statement(*, reserving: bool) -> str:
+    """The SQL of ``_write_in_one_statement`` (built once per process)."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in FIELDS)
+    # Typed placeholders: in INSERT ... SELECT an untyped NULL would be text.
+    # Strings go as text so an over-long value fails as it would in VALUES
+    # (a cast to varchar(n) would silently truncate it).
+    typed = ", ".join(f"%s::{_cast_type(f)}" for f in FIELDS)
+    insert_decision = (
+        f"INSERT INTO {quote(RoutingDecision._meta.db_table)} ({columns}) "
+        f"SELECT {typed}"
+        + (" FROM ok WHERE ok.all_reserved" if reserving else "")
+        + " RETURNING id, created_at"
+    )
+    insert_exclusions = (
+        f"INSERT INTO {quote(DecisionExclusion._meta.db_table)} "
+        "(decision_id, reconciler, excluded_count, created_at) "
+        "SELECT decision.id, e.reconciler, e.excluded, decision.created_at "
+        "FROM decision, unnest(%s::text[], %s::integer[]) AS e(reconciler, excluded)"
+    )
+    if not reserving:
+        return f"WITH decision AS ({insert_decision}) {insert_exclusions}"
+    return (
+        "WITH reserved AS ("
+        f"UPDATE {quote(Budget._meta.db_table)} AS b "
+        "SET reserved_usd = b.reserved_usd + %s "
+        "FROM unnest(%s::bigint[], %s::date[]) AS r(id, period_start) "
+        f"WHERE b.id = r.id AND {room_condition('b')} "
+        "RETURNING b.id, r.period_start), "
+        "ok AS (SELECT count(*) = %s AS all_reserved FROM reserved), "
+        "ledger AS ("
+        f"INSERT INTO {quote(LedgerEntry._meta.db_table)} "
+        "(budget_id, kind, amount_usd, decision_id, period_start, note, created_at) "
+        f"SELECT reserved.id, '{LedgerKind.RESERVE.value}', %s::numeric, %s::uuid, "
+        f"reserved.period_start, '{RESERVE_NOTE}', %s::timestamptz "
+        "FROM reserved, ok WHERE ok.all_reserved), "
+        f"decision AS ({insert_decision}), "
+        f"exclusions AS ({insert_exclusions}) "
+        "SELECT id FROM reserved"
+    )
+
+
+def _cast_type(field: Any) -> str:
+    if field.get_internal_type() in ("CharField", "TextField"):
+        return "text"
+    return str(field.cast_db_type(connection))

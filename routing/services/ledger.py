@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, connection, transaction
@@ -25,6 +26,7 @@ from routing.models import (
 from routing.pipeline.types import HardLimitAction, Outcome
 
 MICRO = Decimal("0.000001")
+RESERVE_NOTE = "estimate at decision time"
 
 
 def money(value: float | Decimal) -> Decimal:
@@ -40,48 +42,65 @@ class ReservationRefused(Exception):
         self.budget = budget
 
 
-def budget_reserve(
-    *, decision_id: uuid.UUID, amount: Decimal, budgets: list[Budget]
-) -> list[str]:
-    """Reserve ``amount`` on each of ``budgets`` (the enabled ones); all or nothing.
+@dataclass(frozen=True)
+class Reservation:
+    """An estimate to hold on every enabled budget when a decision is recorded."""
+
+    amount: Decimal
+    budgets: list[Budget]
+
+    def period_of(self, budget: Budget) -> date:
+        """The period a reserve entry on ``budget`` belongs to."""
+        return budget.period_start or budget.period_start_today()
+
+
+def room_condition(alias: str = "") -> str:
+    """SQL: ``alias``'s budget has room for an amount (params: warn, amount).
+
+    A budget whose action is ``warn`` always has room; a blocking one only
+    while spent + reserved + amount stays within the limit *as stored now*
+    (PostgreSQL re-checks this on the latest row version after a concurrent
+    update, which is what makes the reservation a compare-and-set).
+    """
+    b = f"{alias}." if alias else ""
+    return (
+        f"{b}monthly_limit_usd IS NOT NULL AND ({b}hard_limit_action = %s OR "
+        f"{b}monthly_limit_usd >= {b}spent_usd + {b}reserved_usd + %s)"
+    )
+
+
+def budget_reserve(*, decision_id: uuid.UUID, reservation: Reservation) -> None:
+    """Reserve the amount on each budget of ``reservation``; all or nothing.
 
     Must run inside the transaction that records the decision, so a refusal
-    rolls everything back. Each reservation is a conditional UPDATE: for a
-    blocking budget it only succeeds while spent + reserved + amount stays
-    within the limit *as stored now*, whatever the caller read before. Raises
-    ``ReservationRefused`` naming the first budget without room.
+    rolls everything back. Raises ``ReservationRefused`` naming the first
+    budget without room. (On PostgreSQL ``decision_record`` does all of this
+    in its one statement instead.)
     """
-    entries: list[LedgerEntry] = []
-    for budget in budgets:
+    amount = reservation.amount
+    for budget in reservation.budgets:
         if not _reserve_on(budget.pk, amount):
             raise ReservationRefused(budget.name)
-        entries.append(
-            LedgerEntry(
-                budget=budget,
-                kind=LedgerKind.RESERVE,
-                amount_usd=amount,
-                decision_id=decision_id,
-                period_start=budget.period_start or budget.period_start_today(),
-                note="estimate at decision time",
-            )
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(
+            budget=budget,
+            kind=LedgerKind.RESERVE,
+            amount_usd=amount,
+            decision_id=decision_id,
+            period_start=reservation.period_of(budget),
+            note=RESERVE_NOTE,
         )
-    LedgerEntry.objects.bulk_create(entries)
-    return [budget.name for budget in budgets]
+        for budget in reservation.budgets
+    )
 
 
 def _reserve_on(budget_id: int, amount: Decimal) -> bool:
-    """The compare-and-set: add ``amount`` to reserved only if there is room.
-
-    Plain SQL because it runs on every priced route call; equivalent to
-    ``filter(Q(warn) | Q(limit >= spent + reserved + amount)).update(...)``.
-    """
+    """The compare-and-set: add ``amount`` to reserved only if there is room."""
     table = connection.ops.quote_name(Budget._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET reserved_usd = reserved_usd + %s "
-            "WHERE id = %s AND monthly_limit_usd IS NOT NULL AND "
-            "(hard_limit_action = %s OR monthly_limit_usd >= spent_usd + "
-            "reserved_usd + %s)",
+            f"WHERE id = %s AND {room_condition()}",
             [amount, budget_id, HardLimitAction.WARN.value, amount],
         )
         return cursor.rowcount == 1

@@ -9,12 +9,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from routing.adapters import budget_snapshots, config_snapshot, shared_pipeline
@@ -27,7 +24,7 @@ from routing.pipeline import (
 from routing.pipeline.types import BudgetSnapshot, HardLimitAction, Outcome
 from routing.selectors import routing_state
 from routing.services.decisions import decision_record
-from routing.services.ledger import ReservationRefused, budget_reserve, money
+from routing.services.ledger import Reservation, ReservationRefused, money
 
 logger = logging.getLogger(__name__)
 
@@ -128,23 +125,19 @@ def route_request(
             return RouteOutcome(None, payload, result, _elapsed(started))
         decision_id = uuid.uuid4()
         cost = result.estimated_cost_usd if result is not None else None
-        needs_reservation = (
-            result is not None and result.outcome is Outcome.ROUTE and (cost or 0) > 0
-        )
+        reservation = None
+        if result is not None and result.outcome is Outcome.ROUTE and cost and rows:
+            reservation = Reservation(amount=money(cost), budgets=rows)
         try:
-            with transaction.atomic(durable=False) if needs_reservation else _no_tx():
-                decision_record(
-                    decision_id=decision_id,
-                    payload=payload,
-                    request_id=request_id,
-                    client=client,
-                    config_version=version,
-                    created_at=timezone.now(),
-                )
-                if needs_reservation:
-                    budget_reserve(
-                        decision_id=decision_id, amount=money(cost or 0), budgets=rows
-                    )
+            decision_record(
+                decision_id=decision_id,
+                payload=payload,
+                request_id=request_id,
+                client=client,
+                config_version=version,
+                created_at=timezone.now(),
+                reservation=reservation,
+            )
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
             state = routing_state()
@@ -155,12 +148,6 @@ def route_request(
     raise AssertionError(
         "unreachable: the last attempt never reserves on a full budget"
     )
-
-
-@contextmanager
-def _no_tx() -> Iterator[None]:
-    """No extra transaction: ``decision_record`` is atomic on its own."""
-    yield
 
 
 def _elapsed(started: float) -> float:

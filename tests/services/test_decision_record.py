@@ -1,0 +1,146 @@
+"""decision_record: the decision, its exclusions and its reservation, all or nothing.
+
+Runs on SQLite locally and on PostgreSQL in CI, which records in one statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import DataError
+from django.utils import timezone
+
+from routing.models import (
+    Budget,
+    DecisionExclusion,
+    LedgerEntry,
+    RoutingDecision,
+)
+from routing.services.config import config_save
+from routing.services.decisions import decision_record
+from routing.services.ledger import Reservation, ReservationRefused
+from tests.fleet_rows import set_budget
+
+pytestmark = pytest.mark.django_db
+
+PAYLOAD: dict[str, Any] = {
+    "outcome": "route",
+    "requested_model": "gpt-4o",
+    "model": "gpt-4o",
+    "backend": {"name": "cloud-gpt"},
+    "score": 0.8,
+    "reason": "smart: best of 1 candidate",
+    "estimated_cost_usd": 0.0125,
+    "requirements": {"tools": False},
+    "constraints": {},
+    "annotations": {"privacy_excluded": {"local-gpu": "not here"}},
+    "trace": [
+        {"reconciler": "privacy", "excluded": [{"backend": "local-gpu"}]},
+        {"reconciler": "capability", "excluded": [{"backend": "a"}, {"backend": "b"}]},
+        {"reconciler": "selection", "excluded": []},
+    ],
+    "warnings": [],
+    "models_tried": ["gpt-4o"],
+}
+
+
+def record(reservation: Reservation | None = None) -> uuid.UUID:
+    decision_id = uuid.uuid4()
+    decision_record(
+        decision_id=decision_id,
+        payload=PAYLOAD,
+        request_id="req-1",
+        client="svc",
+        config_version=7,
+        created_at=timezone.now(),
+        reservation=reservation,
+    )
+    return decision_id
+
+
+def second_budget(limit: str, action: str = "block_cloud") -> Budget:
+    budget = Budget(name="team-a", monthly_limit_usd=Decimal(limit))
+    budget.hard_limit_action = action
+    config_save(instance=budget, actor="test")
+    return budget
+
+
+def test_a_decision_is_stored_with_one_exclusion_row_per_excluding_reconciler() -> None:
+    decision_id = record()
+    stored = RoutingDecision.objects.get(pk=decision_id)
+    assert (stored.outcome, stored.backend_name, stored.config_version) == (
+        "route",
+        "cloud-gpt",
+        7,
+    )
+    assert stored.estimated_cost_usd == Decimal("0.0125")
+    assert stored.details["models_tried"] == ["gpt-4o"]
+    assert stored.trace == PAYLOAD["trace"]
+    counts = dict(
+        DecisionExclusion.objects.filter(decision_id=decision_id).values_list(
+            "reconciler", "excluded_count"
+        )
+    )
+    assert counts == {"privacy": 1, "capability": 2}
+
+
+def test_a_reservation_that_fits_is_held_on_every_budget_with_the_decision() -> None:
+    budgets = [set_budget("10"), second_budget("5", action="warn")]
+    decision_id = record(Reservation(amount=Decimal("0.5"), budgets=budgets))
+    assert RoutingDecision.objects.filter(pk=decision_id).exists()
+    for budget in budgets:
+        budget.refresh_from_db()
+        assert budget.reserved_usd == Decimal("0.5")
+        entry = LedgerEntry.objects.get(budget=budget, decision_id=decision_id)
+        assert (entry.kind, entry.amount_usd) == ("reserve", Decimal("0.5"))
+        assert entry.period_start == budget.period_start
+
+
+def test_a_refused_reservation_writes_nothing_and_names_the_budget() -> None:
+    budget = set_budget("1", hard_limit_action="block_cloud")
+    Budget.objects.filter(pk=budget.pk).update(spent_usd=Decimal("0.9"))
+    budget.refresh_from_db()
+    with pytest.raises(ReservationRefused) as refused:
+        record(Reservation(amount=Decimal("0.2"), budgets=[budget]))
+    assert refused.value.budget == "global"
+    budget.refresh_from_db()
+    assert budget.reserved_usd == 0
+    assert not RoutingDecision.objects.exists()
+    assert not DecisionExclusion.objects.exists()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_one_budget_refusing_undoes_the_reservation_on_the_others() -> None:
+    roomy = set_budget("100")
+    full = second_budget("0.1")
+    with pytest.raises(ReservationRefused) as refused:
+        record(Reservation(amount=Decimal("0.2"), budgets=[roomy, full]))
+    assert refused.value.budget == "team-a"
+    for budget in (roomy, full):
+        budget.refresh_from_db()
+        assert budget.reserved_usd == 0
+    assert not RoutingDecision.objects.exists()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_warn_budget_takes_a_reservation_past_its_limit() -> None:
+    budget = set_budget("0.1", hard_limit_action="warn")
+    decision_id = record(Reservation(amount=Decimal("0.2"), budgets=[budget]))
+    budget.refresh_from_db()
+    assert budget.reserved_usd == Decimal("0.2")
+    assert RoutingDecision.objects.filter(pk=decision_id).exists()
+
+
+def test_an_over_long_field_is_refused_not_truncated(postgres: None) -> None:
+    with pytest.raises(DataError, match="too long"):
+        decision_record(
+            decision_id=uuid.uuid4(),
+            payload=PAYLOAD,
+            request_id="r",
+            client="c" * 65,
+            config_version=1,
+            created_at=timezone.now(),
+        )
