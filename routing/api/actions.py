@@ -18,6 +18,7 @@ from routing.api.routing_input import (
     RouteInputSerializer,
     request_id_from,
     routing_request_from,
+    validated_route_body,
 )
 from routing.pipeline import MODEL_NOT_FOUND
 from routing.pipeline.types import Outcome
@@ -69,10 +70,8 @@ class RouteApi(APIView):
     )
     def post(self, request: Request) -> Response:
         request_id = request_id_from(request.headers)
-        data = RouteInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
         routing_request, dry_run = routing_request_from(
-            dict(data.validated_data), request.headers
+            validated_route_body(request.data), request.headers
         )
         outcome = route_request(
             request=routing_request,

@@ -9,6 +9,7 @@ different privacy values are refused rather than guessed at.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from typing import Any
 
@@ -79,6 +80,24 @@ class RouteInputSerializer(serializers.Serializer):
         required=False, min_value=1, max_value=10_000_000, allow_null=True
     )
     nexus = NexusOptionsSerializer(required=False)
+
+
+_validators = threading.local()
+
+
+def validated_route_body(data: Any) -> dict[str, Any]:
+    """``data`` validated by ``RouteInputSerializer`` (raises DRF's
+    ``ValidationError`` with the same detail as ``is_valid(raise_exception=True)``).
+
+    DRF deep-copies a serializer's whole field tree for every new instance,
+    which cost more than the rest of validation on the route hot path; each
+    thread validates with one long-lived instance instead (``run_validation``
+    keeps no per-call state on the serializer or its fields).
+    """
+    serializer = getattr(_validators, "route", None)
+    if serializer is None:
+        serializer = _validators.route = RouteInputSerializer()
+    return dict(serializer.run_validation(data))
 
 
 def _header_int(headers: Any, name: str, low: int, high: int) -> int | None:

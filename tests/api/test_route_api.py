@@ -204,6 +204,17 @@ def test_an_invalid_body_is_a_400_naming_the_field_and_records_nothing(
     assert not RoutingDecision.objects.exists()
 
 
+def test_one_call_s_invalid_body_leaves_nothing_behind_for_the_next(
+    api_client: APIClient, fleet: Any
+) -> None:
+    bad = route(api_client, chat("gpt-4o", max_tokens=-3, nexus={"min_tier": 9}))
+    assert set(bad.json()["error"]["fields"]) == {"max_tokens", "nexus.min_tier"}
+    good = route(api_client, chat("gpt-4o", nexus={"privacy": "unrestricted"}))
+    assert good.status_code == 200, good.json()
+    worse = route(api_client, {"model": "gpt-4o", "messages": []})
+    assert set(worse.json()["error"]["fields"]) == {"messages"}
+
+
 @pytest.mark.parametrize(
     ("headers", "field"),
     [
