@@ -53,19 +53,22 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
     ``max_tokens`` (or ``max_completion_tokens``) when a positive int, else
     ``default_output_tokens``.
     """
+    # ``type(x) is dict`` first: isinstance against the Mapping ABC is slow.
+    if not (type(body) is dict or isinstance(body, Mapping)):
+        return Requirements(estimated_output_tokens=default_output_tokens)
     chars = 0
     vision = False
-    messages = body.get("messages") if isinstance(body, Mapping) else None
-    if isinstance(messages, list | tuple):
+    messages = body.get("messages")
+    if isinstance(messages, (list, tuple)):
         for message in messages:
-            if not isinstance(message, Mapping):
+            if not (type(message) is dict or isinstance(message, Mapping)):
                 continue
             content = message.get("content")
             if isinstance(content, str):
                 chars += len(content)
-            elif isinstance(content, list | tuple):
+            elif isinstance(content, (list, tuple)):
                 for part in content:
-                    if not isinstance(part, Mapping):
+                    if not (type(part) is dict or isinstance(part, Mapping)):
                         continue
                     kind = part.get("type")
                     if kind in _TEXT_PART_TYPES:
@@ -74,14 +77,11 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
                             chars += len(text)
                     elif kind in _IMAGE_PART_TYPES:
                         vision = True
-    if not isinstance(body, Mapping):
-        return Requirements(estimated_output_tokens=default_output_tokens)
     tools = body.get("tools")
     response_format = body.get("response_format")
     json_mode = (
-        isinstance(response_format, Mapping)
-        and response_format.get("type") in _JSON_FORMATS
-    )
+        type(response_format) is dict or isinstance(response_format, Mapping)
+    ) and response_format.get("type") in _JSON_FORMATS
     output = body.get("max_tokens")
     if output is None:
         output = body.get("max_completion_tokens")
@@ -89,7 +89,7 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
         output = default_output_tokens
     return Requirements(
         vision=vision,
-        tools=isinstance(tools, list | tuple) and len(tools) > 0,
+        tools=isinstance(tools, (list, tuple)) and len(tools) > 0,
         json_mode=json_mode,
         estimated_input_tokens=math.ceil(chars / 4),
         estimated_output_tokens=output,

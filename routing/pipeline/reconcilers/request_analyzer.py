@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from routing.pipeline.intent import MODEL_NOT_FOUND, RoutingIntent
+from routing.pipeline.intent import MODEL_NOT_FOUND, Rejection, RoutingIntent
 from routing.pipeline.routing import (
     analyse_body,
     combine_constraints,
@@ -10,7 +10,7 @@ from routing.pipeline.routing import (
     policy_names,
 )
 from routing.pipeline.rules import AliasError, resolve_alias
-from routing.pipeline.types import ErrorPolicy
+from routing.pipeline.types import BackendSnapshot, ErrorPolicy, PolicySnapshot
 
 
 class RequestAnalyzer:
@@ -33,21 +33,21 @@ class RequestAnalyzer:
     def reconcile(self, intent: RoutingIntent) -> None:
         """Fill the intent's model, policies, constraints, requirements, candidates."""
         requested = intent.requested_model
-        config = intent.context.config
-        try:
-            resolved, hops = resolve_alias(config.aliases, requested)
-        except AliasError as exc:
+        index = intent.index
+        inherited = intent.inherited_policies
+        resolution = index.memo(
+            ("resolution", requested, inherited),
+            lambda: _resolve(intent, requested, inherited),
+        )
+        if isinstance(resolution, str):
             intent.alias_error = True
-            intent.reject(MODEL_NOT_FOUND, f"Model '{requested}' not found: {exc}")
+            intent.reject(MODEL_NOT_FOUND, resolution)
             return
+        resolved, hops, own = resolution
         intent.model = resolved
         intent.alias_chain = hops
-        names = policy_names(requested, hops, resolved)
-        own = match_policy(intent.index, names)
-        if own is not None and all(
-            p.name != own.name for p in intent.inherited_policies
-        ):
-            intent.matched_policies = (*intent.inherited_policies, own)
+        if own is not None:
+            intent.matched_policies = (*inherited, own)
         request = intent.request
         policies = intent.matched_policies
         key = (
@@ -59,19 +59,17 @@ class RequestAnalyzer:
             tuple(request.sources.items()),
             policies,
         )
-        intent.constraints = intent.index.memo(
+        intent.constraints = index.memo(
             key, lambda: combine_constraints(request, policies)
         )
-        intent.requirements = analyse_body(
-            intent.request.body, self.default_output_tokens
-        )
+        intent.requirements = analyse_body(request.body, self.default_output_tokens)
         if hops:
             intent.annotate("alias_chain", [*hops, resolved])
-        intent.annotate("matched_policies", [p.name for p in intent.matched_policies])
+        intent.annotate("matched_policies", [p.name for p in policies])
 
-        serving = intent.index.serving.get(resolved, ())
+        serving = index.serving.get(resolved, ())
         intent.annotate(
-            "backends_not_serving", len(intent.index.backends_by_name) - len(serving)
+            "backends_not_serving", len(index.backends_by_name) - len(serving)
         )
         if not serving:
             via = f" (resolved from '{requested}')" if resolved != requested else ""
@@ -80,7 +78,39 @@ class RequestAnalyzer:
                 f"Model '{resolved}'{via} is not served by any configured backend.",
             )
             return
-        intent.offers = intent.index.offers_for(resolved)
-        available, unavailable = intent.index.availability(resolved)
-        intent.exclude_many(unavailable)
+        intent.offers = index.offers_for(resolved)
+        by = intent.current_reconciler
+        available, unavailable = index.memo(
+            ("availability", resolved, by), lambda: _availability(intent, by)
+        )
+        intent.exclude_rejections(unavailable)
         intent.add_candidates(available)
+
+
+def _resolve(
+    intent: RoutingIntent, requested: str, inherited: tuple[PolicySnapshot, ...]
+) -> str | tuple[str, tuple[str, ...], PolicySnapshot | None]:
+    """(resolved model, alias hops, its own matching policy unless inherited), or
+    the alias error message; depends only on config, requested name, inherited."""
+    try:
+        resolved, hops = resolve_alias(intent.index.config.aliases, requested)
+    except AliasError as exc:
+        return f"Model '{requested}' not found: {exc}"
+    own = match_policy(intent.index, policy_names(requested, hops, resolved))
+    if own is not None and any(p.name == own.name for p in inherited):
+        own = None
+    return resolved, hops, own
+
+
+def _availability(
+    intent: RoutingIntent, by: str
+) -> tuple[dict[str, BackendSnapshot], tuple[Rejection, ...]]:
+    """The available backends serving the intent's model and a rejection for each
+    disabled or unhealthy one; depends only on config, model and ``by``."""
+    model = intent.model
+    available, unavailable = intent.index.availability(model)
+    rejections = tuple(
+        Rejection(name, by, reason, action, model)
+        for name, reason, action in unavailable
+    )
+    return available, rejections
