@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from routing.pipeline.intent import RoutingIntent
+from routing.pipeline.intent import Rejection, RoutingIntent
 from routing.pipeline.types import ErrorPolicy, PrivacyLevel
 
 
@@ -25,18 +25,21 @@ class PrivacyReconciler:
         # Merge with an earlier run so running twice changes nothing.
         excluded: dict[str, str] = dict(intent.annotations.get("privacy_excluded", {}))
         if constraints.privacy:
+            by = intent.current_reconciler
             key = (
                 "privacy",
                 intent.model,
                 constraints.privacy,
                 constraints.privacy_sources,
+                by,
             )
-            failing_all = intent.index.memo(key, lambda: _failing(intent))
+            failing_all = intent.index.memo(key, lambda: _failing(intent, by))
             current = intent.candidates
-            failing = [f for f in failing_all if f[0] in current]
-            reasons = {name: reason for name, reason, _ in failing}
-            for name in intent.exclude_many(failing):
-                excluded[name] = reasons[name]
+            # Candidates and excluded are disjoint: each of these is new.
+            failing = [r for r in failing_all if r.backend in current]
+            intent.exclude_rejections(failing)
+            for rejection in failing:
+                excluded[rejection.backend] = rejection.reason
         intent.annotate("privacy_excluded", excluded)
 
 
@@ -65,13 +68,13 @@ def _verdict(
     return None
 
 
-def _failing(intent: RoutingIntent) -> tuple[tuple[str, str, str], ...]:
-    """(name, reason, action) of every backend offering the model that fails the
+def _failing(intent: RoutingIntent, by: str) -> tuple[Rejection, ...]:
+    """A rejection (by ``by``) of every backend offering the model that fails the
     constraints; depends only on config, model and constraints (memoised)."""
     sources = ", ".join(intent.constraints.privacy_sources)
     model = intent.model
     verdicts: dict[tuple[str | None, bool], tuple[str, str] | None] = {}
-    failing: list[tuple[str, str, str]] = []
+    failing: list[Rejection] = []
     for backend in intent.index.serving.get(model, ()):
         key = (backend.privacy_zone, backend.zone_private)
         if key in verdicts:
@@ -79,5 +82,5 @@ def _failing(intent: RoutingIntent) -> tuple[tuple[str, str, str], ...]:
         else:
             verdict = verdicts[key] = _verdict(intent, key, sources, model)
         if verdict is not None:
-            failing.append((backend.name, *verdict))
+            failing.append(Rejection(backend.name, by, *verdict, model))
     return tuple(failing)
