@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import DataError
+from django.db import DataError, connection
 from django.utils import timezone
 
 from routing.models import (
@@ -144,3 +144,14 @@ def test_an_over_long_field_is_refused_not_truncated(postgres: None) -> None:
             config_version=1,
             created_at=timezone.now(),
         )
+
+
+def test_repeated_writes_run_as_a_statement_prepared_on_postgresql(
+    postgres: None,
+) -> None:
+    for _ in range(6):
+        record()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('INSERT INTO "routing_routingdecision"' in sql for sql in prepared)

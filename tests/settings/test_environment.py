@@ -62,6 +62,13 @@ def start_django(
             {"NEXUS_SELECTION_STRATEGY": "best"},
             "NEXUS_SELECTION_STRATEGY must be one of",
         ),
+        (
+            {
+                "DATABASE_URL": "postgres://u@127.0.0.1:9/db",
+                "NEXUS_PG_PREPARED_STATEMENTS": "sometimes",
+            },
+            "NEXUS_PG_PREPARED_STATEMENTS must be one of",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(
@@ -95,6 +102,24 @@ def test_the_default_database_is_a_sqlite_file_in_wal_mode(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "wal"
     assert (tmp_path / "data" / "nexus.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("switch", "options"),
+    [
+        ({}, "{'server_side_binding': True, 'prepare_threshold': 5}"),
+        ({"NEXUS_PG_PREPARED_STATEMENTS": "false"}, "{}"),
+    ],
+)
+def test_postgresql_prepares_statements_unless_turned_off(
+    tmp_path: Path, switch: dict[str, str], options: str
+) -> None:
+    code = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
+    result = start_django(
+        tmp_path, code=code, DATABASE_URL="postgres://u@127.0.0.1:9/db", **switch
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == options
 
 
 def test_ci_runs_the_suite_against_postgresql() -> None:
