@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from routing.pipeline.intent import RoutingIntent
-from routing.pipeline.scoring import estimate_cost
 from routing.pipeline.types import (
     BudgetSnapshot,
     BudgetStatus,
@@ -52,8 +51,7 @@ def resets_on(budget: BudgetSnapshot) -> str:
     return "resets at the start of its next period"
 
 
-@dataclass(frozen=True, slots=True)
-class _Assessed:
+class _Assessed(NamedTuple):
     budget: BudgetSnapshot
     status: BudgetStatus
     used: float
@@ -83,22 +81,39 @@ class BudgetReconciler:
         """Annotate costs and budget status; exclude what the budgets forbid."""
         offers = intent.offers
         requirements = intent.requirements
+        tokens_in = requirements.estimated_input_tokens
+        tokens_out = requirements.estimated_output_tokens
         estimates: dict[str, float] = {}
-        for backend in intent.candidate_list():
+        for backend in intent.candidates.values():
             offer = offers.get(backend.name)
+            # ``scoring.estimate_cost`` inlined (hot path; same arithmetic).
             estimates[backend.name] = (
-                estimate_cost(offer, requirements) if offer is not None else 0.0
+                (
+                    tokens_in * offer.input_cost_per_1k
+                    + tokens_out * offer.output_cost_per_1k
+                )
+                / 1000.0
+                if offer is not None
+                else 0.0
             )
-        costs = dict(intent.annotations.get("estimated_cost_usd", {}))
-        costs.update(estimates)
+        annotations = intent.annotations
+        if "estimated_cost_usd" in annotations:
+            costs = dict(annotations["estimated_cost_usd"])
+            costs.update(estimates)
+        else:
+            costs = dict(estimates)
         intent.annotate("estimated_cost_usd", costs)
         # Merge with an earlier run so running twice changes nothing.
-        excluded: dict[str, str] = dict(intent.annotations.get("budget_excluded", {}))
+        excluded: dict[str, str] = dict(annotations.get("budget_excluded", {}))
         model = intent.model
+        # The highest estimate: a limit it does not pass excludes nothing.
+        top = max(estimates.values(), default=0.0)
 
-        def exclude(name: str, reason: str, action: str) -> None:
-            if intent.exclude(name, reason, action):
-                excluded[name] = reason
+        def exclude(batch: list[tuple[str, str, str]]) -> None:
+            if batch:
+                reasons = {name: reason for name, reason, _ in batch}
+                for name in intent.exclude_many(batch):
+                    excluded[name] = reasons[name]
 
         assessed = [
             _Assessed(
@@ -139,53 +154,75 @@ class BudgetReconciler:
                     f"Raise the limit of budget '{budget.name}' or wait until it "
                     f"{resets}."
                 )
-                for name in estimates:
-                    exclude(name, f"all routing is blocked: {state}", fix)
+                reason = f"all routing is blocked: {state}"
+                exclude([(name, reason, fix) for name in estimates])
             else:
                 fix = (
                     f"Use a zero-cost (local) backend for '{model}', raise the limit "
                     f"of budget '{budget.name}', or wait until it {resets}."
                 )
-                for name, cost in estimates.items():
-                    if cost > 0.0:
-                        exclude(name, f"costs {usd(cost)} but {state}", fix)
+                exclude(
+                    [
+                        (name, f"costs {usd(cost)} but {state}", fix)
+                        for name, cost in estimates.items()
+                        if cost > 0.0
+                    ]
+                )
 
         for item in assessed:
             if item.budget.hard_limit_action == HardLimitAction.WARN:
                 continue
-            budget = item.budget
             room = item.limit - item.used
+            if not _may_exceed(top, room) or not _may_exceed(top, 0.0):
+                continue
+            budget = item.budget
             resets = resets_on(budget)
             fix = (
                 f"Use a cheaper backend for '{model}', raise the limit of budget "
                 f"'{budget.name}', or wait until it {resets}."
             )
-            for name, cost in estimates.items():
-                if cost > 0.0 and cost > room:
-                    exclude(
+            exclude(
+                [
+                    (
                         name,
                         f"estimated {usd(cost)} would take budget '{budget.name}' "
                         f"past its limit ({usd(item.used)} of {usd(item.limit)} used; "
                         f"it {resets})",
                         fix,
                     )
+                    for name, cost in estimates.items()
+                    if cost > 0.0 and cost > room
+                ]
+            )
 
         cap = intent.constraints.max_cost_usd
-        if cap is not None:
+        if cap is not None and _may_exceed(top, cap):
             sources = ", ".join(intent.constraints.max_cost_sources)
             fix = (
                 f"Use a cheaper backend for '{model}', lower max_tokens or the "
                 "prompt size, or raise the cost cap."
             )
-            for name, cost in estimates.items():
-                if cost > cap:
-                    exclude(
+            exclude(
+                [
+                    (
                         name,
                         f"estimated {usd(cost)} exceeds the cost cap {usd(cap)} "
                         f"({sources})",
                         fix,
                     )
+                    for name, cost in estimates.items()
+                    if cost > cap
+                ]
+            )
         intent.annotate("budget_excluded", excluded)
+
+
+def _may_exceed(top: float, limit: float) -> bool:
+    """Whether some estimate may be above ``limit``, given the highest one.
+
+    ``max()`` can return NaN only when NaN comes first, and then hides the rest.
+    """
+    return top > limit or top != top
 
 
 def _iso(budget: BudgetSnapshot) -> str | None:
