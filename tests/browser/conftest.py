@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from tests.conftest import require_service
 
@@ -49,6 +50,10 @@ def chromium() -> Iterator[Any]:
         )
         yield browser
         browser.close()
+        # ORM calls made while Playwright runs use their own connection (Django
+        # keys connections by context); close it here, in that same context, or
+        # it stays open and the test database cannot be dropped at the end.
+        connections.close_all()
 
 
 @pytest.fixture
