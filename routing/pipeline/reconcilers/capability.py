@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from routing.pipeline.intent import RoutingIntent
-from routing.pipeline.types import BackendSnapshot, ErrorPolicy, TierMode
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from routing.pipeline.intent import Rejection, RoutingIntent
+from routing.pipeline.types import BackendSnapshot, ErrorPolicy, ModelOffer, TierMode
 
 
 class CapabilityReconciler:
@@ -37,29 +41,49 @@ class CapabilityReconciler:
         offers = intent.offers
         model = intent.model
         needed = req.estimated_total_tokens
+        by = intent.current_reconciler
+        table = intent.index.memo(
+            ("capability", model, req.vision, req.tools, req.json_mode, by),
+            lambda: _table(intent, by),
+        )
         capable: list[BackendSnapshot] = []
-        # Reasons depend only on (missing capabilities, context window): build
-        # each distinct one once per request.
-        verdicts: dict[tuple[bool, bool, bool, bool, int], tuple[str, str]] = {}
-        failing: list[tuple[str, str, str]] = []
-        for backend in intent.candidate_list():
-            offer = offers.get(backend.name)
-            if offer is None:
-                capable.append(backend)
-                continue
-            no_vision = req.vision and not offer.vision
-            no_tools = req.tools and not offer.tools
-            no_json = req.json_mode and not offer.json_mode
-            too_small = offer.context_window < needed
-            if not (no_vision or no_tools or no_json or too_small):
-                capable.append(backend)
-                continue
-            key = (no_vision, no_tools, no_json, too_small, offer.context_window)
-            verdict = verdicts.get(key)
-            if verdict is None:
-                verdict = verdicts[key] = _verdict(key, intent)
-            failing.append((backend.name, *verdict))
-        _apply(intent, failing, excluded)
+        if table.offers is offers and needed <= table.smallest_window:
+            # Every window is large enough: only a missing capability fails, and
+            # its rejection is the same for every request.
+            lacking = table.lacking
+            rejections: list[Rejection] = []
+            for backend in intent.candidates.values():
+                rejection = lacking.get(backend.name)
+                if rejection is None:
+                    capable.append(backend)
+                else:
+                    rejections.append(rejection)
+            intent.exclude_rejections(rejections)
+            for rejection in rejections:
+                excluded[rejection.backend] = rejection.reason
+        else:
+            # Reasons depend only on (missing capabilities, context window):
+            # build each distinct one once per request.
+            verdicts: dict[tuple[bool, bool, bool, bool, int], tuple[str, str]] = {}
+            failing: list[tuple[str, str, str]] = []
+            for backend in intent.candidate_list():
+                offer = offers.get(backend.name)
+                if offer is None:
+                    capable.append(backend)
+                    continue
+                no_vision = req.vision and not offer.vision
+                no_tools = req.tools and not offer.tools
+                no_json = req.json_mode and not offer.json_mode
+                too_small = offer.context_window < needed
+                if not (no_vision or no_tools or no_json or too_small):
+                    capable.append(backend)
+                    continue
+                key = (no_vision, no_tools, no_json, too_small, offer.context_window)
+                verdict = verdicts.get(key)
+                if verdict is None:
+                    verdict = verdicts[key] = _verdict(key, intent)
+                failing.append((backend.name, *verdict))
+            _apply(intent, failing, excluded)
 
         if required is not None and capable:
             meets = any(b.capability_tier >= required for b in capable)
@@ -94,6 +118,30 @@ class CapabilityReconciler:
                     below.append((backend.name, reason, action))
             _apply(intent, below, excluded)
         intent.annotate("capability_excluded", excluded)
+
+
+class _Table(NamedTuple):
+    """Per (snapshot, model, needed capabilities, reconciler): what fails always."""
+
+    offers: Mapping[str, ModelOffer]  # the offers it was built from
+    smallest_window: float  # of every offer (inf when none)
+    lacking: dict[str, Rejection]  # backend -> rejection for a missing capability
+
+
+def _table(intent: RoutingIntent, by: str) -> _Table:
+    req = intent.requirements
+    model = intent.model
+    offers = intent.index.offers_for(model)
+    lacking: dict[str, Rejection] = {}
+    for name, offer in offers.items():
+        no_vision = req.vision and not offer.vision
+        no_tools = req.tools and not offer.tools
+        no_json = req.json_mode and not offer.json_mode
+        if no_vision or no_tools or no_json:
+            key = (no_vision, no_tools, no_json, False, offer.context_window)
+            lacking[name] = Rejection(name, by, *_verdict(key, intent), model)
+    smallest = min((o.context_window for o in offers.values()), default=math.inf)
+    return _Table(offers, smallest, lacking)
 
 
 def _apply(
