@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
 from routing.pipeline.intent import NO_VIABLE_BACKEND, RoutingIntent
 from routing.pipeline.scoring import (
     LATENCY_REFERENCE_MS,
     NEUTRAL_LATENCY,
-    estimate_cost,
-    rank_key,
 )
 from routing.pipeline.settings import PipelineSettings
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, Strategy
+
+_LOADING = Health.LOADING  # bound once: Enum class attribute access is slow
 
 
 class SelectionReconciler:
@@ -53,20 +53,16 @@ class SelectionReconciler:
         scores, breakdown = self._score(intent, candidates)
         intent.annotate("scores", scores)
         intent.annotate("score_breakdown", breakdown)
-
-        def key(b: BackendSnapshot) -> tuple[float, int, str]:
-            return rank_key(scores[b.name], b)
-
-        best = min(candidates, key=key)
+        best = _best(candidates, scores)
         score = scores[best.name]
         count = len(candidates)
         reason = (
             f"{self.strategy.value}: best of {count} candidate"
             f"{'s' if count != 1 else ''} (score {score:g})"
         )
-        if best.health == Health.LOADING:
-            others = [b for b in candidates if b.health != Health.LOADING]
-            fallback = min(others, key=key) if others else None
+        if best.health == _LOADING:
+            others = [b for b in candidates if b.health != _LOADING]
+            fallback = _best(others, scores) if others else None
             wait = best.loading_eta_ms
             intent.queue_for(
                 best,
@@ -102,54 +98,106 @@ class SelectionReconciler:
         self, intent: RoutingIntent, candidates: list[BackendSnapshot]
     ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
         weights = self.weights
-        scores: dict[str, float] = {}
-        breakdown: dict[str, dict[str, Any]] = {}
-        costs: dict[str, float] | None = None
-        max_cost = 0.0
-        if intent.annotations.get("prefer_cheaper"):
-            offers = intent.offers
-            req = intent.requirements
-            costs = {}
-            for b in candidates:
-                offer = offers.get(b.name)
-                costs[b.name] = estimate_cost(offer, req) if offer is not None else 0.0
-            max_cost = max(costs.values(), default=0.0)
-        # Hot path: the same formula as ``scoring.smart_score``, inlined (a test
-        # checks they agree).
         w_priority = weights["priority"]
         w_load = weights["load"]
         w_latency = weights["latency"]
         w_errors = weights["errors"]
-        w_cost = weights["cost"] if costs is not None else 0.0
-        weight_sum = w_priority + w_load + w_latency + w_errors + w_cost
-        ref = LATENCY_REFERENCE_MS
+        model = intent.model
+        # The four backend factors and their weighted sum depend only on the
+        # snapshot and these weights: computed once per snapshot and model.
+        table = intent.index.memo(
+            ("smart", model, w_priority, w_load, w_latency, w_errors),
+            lambda: {
+                b.name: _base_score(b, w_priority, w_load, w_latency, w_errors)
+                for b in intent.index.serving.get(model, ())
+            },
+        )
+        scores: dict[str, float] = {}
+        breakdown: dict[str, dict[str, Any]] = {}
+        if not intent.annotations.get("prefer_cheaper"):
+            for b in candidates:
+                found = table.get(b.name)
+                if found is None or found.backend is not b:
+                    found = _base_score(b, w_priority, w_load, w_latency, w_errors)
+                scores[b.name] = found.score
+                breakdown[b.name] = dict(found.factors)
+            return scores, breakdown
+
+        offers = intent.offers
+        req = intent.requirements
+        tokens_in = req.estimated_input_tokens
+        tokens_out = req.estimated_output_tokens
+        costs: dict[str, float] = {}
         for b in candidates:
-            priority = 1.0 - min(max(b.priority, 0), 100) / 100.0
-            load = 1.0 - min(
-                max(b.pending_requests, 0) / max(b.max_concurrency, 1), 1.0
-            )
-            ms = b.latency_ema_ms
-            latency = NEUTRAL_LATENCY if ms is None else ref / (ref + max(ms, 0.0))
-            errors = 1.0 - min(max(b.error_rate, 0.0), 1.0)
-            total = (
-                w_priority * priority
-                + w_load * load
-                + w_latency * latency
-                + w_errors * errors
-            )
-            factors = {
-                "priority": priority,
-                "load": load,
-                "latency": latency,
-                "errors": errors,
-            }
-            if costs is not None:
-                cost = costs[b.name]
-                factor = (
-                    1.0 - min(max(cost, 0.0) / max_cost, 1.0) if max_cost > 0 else 1.0
+            offer = offers.get(b.name)
+            # ``scoring.estimate_cost`` inlined (hot path; same arithmetic).
+            costs[b.name] = (
+                (
+                    tokens_in * offer.input_cost_per_1k
+                    + tokens_out * offer.output_cost_per_1k
                 )
-                factors["cost"] = factor
-                total += w_cost * factor
+                / 1000.0
+                if offer is not None
+                else 0.0
+            )
+        max_cost = max(costs.values(), default=0.0)
+        w_cost = weights["cost"]
+        weight_sum = w_priority + w_load + w_latency + w_errors + w_cost
+        for b in candidates:
+            found = table.get(b.name)
+            if found is None or found.backend is not b:
+                found = _base_score(b, w_priority, w_load, w_latency, w_errors)
+            cost = costs[b.name]
+            factor = 1.0 - min(max(cost, 0.0) / max_cost, 1.0) if max_cost > 0 else 1.0
+            total = found.total + w_cost * factor
             scores[b.name] = round(total / weight_sum, 6) if weight_sum > 0 else 0.0
-            breakdown[b.name] = factors
+            breakdown[b.name] = {**found.factors, "cost": factor}
         return scores, breakdown
+
+
+class _BaseScore(NamedTuple):
+    backend: BackendSnapshot
+    factors: dict[str, float]  # priority, load, latency, errors (copied out)
+    total: float  # their weighted sum
+    score: float  # the smart score when cost does not count
+
+
+def _base_score(
+    b: BackendSnapshot,
+    w_priority: float,
+    w_load: float,
+    w_latency: float,
+    w_errors: float,
+) -> _BaseScore:
+    """The smart strategy's backend factors (``scoring.smart_score``'s formula,
+    inlined for speed; a test checks they agree), their weighted sum and score."""
+    priority = 1.0 - min(max(b.priority, 0), 100) / 100.0
+    load = 1.0 - min(max(b.pending_requests, 0) / max(b.max_concurrency, 1), 1.0)
+    ms = b.latency_ema_ms
+    ref = LATENCY_REFERENCE_MS
+    latency = NEUTRAL_LATENCY if ms is None else ref / (ref + max(ms, 0.0))
+    errors = 1.0 - min(max(b.error_rate, 0.0), 1.0)
+    total = (
+        w_priority * priority + w_load * load + w_latency * latency + w_errors * errors
+    )
+    weight_sum = w_priority + w_load + w_latency + w_errors + 0.0
+    score = round(total / weight_sum, 6) if weight_sum > 0 else 0.0
+    factors = {"priority": priority, "load": load, "latency": latency, "errors": errors}
+    return _BaseScore(b, factors, total, score)
+
+
+def _best(
+    candidates: list[BackendSnapshot], scores: dict[str, float]
+) -> BackendSnapshot:
+    """``min(candidates, key=lambda b: rank_key(scores[b.name], b))`` without a
+    key tuple per candidate: the same comparisons, NaN scores included."""
+    best = candidates[0]
+    best_score = scores[best.name]
+    for b in candidates:
+        score = scores[b.name]
+        if score == best_score:
+            if (b.priority, b.name) < (best.priority, best.name):
+                best = b
+        elif score > best_score:
+            best, best_score = b, score
+    return best
