@@ -213,5 +213,5 @@ class Command(BaseCommand):
             f"{recorded} -> {'OK' if recorded == len(routes.latencies_ms) else 'MISMATCH'}"
         )
         self.stdout.write(
-            f"route p50 (mean of samples) {statistics.mean(routes.latencies_ms):.2f} ms"
+            f"route mean latency {statistics.mean(routes.latencies_ms):.2f} ms"
         )
