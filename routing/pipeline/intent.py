@@ -9,7 +9,7 @@ reconciler does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -374,11 +374,19 @@ class RoutingIntent:
             self._version += 1
         return done
 
-    def exclude_rejections(self, rejections: Iterable[Rejection]) -> None:
-        """Exclude with prebuilt rejections (same rules as ``exclude``).
+    def exclude_rejections(
+        self,
+        rejections: Sequence[Rejection],
+        record: dict[str, str] | None = None,
+    ) -> int:
+        """Exclude with prebuilt rejections (same rules as ``exclude``); return how
+        many backends were newly excluded.
 
         For reconcilers that memoise ``Rejection`` tuples per snapshot: each must
         already name this attempt's ``model`` and the current reconciler.
+        ``record`` (a ``*_excluded`` map) gets backend -> reason for each newly
+        excluded backend; a backend given twice gets its last reason, as when the
+        map is built from ``exclude_many``'s result.
         """
         excluded = self._excluded
         pop = self._candidates.pop
@@ -391,8 +399,18 @@ class RoutingIntent:
             pop(backend, None)
             excluded[backend] = rejection
             log.append(rejection)
-        if len(log) != before:
+        added = len(log) - before
+        if added:
             self._version += 1
+            if record is not None:
+                if added == len(rejections):  # all new, so no backend repeats
+                    for rejection in rejections:
+                        record[rejection.backend] = rejection.reason
+                else:
+                    reasons = {r.backend: r.reason for r in rejections}
+                    for rejection in log[before:]:
+                        record[rejection.backend] = reasons[rejection.backend]
+        return added
 
     # -- annotations and warnings -----------------------------------------------
 

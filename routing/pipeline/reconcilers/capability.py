@@ -58,9 +58,7 @@ class CapabilityReconciler:
                     capable.append(backend)
                 else:
                     rejections.append(rejection)
-            intent.exclude_rejections(rejections)
-            for rejection in rejections:
-                excluded[rejection.backend] = rejection.reason
+            intent.exclude_rejections(rejections, excluded)
         else:
             # Reasons depend only on (missing capabilities, context window):
             # build each distinct one once per request.
@@ -86,9 +84,10 @@ class CapabilityReconciler:
             _apply(intent, failing, excluded)
 
         if required is not None and capable:
-            meets = any(b.capability_tier >= required for b in capable)
             floor = required
-            if not meets and mode is TierMode.FLEXIBLE:
+            if mode is TierMode.FLEXIBLE and not any(
+                b.capability_tier >= required for b in capable
+            ):
                 floor = max(b.capability_tier for b in capable)
                 intent.annotate("tier_used", floor)
                 intent.warn(
@@ -100,7 +99,7 @@ class CapabilityReconciler:
                 ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
             )
             reasons: dict[int, str] = {}
-            below: list[tuple[str, str, str]] = []
+            below: list[Rejection] = []
             for backend in capable:
                 tier = backend.capability_tier
                 if tier < floor:
@@ -115,9 +114,15 @@ class CapabilityReconciler:
                                 else ""
                             )
                         )
-                    below.append((backend.name, reason, action))
-            _apply(intent, below, excluded)
+                    below.append(
+                        _new_tuple(Rejection, (backend.name, by, reason, action, model))
+                    )
+            intent.exclude_rejections(below, excluded)
         intent.annotate("capability_excluded", excluded)
+
+
+# ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).
+_new_tuple = tuple.__new__
 
 
 class _Table(NamedTuple):

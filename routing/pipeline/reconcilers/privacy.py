@@ -35,11 +35,8 @@ class PrivacyReconciler:
             )
             failing_all = intent.index.memo(key, lambda: _failing(intent, by))
             current = intent.candidates
-            # Candidates and excluded are disjoint: each of these is new.
             failing = [r for r in failing_all if r.backend in current]
-            intent.exclude_rejections(failing)
-            for rejection in failing:
-                excluded[rejection.backend] = rejection.reason
+            intent.exclude_rejections(failing, excluded)
         intent.annotate("privacy_excluded", excluded)
 
 
