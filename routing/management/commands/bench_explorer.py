@@ -13,6 +13,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
@@ -97,7 +98,14 @@ class Command(BaseCommand):
             f"{'page':<44} {'median ms':>10} {'p99 ms':>10} {'max ms':>10}"
         )
         worst = 0.0
-        with override_settings(ALLOWED_HOSTS=["testserver"]):
+        # Plain static storage: no collectstatic manifest needed to run this.
+        storages = {
+            **settings.STORAGES,
+            "staticfiles": {
+                "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+            },
+        }
+        with override_settings(ALLOWED_HOSTS=["testserver"], STORAGES=storages):
             for label, url in self._urls():
                 headers = {}
                 if url.endswith("?_hx=1"):
