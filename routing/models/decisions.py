@@ -72,8 +72,13 @@ class RoutingDecision(models.Model):
 class DecisionExclusion(models.Model):
     """Which reconcilers excluded backends in a decision (the ``excluded_by`` filter)."""
 
+    # No index of its own: the unique (decision, reconciler) constraint's index
+    # starts with it and serves the joins and cascading deletes.
     decision = models.ForeignKey(
-        RoutingDecision, on_delete=models.CASCADE, related_name="exclusions"
+        RoutingDecision,
+        on_delete=models.CASCADE,
+        related_name="exclusions",
+        db_index=False,
     )
     reconciler = models.CharField(max_length=64)
     excluded_count = models.PositiveIntegerField()
