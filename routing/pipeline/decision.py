@@ -27,7 +27,7 @@ from routing.pipeline.intent import (
     TraceEntry,
 )
 from routing.pipeline.scoring import estimate_cost
-from routing.pipeline.types import BackendSnapshot, Outcome
+from routing.pipeline.types import BackendSnapshot, Outcome, positional_constructor
 
 MAX_SUGGESTED_ACTIONS = 5
 MAX_BACKENDS_PER_GROUP = 5
@@ -112,6 +112,9 @@ class RoutingResult:
         return data
 
 
+_new_result = positional_constructor(RoutingResult)
+
+
 def jsonable(value: Any) -> Any:
     """Convert annotation values to plain JSON types (unknown objects -> str)."""
     if value is None or type(value) in (str, int, bool):
@@ -151,7 +154,7 @@ def build_result(
         log = tuple(r for attempt in attempts for r in attempt.rejections)
         trace = tuple(entry for attempt in attempts for entry in attempt.trace)
         warnings = list(dict.fromkeys(w for a in attempts for w in a.warnings))
-    models_tried = tuple(attempt.model for attempt in attempts)
+    models_tried = tuple([attempt.model for attempt in attempts])
     fallback_used = len(attempts) > 1
     if fallback_used and outcome is not Outcome.REJECT:
         warnings.append(
@@ -174,30 +177,30 @@ def build_result(
         rejections = log
         error_type, error_message, suggested = _build_error(attempts, rejections)
 
-    return RoutingResult(
-        outcome=outcome,
-        requested_model=first.requested_model,
-        model=final.model,
-        backend=backend,
-        score=final.score if backend is not None else None,
-        reason=final.reason if backend is not None else None,
-        estimated_cost_usd=cost,
-        estimated_wait_ms=final.estimated_wait_ms,
-        fallback_backend=final.fallback_backend,
-        error_type=error_type,
-        error_message=error_message,
-        rejections=rejections,
-        suggested_actions=suggested,
-        requirements=final.requirements,
-        constraints=final.constraints,
-        matched_policies=tuple(p.name for p in final.matched_policies),
-        annotations=final.annotations,
-        trace=trace,
-        warnings=tuple(warnings),
-        excluded_by=excluded_by,
-        fallback_used=fallback_used,
-        models_tried=models_tried,
-        duration_us=duration_us,
+    return _new_result(  # every field, in declaration order
+        outcome,
+        first.requested_model,
+        final.model,
+        backend,
+        final.score if backend is not None else None,  # score
+        final.reason if backend is not None else None,  # reason
+        cost,  # estimated_cost_usd
+        final.estimated_wait_ms,
+        final.fallback_backend,
+        error_type,
+        error_message,
+        rejections,
+        suggested,  # suggested_actions
+        final.requirements,
+        final.constraints,
+        tuple([p.name for p in final.matched_policies]),  # matched_policies
+        final.annotations,
+        trace,
+        tuple(warnings),
+        excluded_by,
+        fallback_used,
+        models_tried,
+        duration_us,
     )
 
 

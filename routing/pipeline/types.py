@@ -6,11 +6,15 @@ one source of truth and dependencies point inward (models -> pipeline).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class BackendKind(StrEnum):
@@ -90,6 +94,26 @@ class Strategy(StrEnum):
 
 def _frozen_mapping[K, V](data: Mapping[K, V] | None = None) -> Mapping[K, V]:
     return MappingProxyType(dict(data or {}))
+
+
+def positional_constructor[T: DataclassInstance](cls: type[T]) -> Callable[..., T]:
+    """A constructor for the frozen slots dataclass ``cls`` taking every field
+    positionally, in declaration order (no defaults, no ``__post_init__``).
+
+    The generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``; setting the slots directly is about twice as fast,
+    which matters for the few objects built on every request.
+    """
+    setters = tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+    new = object.__new__
+
+    def construct(*values: object) -> T:
+        obj = new(cls)
+        for set_field, value in zip(setters, values, strict=True):
+            set_field(obj, value)
+        return obj
+
+    return construct
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
-from routing.pipeline.types import HardLimitAction, Health, PolicySnapshot
+import pytest
+
+from routing.pipeline import Requirements, RoutingResult
+from routing.pipeline.types import (
+    HardLimitAction,
+    Health,
+    PolicySnapshot,
+    positional_constructor,
+)
 
 from .fleet import budget, cloud, config, local, request, route
 
@@ -133,3 +142,13 @@ def test_result_attributes_are_readable_without_to_dict() -> None:
     assert result.excluded_by == ()
     assert result.fallback_used is False
     assert result.models_tried == ("llama3",)
+
+
+def test_the_positional_constructor_sets_every_field_like_the_dataclass() -> None:
+    for cls in (RoutingResult, Requirements):
+        names = [f.name for f in fields(cls)]
+        values = [object() for _ in names]
+        made = positional_constructor(cls)(*values)
+        assert made == cls(**dict(zip(names, values, strict=True)))
+        with pytest.raises(ValueError):
+            positional_constructor(cls)(*values[:-1])

@@ -101,7 +101,7 @@ class BudgetReconciler:
             costs = dict(annotations["estimated_cost_usd"])
             costs.update(estimates)
         else:
-            costs = dict(estimates)
+            costs = estimates  # not changed below, so no copy needed
         intent.annotate("estimated_cost_usd", costs)
         # Merge with an earlier run so running twice changes nothing.
         excluded: dict[str, str] = dict(annotations.get("budget_excluded", {}))
