@@ -35,18 +35,11 @@ from routing.pipeline.intent import (
     RoutingRequest,
 )
 from routing.pipeline.rules import PrivacyConstraint, parse_privacy
-from routing.pipeline.types import (
-    Outcome,
-    PolicySnapshot,
-    PrivacyLevel,
-    TierMode,
-    positional_constructor,
-)
+from routing.pipeline.types import Outcome, PolicySnapshot, PrivacyLevel, TierMode
 
 _IMAGE_PART_TYPES = frozenset({"image_url", "image", "input_image"})
 _TEXT_PART_TYPES = frozenset({"text", "input_text"})
 _JSON_FORMATS = frozenset({"json_object", "json_schema"})
-_new_requirements = positional_constructor(Requirements)
 
 # -- requirements ------------------------------------------------------------------
 
@@ -94,12 +87,12 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
         output = body.get("max_completion_tokens")
     if isinstance(output, bool) or not isinstance(output, int) or output < 1:
         output = default_output_tokens
-    return _new_requirements(
-        vision,
-        isinstance(tools, (list, tuple)) and len(tools) > 0,  # tools
-        json_mode,
-        math.ceil(chars / 4),  # estimated_input_tokens
-        output,  # estimated_output_tokens
+    return Requirements(
+        vision=vision,
+        tools=isinstance(tools, (list, tuple)) and len(tools) > 0,
+        json_mode=json_mode,
+        estimated_input_tokens=math.ceil(chars / 4),
+        estimated_output_tokens=output,
     )
 
 
