@@ -13,7 +13,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from operator import attrgetter
 from typing import Any
 
 from routing.pipeline.intent import (
@@ -31,7 +30,6 @@ from routing.pipeline.types import BackendSnapshot, Outcome, positional_construc
 
 MAX_SUGGESTED_ACTIONS = 5
 MAX_BACKENDS_PER_GROUP = 5
-_RECONCILER = attrgetter("reconciler")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +159,11 @@ def build_result(
             f"Model '{first.model}' had no viable backend; used fallback model "
             f"'{final.model}'."
         )
-    # Reconcilers in the order of their first rejection.
-    excluded_by = tuple(dict.fromkeys(map(_RECONCILER, log)))
+    excluded_by = (
+        final.excluded_by
+        if len(attempts) == 1
+        else tuple(dict.fromkeys(name for a in attempts for name in a.excluded_by))
+    )
 
     error_type: str | None = None
     error_message: str | None = None

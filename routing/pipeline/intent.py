@@ -249,6 +249,7 @@ class RoutingIntent:
         "warnings",
         "_candidates",
         "_excluded",
+        "_excluders",
         "_log",
         "_version",
     )
@@ -291,6 +292,7 @@ class RoutingIntent:
         self._candidates: dict[str, BackendSnapshot] = {}
         self._excluded: dict[str, Rejection] = {}
         self._log: list[Rejection] = []
+        self._excluders: dict[str, None] = {}  # reconcilers, by first rejection
         self._version = 0
 
     # -- candidates -------------------------------------------------------------
@@ -309,6 +311,11 @@ class RoutingIntent:
     def rejections(self) -> tuple[Rejection, ...]:
         """Every rejection of this attempt, in the order it was made."""
         return tuple(self._log)
+
+    @property
+    def excluded_by(self) -> tuple[str, ...]:
+        """The reconcilers named by the rejections, in order of their first one."""
+        return tuple(self._excluders)
 
     def candidate_list(self) -> list[BackendSnapshot]:
         """A snapshot list of the candidates, safe to iterate while excluding."""
@@ -372,6 +379,7 @@ class RoutingIntent:
             done.append(backend)
         if done:
             self._version += 1
+            self._excluders.setdefault(by)
         return done
 
     def exclude_rejections(
@@ -391,6 +399,8 @@ class RoutingIntent:
         excluded = self._excluded
         pop = self._candidates.pop
         log = self._log
+        excluders = self._excluders
+        by = None
         before = len(log)
         for rejection in rejections:
             backend = rejection.backend
@@ -399,6 +409,9 @@ class RoutingIntent:
             pop(backend, None)
             excluded[backend] = rejection
             log.append(rejection)
+            if rejection.reconciler is not by:
+                by = rejection.reconciler
+                excluders.setdefault(by)
         added = len(log) - before
         if added:
             self._version += 1
@@ -471,5 +484,6 @@ class RoutingIntent:
         for rejection in self._log[mark:]:
             del excluded[rejection.backend]
         del self._log[mark:]
+        self._excluders = dict.fromkeys(r.reconciler for r in self._log)
         self._candidates = candidates
         self._version += 1

@@ -159,6 +159,8 @@ def test_candidates_and_excluded_stay_disjoint_and_only_shrink(world: Any) -> No
             entry.reconciler == "request_analyzer"
         )
         assert not {r.backend for r in entry.excluded} & set(entry.candidates_after)
+    in_trace = [r for entry in result.trace for r in entry.excluded]
+    assert result.excluded_by == tuple(dict.fromkeys(r.reconciler for r in in_trace))
     seen: set[tuple[str, str]] = set()
     for rejection in result.rejections:
         key = (rejection.model, rejection.backend)
