@@ -80,8 +80,10 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
     tools = body.get("tools")
     response_format = body.get("response_format")
     json_mode = (
-        type(response_format) is dict or isinstance(response_format, Mapping)
-    ) and response_format.get("type") in _JSON_FORMATS
+        response_format is not None
+        and (type(response_format) is dict or isinstance(response_format, Mapping))
+        and response_format.get("type") in _JSON_FORMATS
+    )
     output = body.get("max_tokens")
     if output is None:
         output = body.get("max_completion_tokens")

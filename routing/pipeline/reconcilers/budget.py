@@ -102,7 +102,7 @@ class BudgetReconciler:
             costs.update(estimates)
         else:
             costs = estimates  # not changed below, so no copy needed
-        intent.annotate("estimated_cost_usd", costs)
+        annotations["estimated_cost_usd"] = costs
         # Merge with an earlier run so running twice changes nothing.
         excluded: dict[str, str] = dict(annotations.get("budget_excluded", {}))
         model = intent.model
@@ -129,8 +129,8 @@ class BudgetReconciler:
         for item in assessed:
             if _STATUS_RANK[item.status] > _STATUS_RANK[status]:
                 status = item.status
-        intent.annotate("budget_status", status.value)
-        intent.annotate("prefer_cheaper", status is not BudgetStatus.NORMAL)
+        annotations["budget_status"] = status._value_  # = .value, minus 2 calls
+        annotations["prefer_cheaper"] = status is not BudgetStatus.NORMAL
 
         at_hard = [a for a in assessed if a.status is BudgetStatus.HARD_LIMIT]
         if at_hard:
@@ -138,7 +138,7 @@ class BudgetReconciler:
             budget = worst.budget
             action = budget.hard_limit_action
             resets = resets_on(budget)
-            intent.annotate("budget_resets_on", _iso(budget))
+            annotations["budget_resets_on"] = _iso(budget)
             state = (
                 f"budget '{budget.name}' is at its hard limit "
                 f"({usd(worst.used)} of {usd(worst.limit)}) and {resets}"
@@ -214,7 +214,7 @@ class BudgetReconciler:
                     if cost > cap
                 ]
             )
-        intent.annotate("budget_excluded", excluded)
+        annotations["budget_excluded"] = excluded
 
 
 def _may_exceed(top: float, limit: float) -> bool:

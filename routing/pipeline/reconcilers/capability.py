@@ -31,12 +31,11 @@ class CapabilityReconciler:
         constraints = intent.constraints
         required = constraints.min_tier
         mode = constraints.tier_mode
-        intent.annotate("required_tier", required)
-        intent.annotate("tier_mode", mode.value)
+        annotations = intent.annotations
+        annotations["required_tier"] = required
+        annotations["tier_mode"] = mode._value_  # = .value, minus 2 calls
         # Merge with an earlier run so running twice changes nothing.
-        excluded: dict[str, str] = dict(
-            intent.annotations.get("capability_excluded", {})
-        )
+        excluded: dict[str, str] = dict(annotations.get("capability_excluded", {}))
         req = intent.requirements
         offers = intent.offers
         model = intent.model
@@ -89,7 +88,7 @@ class CapabilityReconciler:
                 b.capability_tier >= required for b in capable
             ):
                 floor = max(b.capability_tier for b in capable)
-                intent.annotate("tier_used", floor)
+                annotations["tier_used"] = floor
                 intent.warn(
                     f"No backend for '{model}' meets the required tier {required}; "
                     f"flexible mode used tier {floor} instead."
@@ -118,7 +117,7 @@ class CapabilityReconciler:
                         _new_tuple(Rejection, (backend.name, by, reason, action, model))
                     )
             intent.exclude_rejections(below, excluded)
-        intent.annotate("capability_excluded", excluded)
+        annotations["capability_excluded"] = excluded
 
 
 # ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from routing.pipeline.intent import Rejection, RoutingIntent
+from typing import NamedTuple
+
+from routing.pipeline.intent import Constraints, Rejection, RoutingIntent
 from routing.pipeline.types import ErrorPolicy, PrivacyLevel
 
 
@@ -21,23 +23,37 @@ class PrivacyReconciler:
     def reconcile(self, intent: RoutingIntent) -> None:
         """Exclude every candidate that fails a privacy constraint."""
         constraints = intent.constraints
-        intent.annotate("privacy_constraint", constraints.privacy_label)
+        by = intent.current_reconciler
+        # Keyed by the constraints object, cheaper to hash than its contents:
+        # request_analyzer memoises it per snapshot, and the entry keeps it
+        # alive, so its id cannot be reused (checked anyway, as index_for does).
+        key = ("privacy", intent.model, id(constraints), by)
+        memo = intent.index.memo(key, lambda: _privacy(intent, by))
+        if memo.constraints is not constraints:
+            memo = _privacy(intent, by)
+        annotations = intent.annotations
+        annotations["privacy_constraint"] = memo.label
         # Merge with an earlier run so running twice changes nothing.
-        excluded: dict[str, str] = dict(intent.annotations.get("privacy_excluded", {}))
-        if constraints.privacy:
-            by = intent.current_reconciler
-            key = (
-                "privacy",
-                intent.model,
-                constraints.privacy,
-                constraints.privacy_sources,
-                by,
-            )
-            failing_all = intent.index.memo(key, lambda: _failing(intent, by))
+        excluded: dict[str, str] = dict(annotations.get("privacy_excluded", {}))
+        if memo.failing:
             current = intent.candidates
-            failing = [r for r in failing_all if r.backend in current]
+            failing = [r for r in memo.failing if r.backend in current]
             intent.exclude_rejections(failing, excluded)
-        intent.annotate("privacy_excluded", excluded)
+        annotations["privacy_excluded"] = excluded
+
+
+class _Privacy(NamedTuple):
+    """What the privacy rule says for one (snapshot, model, constraints, reconciler)."""
+
+    constraints: Constraints
+    label: str  # the privacy_constraint annotation
+    failing: tuple[Rejection, ...]  # every backend offering the model that fails
+
+
+def _privacy(intent: RoutingIntent, by: str) -> _Privacy:
+    constraints = intent.constraints
+    failing = _failing(intent, by) if constraints.privacy else ()
+    return _Privacy(constraints, constraints.privacy_label, failing)
 
 
 def _verdict(

@@ -63,14 +63,14 @@ class RequestAnalyzer:
             key, lambda: combine_constraints(request, policies)
         )
         intent.requirements = analyse_body(request.body, self.default_output_tokens)
+        annotations = intent.annotations
         if hops:
-            intent.annotate("alias_chain", [*hops, resolved])
-        intent.annotate("matched_policies", [p.name for p in policies])
+            annotations["alias_chain"] = [*hops, resolved]
+        annotations["matched_policies"] = [p.name for p in policies]
 
         serving = index.serving.get(resolved, ())
-        intent.annotate(
-            "backends_not_serving", len(index.backends_by_name) - len(serving)
-        )
+        not_serving = len(index.backends_by_name) - len(serving)
+        annotations["backends_not_serving"] = not_serving
         if not serving:
             via = f" (resolved from '{requested}')" if resolved != requested else ""
             intent.reject(

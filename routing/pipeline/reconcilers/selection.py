@@ -44,20 +44,22 @@ class SelectionReconciler:
     def reconcile(self, intent: RoutingIntent) -> None:
         """Score, annotate and decide."""
         candidates = intent.candidate_list()
-        intent.annotate("strategy", self.strategy.value)
+        annotations = intent.annotations
+        label = self.strategy._value_  # = .value, minus 2 calls
+        annotations["strategy"] = label
         if not candidates:
-            intent.annotate("scores", {})
-            intent.annotate("score_breakdown", {})
+            annotations["scores"] = {}
+            annotations["score_breakdown"] = {}
             intent.reject(NO_VIABLE_BACKEND)
             return
         scores, breakdown = self._score(intent, candidates)
-        intent.annotate("scores", scores)
-        intent.annotate("score_breakdown", breakdown)
+        annotations["scores"] = scores
+        annotations["score_breakdown"] = breakdown
         best = _best(candidates, scores)
         score = scores[best.name]
         count = len(candidates)
         reason = (
-            f"{self.strategy.value}: best of {count} candidate"
+            f"{label}: best of {count} candidate"
             f"{'s' if count != 1 else ''} (score {score:g})"
         )
         if best.health == _LOADING:
