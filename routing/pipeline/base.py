@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 from routing.pipeline.decision import RoutingResult
@@ -201,6 +201,7 @@ class ReconcilerPipeline:
                     dict(intent.annotations),
                     list(intent.warnings),
                     dict(intent._candidates),
+                    intent._origin,
                 )
             error: str | None = None
             start = perf()
@@ -211,7 +212,7 @@ class ReconcilerPipeline:
             duration_us = (perf() - start) / 1000.0
             if error is not None:
                 if saved is not None:
-                    intent._rollback(saved[2], mark)
+                    intent._rollback(saved[2], saved[3], mark)
                     intent.annotations, intent.warnings = saved[0], saved[1]
                     annotations = intent.annotations
                     intent.warn(
@@ -256,9 +257,14 @@ class ReconcilerPipeline:
             )
 
 
-# What a fail-open reconciler may have to give back: annotations, warnings and
-# candidates as they were before it ran.
-_Saved = tuple[dict[str, Any], list[str], dict[str, BackendSnapshot]]
+# What a fail-open reconciler may have to give back: annotations, warnings,
+# candidates and their origin as they were before it ran.
+_Saved = tuple[
+    dict[str, Any],
+    list[str],
+    dict[str, BackendSnapshot],
+    Mapping[str, BackendSnapshot] | None,
+]
 
 
 class _Stage(NamedTuple):

@@ -207,6 +207,42 @@ class TraceEntry(NamedTuple):
         }
 
 
+class CandidateStep(NamedTuple):
+    """A memoised exclusion over one exact candidate mapping (see ``apply_step``).
+
+    From candidates that are an unmodified copy of ``before`` (same names, same
+    order, same objects), excluding ``rejections`` one by one leaves ``after``.
+    Build it with ``prepare_step``; keep it where ``before`` is memoised.
+    """
+
+    before: Mapping[str, BackendSnapshot]
+    after: Mapping[str, BackendSnapshot]
+    rejections: tuple[Rejection, ...]
+    by_backend: Mapping[str, Rejection]
+    reasons: Mapping[str, str]  # backend -> reason, for a ``*_excluded`` map
+    excluders: tuple[str, ...]  # the rejections' reconcilers, first seen first
+
+
+def prepare_step(
+    before: Mapping[str, BackendSnapshot], rejections: Iterable[Rejection]
+) -> CandidateStep | None:
+    """The step excluding ``rejections`` from ``before``; None unless each names a
+    different backend of ``before`` (then exclude them one by one instead)."""
+    rejections = tuple(rejections)
+    by_backend = {r.backend: r for r in rejections}
+    if len(by_backend) != len(rejections) or not by_backend.keys() <= before.keys():
+        return None
+    after = {name: b for name, b in before.items() if name not in by_backend}
+    return CandidateStep(
+        before,
+        after,
+        rejections,
+        by_backend,
+        {r.backend: r.reason for r in rejections},
+        tuple(dict.fromkeys(r.reconciler for r in rejections)),
+    )
+
+
 # Immutable defaults shared by every fresh intent (cheaper than building them).
 _NO_REQUIREMENTS = Requirements()
 _NO_CONSTRAINTS = Constraints()
@@ -251,6 +287,7 @@ class RoutingIntent:
         "_excluded",
         "_excluders",
         "_log",
+        "_origin",
         "_version",
     )
 
@@ -293,6 +330,8 @@ class RoutingIntent:
         self._excluded: dict[str, Rejection] = {}
         self._log: list[Rejection] = []
         self._excluders: dict[str, None] = {}  # reconcilers, by first rejection
+        # The memoised mapping the candidates are an unmodified copy of, if any.
+        self._origin: Mapping[str, BackendSnapshot] | None = None
         self._version = 0
 
     # -- candidates -------------------------------------------------------------
@@ -327,13 +366,21 @@ class RoutingIntent:
         if name in self._excluded or name in self._candidates:
             return False
         self._candidates[name] = backend
+        self._origin = None
         self._version += 1
         return True
 
-    def add_candidates(self, backends: Mapping[str, BackendSnapshot]) -> None:
-        """Add many candidates at once (same rules as ``add_candidate``)."""
+    def add_candidates(
+        self, backends: Mapping[str, BackendSnapshot], *, memoised: bool = False
+    ) -> None:
+        """Add many candidates at once (same rules as ``add_candidate``).
+
+        ``memoised``: ``backends`` is a per-snapshot memo that never changes, so
+        memoised steps from it (``apply_step``) may apply to these candidates.
+        """
         if not self._candidates and self._excluded.keys().isdisjoint(backends):
             self._candidates = dict(backends)
+            self._origin = backends if memoised else None
         else:
             for backend in backends.values():
                 self.add_candidate(backend)
@@ -379,6 +426,7 @@ class RoutingIntent:
             done.append(backend)
         if done:
             self._version += 1
+            self._origin = None
             self._excluders.setdefault(by)
         return done
 
@@ -415,6 +463,7 @@ class RoutingIntent:
         added = len(log) - before
         if added:
             self._version += 1
+            self._origin = None
             if record is not None:
                 if added == len(rejections):  # all new, so no backend repeats
                     for rejection in rejections:
@@ -424,6 +473,33 @@ class RoutingIntent:
                     for rejection in log[before:]:
                         record[rejection.backend] = reasons[rejection.backend]
         return added
+
+    @property
+    def step_origin(self) -> Mapping[str, BackendSnapshot] | None:
+        """The memoised mapping the candidates are an unmodified copy of (given to
+        ``add_candidates(..., memoised=True)``, or a step's ``after``), or None."""
+        return self._origin
+
+    def apply_step(
+        self, step: CandidateStep, record: dict[str, str] | None = None
+    ) -> bool:
+        """Apply a memoised ``step`` if the candidates are an unmodified copy of
+        ``step.before``: the same result as excluding its rejections with
+        ``exclude_rejections(step.rejections, record)``, without the per-backend
+        work. Returns False, changing nothing, otherwise."""
+        if self._origin is not step.before:
+            return False
+        if step.rejections:
+            self._candidates = dict(step.after)
+            self._origin = step.after
+            self._log.extend(step.rejections)
+            self._excluded.update(step.by_backend)
+            for by in step.excluders:
+                self._excluders.setdefault(by)
+            self._version += 1
+            if record is not None:
+                record.update(step.reasons)
+        return True
 
     # -- annotations and warnings -----------------------------------------------
 
@@ -477,13 +553,19 @@ class RoutingIntent:
 
     # -- used by the pipeline runner only ---------------------------------------
 
-    def _rollback(self, candidates: dict[str, BackendSnapshot], mark: int) -> None:
-        """Undo a failed fail-open reconciler: restore ``candidates`` (the copy
-        taken before it ran) and forget the rejections it made."""
+    def _rollback(
+        self,
+        candidates: dict[str, BackendSnapshot],
+        origin: Mapping[str, BackendSnapshot] | None,
+        mark: int,
+    ) -> None:
+        """Undo a failed fail-open reconciler: restore ``candidates`` and
+        ``origin`` (as saved before it ran) and forget the rejections it made."""
         excluded = self._excluded
         for rejection in self._log[mark:]:
             del excluded[rejection.backend]
         del self._log[mark:]
         self._excluders = dict.fromkeys(r.reconciler for r in self._log)
         self._candidates = candidates
+        self._origin = origin
         self._version += 1

@@ -6,7 +6,12 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from routing.pipeline.intent import Rejection, RoutingIntent
+from routing.pipeline.intent import (
+    CandidateStep,
+    Rejection,
+    RoutingIntent,
+    prepare_step,
+)
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, ModelOffer, TierMode
 
 
@@ -46,7 +51,14 @@ class CapabilityReconciler:
             lambda: _table(intent, by),
         )
         capable: list[BackendSnapshot] = []
-        if table.offers is offers and needed <= table.smallest_window:
+        origin = intent.step_origin
+        fits = table.offers is offers and needed <= table.smallest_window
+        step = _step(table, origin) if fits and origin is not None else None
+        if step is not None and intent.apply_step(step, excluded):
+            # Every window is large enough and the candidates are a memoised
+            # set: excluding those that lack a capability is a memoised step.
+            capable = intent.candidate_list()
+        elif fits:
             # Every window is large enough: only a missing capability fails, and
             # its rejection is the same for every request.
             lacking = table.lacking
@@ -122,6 +134,7 @@ class CapabilityReconciler:
 
 # ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).
 _new_tuple = tuple.__new__
+_MAX_STEPS = 32
 
 
 class _Table(NamedTuple):
@@ -130,6 +143,23 @@ class _Table(NamedTuple):
     offers: Mapping[str, ModelOffer]  # the offers it was built from
     smallest_window: float  # of every offer (inf when none)
     lacking: dict[str, Rejection]  # backend -> rejection for a missing capability
+    steps: dict[int, CandidateStep]  # id(candidate origin) -> its step
+
+
+def _step(table: _Table, origin: Mapping[str, BackendSnapshot]) -> CandidateStep | None:
+    """The step excluding, from exactly ``origin``, the backends that lack a
+    capability; memoised per origin (a step keeps its origin alive, so the id
+    stays unique), for at most ``_MAX_STEPS`` origins."""
+    step = table.steps.get(id(origin))
+    if step is not None and step.before is origin:
+        return step
+    lacking = table.lacking
+    step = prepare_step(
+        origin, [lacking[b.name] for b in origin.values() if b.name in lacking]
+    )
+    if step is not None and len(table.steps) < _MAX_STEPS:
+        table.steps[id(origin)] = step
+    return step
 
 
 def _table(intent: RoutingIntent, by: str) -> _Table:
@@ -145,7 +175,7 @@ def _table(intent: RoutingIntent, by: str) -> _Table:
             key = (no_vision, no_tools, no_json, False, offer.context_window)
             lacking[name] = Rejection(name, by, *_verdict(key, intent), model)
     smallest = min((o.context_window for o in offers.values()), default=math.inf)
-    return _Table(offers, smallest, lacking)
+    return _Table(offers, smallest, lacking, {})
 
 
 def _apply(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from routing.pipeline.intent import Constraints, Rejection, RoutingIntent
+from routing.pipeline.intent import (
+    CandidateStep,
+    Constraints,
+    Rejection,
+    RoutingIntent,
+    prepare_step,
+)
 from routing.pipeline.types import ErrorPolicy, PrivacyLevel
 
 
@@ -35,7 +41,9 @@ class PrivacyReconciler:
         annotations["privacy_constraint"] = memo.label
         # Merge with an earlier run so running twice changes nothing.
         excluded: dict[str, str] = dict(annotations.get("privacy_excluded", {}))
-        if memo.failing:
+        if memo.failing and (
+            memo.step is None or not intent.apply_step(memo.step, excluded)
+        ):
             current = intent.candidates
             failing = [r for r in memo.failing if r.backend in current]
             intent.exclude_rejections(failing, excluded)
@@ -48,12 +56,15 @@ class _Privacy(NamedTuple):
     constraints: Constraints
     label: str  # the privacy_constraint annotation
     failing: tuple[Rejection, ...]  # every backend offering the model that fails
+    step: CandidateStep | None  # the same, from exactly the available backends
 
 
 def _privacy(intent: RoutingIntent, by: str) -> _Privacy:
     constraints = intent.constraints
     failing = _failing(intent, by) if constraints.privacy else ()
-    return _Privacy(constraints, constraints.privacy_label, failing)
+    available, _ = intent.index.availability(intent.model)
+    step = prepare_step(available, (r for r in failing if r.backend in available))
+    return _Privacy(constraints, constraints.privacy_label, failing, step)
 
 
 def _verdict(

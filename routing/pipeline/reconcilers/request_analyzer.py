@@ -84,7 +84,7 @@ class RequestAnalyzer:
             ("availability", resolved, by), lambda: _availability(intent, by)
         )
         intent.exclude_rejections(unavailable)
-        intent.add_candidates(available)
+        intent.add_candidates(available, memoised=True)
 
 
 def _resolve(
