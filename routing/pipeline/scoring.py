@@ -17,8 +17,9 @@ places. Ties break on lower priority number, then on name (ascending).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
-from routing.pipeline.intent import Requirements
+from routing.pipeline.intent import Requirements, RoutingIntent
 from routing.pipeline.types import BackendSnapshot, ModelOffer
 
 LATENCY_REFERENCE_MS = 1000.0
@@ -31,6 +32,67 @@ def estimate_cost(offer: ModelOffer, requirements: Requirements) -> float:
         requirements.estimated_input_tokens * offer.input_cost_per_1k
         + requirements.estimated_output_tokens * offer.output_cost_per_1k
     ) / 1000.0
+
+
+class _Prices(NamedTuple):
+    origin: Mapping[str, BackendSnapshot]
+    offers: Mapping[str, ModelOffer]
+    rows: tuple[tuple[str, float, float], ...] | None  # (name, in, out) per backend
+
+
+def estimated_costs(intent: RoutingIntent) -> dict[str, float]:
+    """``estimate_cost`` of every candidate (0.0 without an offer), by name, in
+    candidate order.
+
+    When the candidates are a memoised set (``intent.step_origin``), their
+    prices come from a table memoised per (snapshot, set) instead of one offer
+    lookup each; the arithmetic is the same.
+    """
+    offers = intent.offers
+    req = intent.requirements
+    tokens_in = req.estimated_input_tokens
+    tokens_out = req.estimated_output_tokens
+    origin = intent.step_origin
+    if origin is not None and type(tokens_in) is int and type(tokens_out) is int:
+        prices = intent.index.memo(
+            ("prices", id(origin)), lambda: _prices(origin, offers)
+        )
+        if prices.origin is origin and prices.offers is offers and prices.rows:
+            # float(int) is the conversion ``int * float`` makes (same value,
+            # same OverflowError); float * float skips the mixed-type dispatch.
+            fin, fout = float(tokens_in), float(tokens_out)
+            return {n: (fin * i + fout * o) / 1000.0 for n, i, o in prices.rows}
+    costs: dict[str, float] = {}
+    for backend in intent.candidates.values():
+        offer = offers.get(backend.name)
+        # ``estimate_cost`` inlined (hot path; same arithmetic).
+        costs[backend.name] = (
+            (
+                tokens_in * offer.input_cost_per_1k
+                + tokens_out * offer.output_cost_per_1k
+            )
+            / 1000.0
+            if offer is not None
+            else 0.0
+        )
+    return costs
+
+
+def _prices(
+    origin: Mapping[str, BackendSnapshot], offers: Mapping[str, ModelOffer]
+) -> _Prices:
+    """The price rows of ``origin``'s backends; None unless every one has an offer
+    with float prices under its own name (then the general path is exact)."""
+    rows = []
+    for name, backend in origin.items():
+        offer = offers.get(name)
+        if offer is None or backend.name != name:
+            return _Prices(origin, offers, None)
+        price_in, price_out = offer.input_cost_per_1k, offer.output_cost_per_1k
+        if type(price_in) is not float or type(price_out) is not float:
+            return _Prices(origin, offers, None)
+        rows.append((name, price_in, price_out))
+    return _Prices(origin, offers, tuple(rows))
 
 
 def priority_factor(priority: int) -> float:

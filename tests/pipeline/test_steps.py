@@ -129,10 +129,13 @@ def _plain(result: Any) -> Any:
 
 @FAST
 @given(worlds())
-def test_memoised_steps_never_change_a_result(world: Any) -> None:
+def test_memoised_steps_and_price_tables_never_change_a_result(world: Any) -> None:
     cfg, req, budgets = world
     ctx = context(cfg, *budgets)
-    with_steps = _plain(PIPELINE.route(req, ctx))
-    with mock.patch.object(RoutingIntent, "apply_step", return_value=False):
+    with_memos = _plain(PIPELINE.route(req, ctx))
+    with (
+        mock.patch.object(RoutingIntent, "apply_step", return_value=False),
+        mock.patch.object(RoutingIntent, "step_origin", None),
+    ):
         without = _plain(PIPELINE.route(req, ctx))
-    assert with_steps == without
+    assert with_memos == without

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from routing.pipeline.intent import RoutingIntent
+from routing.pipeline.scoring import estimated_costs
 from routing.pipeline.types import (
     BudgetSnapshot,
     BudgetStatus,
@@ -79,23 +80,7 @@ class BudgetReconciler:
 
     def reconcile(self, intent: RoutingIntent) -> None:
         """Annotate costs and budget status; exclude what the budgets forbid."""
-        offers = intent.offers
-        requirements = intent.requirements
-        tokens_in = requirements.estimated_input_tokens
-        tokens_out = requirements.estimated_output_tokens
-        estimates: dict[str, float] = {}
-        for backend in intent.candidates.values():
-            offer = offers.get(backend.name)
-            # ``scoring.estimate_cost`` inlined (hot path; same arithmetic).
-            estimates[backend.name] = (
-                (
-                    tokens_in * offer.input_cost_per_1k
-                    + tokens_out * offer.output_cost_per_1k
-                )
-                / 1000.0
-                if offer is not None
-                else 0.0
-            )
+        estimates = estimated_costs(intent)
         annotations = intent.annotations
         if "estimated_cost_usd" in annotations:
             costs = dict(annotations["estimated_cost_usd"])

@@ -105,30 +105,11 @@ class CapabilityReconciler:
                     f"No backend for '{model}' meets the required tier {required}; "
                     f"flexible mode used tier {floor} instead."
                 )
-            sources = ", ".join(constraints.min_tier_sources)
-            action = f"Add or enable a tier-{required} backend serving '{model}'" + (
-                ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
-            )
-            reasons: dict[int, str] = {}
-            below: list[Rejection] = []
-            for backend in capable:
-                tier = backend.capability_tier
-                if tier < floor:
-                    reason = reasons.get(tier)
-                    if reason is None:
-                        reason = reasons[tier] = (
-                            f"capability tier {tier} is below the required tier "
-                            f"{required} ({sources})"
-                            + (
-                                f"; flexible mode kept tier {floor} instead"
-                                if floor != required
-                                else ""
-                            )
-                        )
-                    below.append(
-                        _new_tuple(Rejection, (backend.name, by, reason, action, model))
-                    )
-            intent.exclude_rejections(below, excluded)
+            rule = (required, floor, constraints.min_tier_sources, mode, model, by)
+            origin = intent.step_origin
+            step = _tier_step(table, origin, rule) if origin is not None else None
+            if step is None or not intent.apply_step(step, excluded):
+                intent.exclude_rejections(_below_tier(capable, rule), excluded)
         annotations["capability_excluded"] = excluded
 
 
@@ -144,6 +125,7 @@ class _Table(NamedTuple):
     smallest_window: float  # of every offer (inf when none)
     lacking: dict[str, Rejection]  # backend -> rejection for a missing capability
     steps: dict[int, CandidateStep]  # id(candidate origin) -> its step
+    tier_steps: dict[tuple[object, ...], CandidateStep]  # (id(origin), rule) -> step
 
 
 def _step(table: _Table, origin: Mapping[str, BackendSnapshot]) -> CandidateStep | None:
@@ -162,6 +144,54 @@ def _step(table: _Table, origin: Mapping[str, BackendSnapshot]) -> CandidateStep
     return step
 
 
+# (required tier, floor, min_tier sources, tier mode, model, reconciler)
+_TierRule = tuple[int, int, tuple[str, ...], TierMode, str, str]
+
+
+def _below_tier(capable: list[BackendSnapshot], rule: _TierRule) -> list[Rejection]:
+    """A rejection for each of ``capable`` below the floor tier, in order."""
+    required, floor, min_tier_sources, mode, model, by = rule
+    sources = ", ".join(min_tier_sources)
+    action = f"Add or enable a tier-{required} backend serving '{model}'" + (
+        ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
+    )
+    reasons: dict[int, str] = {}
+    below: list[Rejection] = []
+    for backend in capable:
+        tier = backend.capability_tier
+        if tier < floor:
+            reason = reasons.get(tier)
+            if reason is None:
+                reason = reasons[tier] = (
+                    f"capability tier {tier} is below the required tier "
+                    f"{required} ({sources})"
+                    + (
+                        f"; flexible mode kept tier {floor} instead"
+                        if floor != required
+                        else ""
+                    )
+                )
+            below.append(
+                _new_tuple(Rejection, (backend.name, by, reason, action, model))
+            )
+    return below
+
+
+def _tier_step(
+    table: _Table, origin: Mapping[str, BackendSnapshot], rule: _TierRule
+) -> CandidateStep | None:
+    """The step excluding, from exactly ``origin``, the backends below the tier
+    floor of ``rule``; memoised per (origin, rule) like ``_step``."""
+    key = (id(origin), *rule[:4])
+    step = table.tier_steps.get(key)
+    if step is not None and step.before is origin:
+        return step
+    step = prepare_step(origin, _below_tier(list(origin.values()), rule))
+    if step is not None and len(table.tier_steps) < _MAX_STEPS:
+        table.tier_steps[key] = step
+    return step
+
+
 def _table(intent: RoutingIntent, by: str) -> _Table:
     req = intent.requirements
     model = intent.model
@@ -175,7 +205,7 @@ def _table(intent: RoutingIntent, by: str) -> _Table:
             key = (no_vision, no_tools, no_json, False, offer.context_window)
             lacking[name] = Rejection(name, by, *_verdict(key, intent), model)
     smallest = min((o.context_window for o in offers.values()), default=math.inf)
-    return _Table(offers, smallest, lacking, {})
+    return _Table(offers, smallest, lacking, {}, {})
 
 
 def _apply(

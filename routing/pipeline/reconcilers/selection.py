@@ -10,6 +10,7 @@ from routing.pipeline.intent import NO_VIABLE_BACKEND, RoutingIntent
 from routing.pipeline.scoring import (
     LATENCY_REFERENCE_MS,
     NEUTRAL_LATENCY,
+    estimated_costs,
 )
 from routing.pipeline.settings import PipelineSettings
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, Strategy
@@ -125,23 +126,7 @@ class SelectionReconciler:
                 breakdown[b.name] = dict(found.factors)
             return scores, breakdown
 
-        offers = intent.offers
-        req = intent.requirements
-        tokens_in = req.estimated_input_tokens
-        tokens_out = req.estimated_output_tokens
-        costs: dict[str, float] = {}
-        for b in candidates:
-            offer = offers.get(b.name)
-            # ``scoring.estimate_cost`` inlined (hot path; same arithmetic).
-            costs[b.name] = (
-                (
-                    tokens_in * offer.input_cost_per_1k
-                    + tokens_out * offer.output_cost_per_1k
-                )
-                / 1000.0
-                if offer is not None
-                else 0.0
-            )
+        costs = estimated_costs(intent)
         max_cost = max(costs.values(), default=0.0)
         w_cost = weights["cost"]
         weight_sum = w_priority + w_load + w_latency + w_errors + w_cost
