@@ -208,11 +208,12 @@ class TraceEntry(NamedTuple):
 
 
 class CandidateStep(NamedTuple):
-    """A memoised exclusion over one exact candidate mapping (see ``apply_step``).
+    """A memoised change of the candidates (see ``RoutingIntent.apply_step``).
 
     From candidates that are an unmodified copy of ``before`` (same names, same
-    order, same objects), excluding ``rejections`` one by one leaves ``after``.
-    Build it with ``prepare_step``; keep it where ``before`` is memoised.
+    order, same objects), making ``rejections`` one by one leaves ``after``.
+    Build it with ``prepare_step`` (or ``initial_step``) and keep it where
+    ``before`` is memoised.
     """
 
     before: Mapping[str, BackendSnapshot]
@@ -223,23 +224,52 @@ class CandidateStep(NamedTuple):
     excluders: tuple[str, ...]  # the rejections' reconcilers, first seen first
 
 
+#: The origin of a fresh intent: no candidates, nothing excluded yet.
+FRESH: Mapping[str, BackendSnapshot] = MappingProxyType({})
+
+
+def _step(
+    before: Mapping[str, BackendSnapshot],
+    after: Mapping[str, BackendSnapshot],
+    rejections: tuple[Rejection, ...],
+) -> CandidateStep:
+    return CandidateStep(
+        before,
+        after,
+        rejections,
+        {r.backend: r for r in rejections},
+        {r.backend: r.reason for r in rejections},
+        tuple(dict.fromkeys(r.reconciler for r in rejections)),
+    )
+
+
 def prepare_step(
     before: Mapping[str, BackendSnapshot], rejections: Iterable[Rejection]
 ) -> CandidateStep | None:
     """The step excluding ``rejections`` from ``before``; None unless each names a
     different backend of ``before`` (then exclude them one by one instead)."""
     rejections = tuple(rejections)
-    by_backend = {r.backend: r for r in rejections}
-    if len(by_backend) != len(rejections) or not by_backend.keys() <= before.keys():
+    names = {r.backend for r in rejections}
+    if len(names) != len(rejections) or not names <= before.keys():
         return None
-    after = {name: b for name, b in before.items() if name not in by_backend}
-    return CandidateStep(
-        before,
-        after,
-        rejections,
-        by_backend,
-        {r.backend: r.reason for r in rejections},
-        tuple(dict.fromkeys(r.reconciler for r in rejections)),
+    if not rejections:
+        return _step(before, before, rejections)
+    after = {name: b for name, b in before.items() if name not in names}
+    return _step(before, after, rejections)
+
+
+def initial_step(
+    candidates: Mapping[str, BackendSnapshot], rejections: Iterable[Rejection]
+) -> CandidateStep | None:
+    """The step of a fresh intent that excludes ``rejections`` (backends that
+    are not candidates), then ``add_candidates(candidates, memoised=True)``;
+    None unless the rejections name different backends, none a candidate."""
+    rejections = tuple(rejections)
+    names = {r.backend for r in rejections}
+    if len(names) != len(rejections) or not names.isdisjoint(candidates):
+        return None
+    return _step(
+        FRESH, dict(candidates) if candidates is FRESH else candidates, rejections
     )
 
 
@@ -330,8 +360,9 @@ class RoutingIntent:
         self._excluded: dict[str, Rejection] = {}
         self._log: list[Rejection] = []
         self._excluders: dict[str, None] = {}  # reconcilers, by first rejection
-        # The memoised mapping the candidates are an unmodified copy of, if any.
-        self._origin: Mapping[str, BackendSnapshot] | None = None
+        # The memoised mapping the candidates are an unmodified copy of, if any
+        # (FRESH: nothing added or excluded yet).
+        self._origin: Mapping[str, BackendSnapshot] | None = FRESH
         self._version = 0
 
     # -- candidates -------------------------------------------------------------
@@ -484,19 +515,20 @@ class RoutingIntent:
         self, step: CandidateStep, record: dict[str, str] | None = None
     ) -> bool:
         """Apply a memoised ``step`` if the candidates are an unmodified copy of
-        ``step.before``: the same result as excluding its rejections with
+        ``step.before``: the same result as making its rejections with
         ``exclude_rejections(step.rejections, record)``, without the per-backend
         work. Returns False, changing nothing, otherwise."""
         if self._origin is not step.before:
             return False
-        if step.rejections:
+        if step.after is not step.before:
             self._candidates = dict(step.after)
             self._origin = step.after
+            self._version += 1
+        if step.rejections:
             self._log.extend(step.rejections)
             self._excluded.update(step.by_backend)
             for by in step.excluders:
                 self._excluders.setdefault(by)
-            self._version += 1
             if record is not None:
                 record.update(step.reasons)
         return True

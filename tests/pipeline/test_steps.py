@@ -9,7 +9,7 @@ from hypothesis import given
 
 from routing.pipeline import RoutingIntent, default_pipeline
 from routing.pipeline.index import index_for
-from routing.pipeline.intent import prepare_step
+from routing.pipeline.intent import initial_step, prepare_step
 from routing.pipeline.reconcilers.request_analyzer import RequestAnalyzer
 from routing.pipeline.types import ErrorPolicy
 
@@ -77,6 +77,30 @@ def test_unmemoised_candidates_have_no_origin() -> None:
     intent = RoutingIntent(request(), context(CFG), index_for(CFG))
     intent.add_candidates({b.name: b for b in CFG.backends})
     assert intent.step_origin is None
+
+
+def test_the_initial_step_equals_excluding_then_adding_on_a_fresh_intent() -> None:
+    index = index_for(CFG)
+    available = {b.name: b for b in CFG.backends[:2]}
+
+    def fresh() -> RoutingIntent:
+        intent = RoutingIntent(request(), context(CFG), index)
+        intent.current_reconciler = "request_analyzer"
+        return intent
+
+    by_step, one_by_one = fresh(), fresh()
+    rejections = _rejections(by_step, "c", "d")
+    step = initial_step(available, rejections)
+    assert step is not None
+    assert by_step.apply_step(step)
+    one_by_one.exclude_rejections(rejections)
+    one_by_one.add_candidates(available, memoised=True)
+    assert _state(by_step) == _state(one_by_one)
+    assert by_step.step_origin is available is one_by_one.step_origin
+    used = fresh()
+    used.exclude("x", "ghost")
+    assert not used.apply_step(step)
+    assert initial_step(available, _rejections(by_step, "a")) is None
 
 
 def test_prepare_step_refuses_repeated_or_unknown_backends() -> None:

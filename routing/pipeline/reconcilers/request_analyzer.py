@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from routing.pipeline.intent import MODEL_NOT_FOUND, Rejection, RoutingIntent
+from typing import NamedTuple
+
+from routing.pipeline.intent import (
+    MODEL_NOT_FOUND,
+    CandidateStep,
+    Rejection,
+    RoutingIntent,
+    initial_step,
+)
 from routing.pipeline.routing import (
     analyse_body,
     combine_constraints,
@@ -80,11 +88,10 @@ class RequestAnalyzer:
             return
         intent.offers = index.offers_for(resolved)
         by = intent.current_reconciler
-        available, unavailable = index.memo(
-            ("availability", resolved, by), lambda: _availability(intent, by)
-        )
-        intent.exclude_rejections(unavailable)
-        intent.add_candidates(available, memoised=True)
+        start = index.memo(("start", resolved, by), lambda: _start(intent, by))
+        if start.step is None or not intent.apply_step(start.step):
+            intent.exclude_rejections(start.unavailable)
+            intent.add_candidates(start.available, memoised=True)
 
 
 def _resolve(
@@ -102,9 +109,13 @@ def _resolve(
     return resolved, hops, own
 
 
-def _availability(
-    intent: RoutingIntent, by: str
-) -> tuple[dict[str, BackendSnapshot], tuple[Rejection, ...]]:
+class _Start(NamedTuple):
+    available: dict[str, BackendSnapshot]
+    unavailable: tuple[Rejection, ...]
+    step: CandidateStep | None  # both at once, for a fresh intent
+
+
+def _start(intent: RoutingIntent, by: str) -> _Start:
     """The available backends serving the intent's model and a rejection for each
     disabled or unhealthy one; depends only on config, model and ``by``."""
     model = intent.model
@@ -113,4 +124,4 @@ def _availability(
         Rejection(name, by, reason, action, model)
         for name, reason, action in unavailable
     )
-    return available, rejections
+    return _Start(available, rejections, initial_step(available, rejections))
