@@ -5,6 +5,10 @@ read it and may only *narrow* it: ``exclude()`` moves a candidate to
 ``excluded`` (first reason kept, never restored) and ``add_candidate()`` refuses
 anything already excluded, so candidates and excluded stay disjoint whatever a
 reconciler does.
+
+Hot path: while the candidates are an unmodified copy of a per-snapshot memo
+(``step_origin``), a reconciler may apply a memoised ``CandidateStep`` that makes
+the same rejections in bulk (``apply_step``); any other change drops the origin.
 """
 
 from __future__ import annotations
@@ -479,7 +483,7 @@ class RoutingIntent:
         pop = self._candidates.pop
         log = self._log
         excluders = self._excluders
-        by = None
+        last_by = None
         before = len(log)
         for rejection in rejections:
             backend = rejection.backend
@@ -488,9 +492,9 @@ class RoutingIntent:
             pop(backend, None)
             excluded[backend] = rejection
             log.append(rejection)
-            if rejection.reconciler is not by:
-                by = rejection.reconciler
-                excluders.setdefault(by)
+            if rejection.reconciler is not last_by:
+                last_by = rejection.reconciler
+                excluders.setdefault(last_by)
         added = len(log) - before
         if added:
             self._version += 1
