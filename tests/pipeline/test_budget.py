@@ -96,3 +96,24 @@ def test_the_strictest_action_of_budgets_at_their_hard_limit_applies() -> None:
         budget(10, spent=10, action=HardLimitAction.BLOCK_ALL, name="global"),
     )
     assert result.outcome is Outcome.REJECT
+
+
+def test_estimates_are_exactly_scoring_estimate_cost_for_every_candidate() -> None:
+    from routing.pipeline.scoring import estimate_cost
+
+    fleet = [
+        cloud("c1", price=0.37),
+        cloud("c2", price=1.1),
+        local("l", models=(offer(input_cost_per_1k=0.0, output_cost_per_1k=0.0),)),
+    ]
+    cfg = config(*fleet)
+    for req in (request(text="x" * 1234, max_tokens=77), request(privacy="restricted")):
+        for _ in range(2):  # the second run reads the memoised price table
+            result = route(cfg, req, budget(100, spent=80))
+            costs = result.annotations["estimated_cost_usd"]
+            assert costs == {
+                b.name: estimate_cost(b.models["llama3"], result.requirements)
+                for b in fleet
+                if b.name in costs
+            }
+            assert costs
