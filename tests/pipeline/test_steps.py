@@ -163,3 +163,18 @@ def test_memoised_steps_and_price_tables_never_change_a_result(world: Any) -> No
     ):
         without = _plain(PIPELINE.route(req, ctx))
     assert with_memos == without
+
+
+def test_requests_differing_only_in_cost_cap_share_one_privacy_memo() -> None:
+    # The privacy memo holds candidate-set copies: keyed by the whole constraints,
+    # every distinct cost cap or tier would add one (138 MB for 2000 cost caps at
+    # 1000 backends before this was fixed).
+    cfg = config(local("a"), cloud("b"), local("c"))
+    for cap in range(1, 41):
+        for tier in (1, 2):
+            PIPELINE.route(
+                request(privacy="restricted", max_cost_usd=cap / 10, min_tier=tier),
+                context(cfg),
+            )
+    keys = [key for key in index_for(cfg)._constraint_cache if key[0] == "privacy"]
+    assert len(keys) == 1

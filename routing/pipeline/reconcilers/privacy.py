@@ -6,7 +6,6 @@ from typing import NamedTuple
 
 from routing.pipeline.intent import (
     CandidateStep,
-    Constraints,
     Rejection,
     RoutingIntent,
     prepare_step,
@@ -30,13 +29,18 @@ class PrivacyReconciler:
         """Exclude every candidate that fails a privacy constraint."""
         constraints = intent.constraints
         by = intent.current_reconciler
-        # Keyed by the constraints object, cheaper to hash than its contents:
-        # request_analyzer memoises it per snapshot, and the entry keeps it
-        # alive, so its id cannot be reused (checked anyway, as index_for does).
-        key = ("privacy", intent.model, id(constraints), by)
+        # Keyed by what the rule depends on, not by the whole constraints object:
+        # requests that differ only in cost cap or tier share one entry, so the
+        # memo (which holds candidate-set copies) stays as small as the set of
+        # privacy constraints in use.
+        key = (
+            "privacy",
+            intent.model,
+            constraints.privacy,
+            constraints.privacy_sources,
+            by,
+        )
         memo = intent.index.memo(key, lambda: _privacy(intent, by))
-        if memo.constraints is not constraints:
-            memo = _privacy(intent, by)
         annotations = intent.annotations
         annotations["privacy_constraint"] = memo.label
         # Merge with an earlier run so running twice changes nothing.
@@ -51,9 +55,9 @@ class PrivacyReconciler:
 
 
 class _Privacy(NamedTuple):
-    """What the privacy rule says for one (snapshot, model, constraints, reconciler)."""
+    """What the privacy rule says for one (snapshot, model, privacy constraints and
+    their sources, reconciler)."""
 
-    constraints: Constraints
     label: str  # the privacy_constraint annotation
     failing: tuple[Rejection, ...]  # every backend offering the model that fails
     step: CandidateStep | None  # the same, from exactly the available backends
@@ -64,7 +68,7 @@ def _privacy(intent: RoutingIntent, by: str) -> _Privacy:
     failing = _failing(intent, by) if constraints.privacy else ()
     available, _ = intent.index.availability(intent.model)
     step = prepare_step(available, (r for r in failing if r.backend in available))
-    return _Privacy(constraints, constraints.privacy_label, failing, step)
+    return _Privacy(constraints.privacy_label, failing, step)
 
 
 def _verdict(
