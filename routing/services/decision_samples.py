@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from routing.models import DecisionExclusion, RoutingDecision
+from routing.services.decisions import exclusion_rows
 
 MODELS = [
     ("gpt-4o", "openai", 0.0125, 30),
@@ -180,15 +181,9 @@ def _one(
     counts: dict[str, int] = {}
     for by in excluded.values():
         counts[by] = counts.get(by, 0) + 1
-    exclusions = [
-        DecisionExclusion(
-            decision_id=decision_id,
-            reconciler=name,
-            excluded_count=n,
-            created_at=created_at,
-        )
-        for name, n in counts.items()
-    ]
+    exclusions = exclusion_rows(
+        decision_id=decision_id, counts=counts, created_at=created_at
+    )
     return decision, exclusions
 
 

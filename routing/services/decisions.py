@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -52,6 +53,21 @@ def _exclusion_counts(trace: list[dict[str, Any]]) -> Counter[str]:
         if entry.get("excluded"):
             counts[entry["reconciler"]] += len(entry["excluded"])
     return counts
+
+
+def exclusion_rows(
+    *, decision_id: uuid.UUID, counts: Mapping[str, int], created_at: datetime
+) -> list[DecisionExclusion]:
+    """One row per reconciler that excluded backends in a decision (unsaved)."""
+    return [
+        DecisionExclusion(
+            decision_id=decision_id,
+            reconciler=reconciler,
+            excluded_count=count,
+            created_at=created_at,
+        )
+        for reconciler, count in counts.items()
+    ]
 
 
 def decision_record(
@@ -109,13 +125,9 @@ def decision_record(
     with transaction.atomic():
         decision.save(force_insert=True)
         DecisionExclusion.objects.bulk_create(
-            DecisionExclusion(
-                decision=decision,
-                reconciler=reconciler,
-                excluded_count=count,
-                created_at=created_at,
+            exclusion_rows(
+                decision_id=decision_id, counts=counts, created_at=created_at
             )
-            for reconciler, count in counts.items()
         )
         if reservation is not None:
             budget_reserve(decision_id=decision_id, reservation=reservation)
