@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from routing import metrics
 from routing.adapters import shared_pipeline
 from routing.api.auth import client_name
+from routing.api.renderers import FastJSONRenderer
 from routing.api.routing_input import (
     RouteInputSerializer,
     request_id_from,
@@ -62,6 +63,7 @@ class RouteApi(APIView):
     """Decide where an OpenAI-style chat request should run (and record why)."""
 
     permission_classes = [IsAuthenticated]
+    renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
         request=RouteInputSerializer,

@@ -115,10 +115,24 @@ _new_result = positional_constructor(RoutingResult)
 
 def jsonable(value: Any) -> Any:
     """Convert annotation values to plain JSON types (unknown objects -> str)."""
-    if value is None or type(value) in (str, int, bool):
+    kind = type(value)
+    # Exact-type checks first: annotations are mostly dicts of str/float/int
+    # and this runs on every routed request.
+    if kind is str or kind is int or kind is bool or value is None:
         return value
-    if isinstance(value, float):
+    if kind is float:
         # Scores and factors are computed unrounded on the hot path.
+        return round(value, 8) if math.isfinite(value) else None
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [jsonable(v) for v in value]
+    return _jsonable_other(value)
+
+
+def _jsonable_other(value: Any) -> Any:
+    """``jsonable`` for subclasses, enums, sets, mappings and dates."""
+    if isinstance(value, float):
         return round(value, 8) if math.isfinite(value) else None
     if isinstance(value, Enum):
         return jsonable(value.value)

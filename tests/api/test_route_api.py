@@ -306,3 +306,30 @@ def test_form_encoded_bodies_are_415_in_the_error_shape(
     response = api_client.post("/api/v1/route", {"model": "x"})
     assert response.status_code == 415
     assert response.json()["error"]["type"] == "unsupported_media_type"
+
+
+def test_an_indented_response_carries_the_same_decision_as_a_compact_one(
+    api_client: APIClient, fleet: Any
+) -> None:
+    compact = route(api_client, chat("llama3.1:8b"), **{"X-Request-ID": "req-c"})
+    indented = route(
+        api_client,
+        chat("llama3.1:8b"),
+        **{"X-Request-ID": "req-c", "Accept": "application/json; indent=2"},
+    )
+    assert b"\n  " in indented.content and b"\n" not in compact.content
+    strip = {"decision_id", "pipeline_duration_us", "trace"}
+    assert {k: v for k, v in indented.json().items() if k not in strip} == {
+        k: v for k, v in compact.json().items() if k not in strip
+    }
+
+
+def test_a_non_ascii_model_name_is_answered_and_stored_as_sent(
+    api_client: APIClient, fleet: Any
+) -> None:
+    response = route(api_client, chat("modèle-ü"))
+    assert response.status_code == 404
+    assert response.json()["requested_model"] == "modèle-ü"
+    stored = RoutingDecision.objects.get(pk=response.json()["decision_id"])
+    assert stored.requested_model == "modèle-ü"
+    assert stored.details["error"]["type"] == response.json()["error"]["type"]

@@ -152,3 +152,34 @@ def test_the_positional_constructor_sets_every_field_like_the_dataclass() -> Non
         assert made == cls(**dict(zip(names, values, strict=True)))
         with pytest.raises(ValueError):
             positional_constructor(cls)(*values[:-1])
+
+
+def test_annotation_values_become_plain_json_whatever_their_type() -> None:
+    from datetime import date
+
+    from routing.pipeline.decision import jsonable
+
+    class Flag(int):
+        pass
+
+    value = {
+        "tier": Health.LOADING,
+        "zones": {"b", "a"},
+        "pair": (1, 0.123456789123),
+        "bad": float("nan"),
+        3: date(2026, 11, 27),
+        "flag": Flag(1),
+        "nested": [{"x": True, "y": None}],
+        "other": object,
+    }
+    assert jsonable(value) == {
+        "tier": Health.LOADING.value,
+        "zones": ["a", "b"],
+        "pair": [1, 0.12345679],
+        "bad": None,
+        "3": "2026-11-27",
+        "flag": 1,
+        "nested": [{"x": True, "y": None}],
+        "other": str(object),
+    }
+    assert type(jsonable(value)["flag"]) is int
