@@ -54,18 +54,20 @@ class Reservation:
         return budget.period_start or budget.period_start_today()
 
 
-def room_condition(alias: str = "") -> str:
-    """SQL: ``alias``'s budget has room for an amount (params: warn, amount).
+def room_condition(alias: str = "", *, warn: str = "%s", amount: str = "%s") -> str:
+    """SQL: ``alias``'s budget has room for an amount.
 
-    A budget whose action is ``warn`` always has room; a blocking one only
-    while spent + reserved + amount stays within the limit *as stored now*
-    (PostgreSQL re-checks this on the latest row version after a concurrent
-    update, which is what makes the reservation a compare-and-set).
+    ``warn`` and ``amount`` are the placeholders of the ``warn`` action's value
+    and of the amount (positional by default). A budget whose action is
+    ``warn`` always has room; a blocking one only while spent + reserved +
+    amount stays within the limit *as stored now* (PostgreSQL re-checks this on
+    the latest row version after a concurrent update, which is what makes the
+    reservation a compare-and-set).
     """
     b = f"{alias}." if alias else ""
     return (
-        f"{b}monthly_limit_usd IS NOT NULL AND ({b}hard_limit_action = %s OR "
-        f"{b}monthly_limit_usd >= {b}spent_usd + {b}reserved_usd + %s)"
+        f"{b}monthly_limit_usd IS NOT NULL AND ({b}hard_limit_action = {warn} OR "
+        f"{b}monthly_limit_usd >= {b}spent_usd + {b}reserved_usd + {amount})"
     )
 
 

@@ -1,17 +1,28 @@
-"""Routing a request: snapshot -> pipeline -> record the decision -> reserve budget.
+"""Routing a request: state -> pipeline -> record the decision -> reserve budget.
 
 Every call that is not a dry run is recorded exactly once, whatever its outcome
 (route, queue, reject, model not found, pipeline error).
+
+The state a decision needs (config and probed-state versions, enabled budgets)
+costs a round trip to read. On PostgreSQL a process first routes on the state
+it read last and writes the decision with a guard: the write happens only if
+the versions are unchanged and every budget is still far enough below its soft
+limit that budgets cannot have changed the decision. Otherwise (and always for
+dry runs, on SQLite, or near a soft limit) it reads the state, then routes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from routing.adapters import budget_snapshots, config_snapshot, shared_pipeline
@@ -21,9 +32,11 @@ from routing.pipeline import (
     RoutingRequest,
     RoutingResult,
 )
+from routing.pipeline.reconcilers.budget import budgets_leave_room
 from routing.pipeline.types import BudgetSnapshot, HardLimitAction, Outcome
-from routing.selectors import routing_state
-from routing.services.decisions import decision_record
+from routing.selectors import RoutingState, routing_state
+from routing.services.decision_sql import StateGuard
+from routing.services.decisions import StaleRoutingState, decision_record
 from routing.services.ledger import Reservation, ReservationRefused, money
 
 logger = logging.getLogger(__name__)
@@ -107,14 +120,56 @@ def _route_once(
     return result, payload, config.version
 
 
+@dataclass(frozen=True)
+class _KnownState:
+    """The routing state this process read last, with its budget snapshots."""
+
+    state: RoutingState
+    budgets: tuple[BudgetSnapshot, ...]
+    database: str
+
+
+_known: _KnownState | None = None
+
+
+def _read_state() -> _KnownState:
+    """Read the routing state (one round trip) and remember it."""
+    global _known
+    state = routing_state()
+    known = _KnownState(
+        state, budget_snapshots(state.budgets), connection.settings_dict["NAME"]
+    )
+    _known = known
+    return known
+
+
+def _remembered_state() -> _KnownState | None:
+    """The last state read, if a decision may be routed on it (see module doc)."""
+    known = _known
+    if (
+        known is None
+        or connection.vendor != "postgresql"
+        or known.database != connection.settings_dict["NAME"]
+        # Extra reconcilers may read budgets in ways the guard cannot vouch for.
+        or settings.NEXUS_EXTRA_RECONCILERS
+        or not budgets_leave_room(known.budgets, 0.0)
+    ):
+        return None
+    return known
+
+
 def route_request(
     *, request: RoutingRequest, request_id: str, client: str, dry_run: bool = False
 ) -> RouteOutcome:
     """Decide where ``request`` runs; record it and reserve its estimate unless dry."""
     started = time.perf_counter()
-    state = routing_state()
-    rows = state.budgets
-    budgets = budget_snapshots(rows)
+    known = None if dry_run else _remembered_state()
+    if known is not None:
+        outcome = _route_on_remembered_state(known, request, request_id, client)
+        if outcome is not None:
+            return replace(outcome, duration_us=_elapsed(started))
+    known = _read_state()
+    state, budgets = known.state, known.budgets
     for attempt in range(MAX_RESERVATION_RETRIES + 1):
         if attempt == MAX_RESERVATION_RETRIES:
             budgets = _saturated(budgets)
@@ -124,10 +179,6 @@ def route_request(
         if dry_run:
             return RouteOutcome(None, payload, result, _elapsed(started))
         decision_id = uuid.uuid4()
-        cost = result.estimated_cost_usd if result is not None else None
-        reservation = None
-        if result is not None and result.outcome is Outcome.ROUTE and cost and rows:
-            reservation = Reservation(amount=money(cost), budgets=rows)
         try:
             decision_record(
                 decision_id=decision_id,
@@ -136,18 +187,65 @@ def route_request(
                 client=client,
                 config_version=version,
                 created_at=timezone.now(),
-                reservation=reservation,
+                reservation=_reservation(result, state),
             )
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
-            state = routing_state()
-            rows = state.budgets
-            budgets = budget_snapshots(rows)
+            known = _read_state()
+            state, budgets = known.state, known.budgets
             continue
         return RouteOutcome(decision_id, payload, result, _elapsed(started))
     raise AssertionError(
         "unreachable: the last attempt never reserves on a full budget"
     )
+
+
+def _route_on_remembered_state(
+    known: _KnownState, request: RoutingRequest, request_id: str, client: str
+) -> RouteOutcome | None:
+    """Route and record on ``known``; None (nothing written) if it may not hold."""
+    state = known.state
+    result, payload, version = _route_once(
+        request, known.budgets, (state.version, state.state_version)
+    )
+    if result is None or result.fallback_used:
+        return None
+    estimates = result.annotations.get("estimated_cost_usd", {}).values()
+    top = max(estimates, default=0.0)
+    if not all(math.isfinite(cost) for cost in estimates) or not budgets_leave_room(
+        known.budgets, top
+    ):
+        return None
+    decision_id = uuid.uuid4()
+    try:
+        decision_record(
+            decision_id=decision_id,
+            payload=payload,
+            request_id=request_id,
+            client=client,
+            config_version=version,
+            created_at=timezone.now(),
+            reservation=_reservation(result, state),
+            guard=StateGuard(
+                config_version=state.version,
+                state_version=state.state_version,
+                budgets=tuple(state.budgets),
+                headroom=Decimal(repr(top)),
+            ),
+        )
+    except (StaleRoutingState, ReservationRefused):
+        return None
+    return RouteOutcome(decision_id, payload, result, 0.0)
+
+
+def _reservation(
+    result: RoutingResult | None, state: RoutingState
+) -> Reservation | None:
+    """What a decision reserves: a priced route's estimate on every enabled budget."""
+    if result is None or result.outcome is not Outcome.ROUTE or not state.budgets:
+        return None
+    cost = result.estimated_cost_usd
+    return Reservation(amount=money(cost), budgets=state.budgets) if cost else None
 
 
 def _elapsed(started: float) -> float:

@@ -117,3 +117,31 @@ def test_estimates_are_exactly_scoring_estimate_cost_for_every_candidate() -> No
                 if b.name in costs
             }
             assert costs
+
+
+def test_budgets_leave_room_only_strictly_below_the_soft_limit() -> None:
+    from routing.pipeline.reconcilers.budget import budgets_leave_room
+
+    assert budgets_leave_room([budget(100.0, spent=74.0, reserved=0.5)], 0.49)
+    assert not budgets_leave_room([budget(100.0, spent=74.0, reserved=0.5)], 0.5)
+    assert not budgets_leave_room([budget(100.0)], float("nan"))
+    assert budgets_leave_room([budget(None, spent=1e9)], 5.0)
+    assert not budgets_leave_room([budget(), budget(10.0, spent=7.5)], 0.0)
+
+
+def test_figures_that_leave_room_for_every_estimate_decide_alike() -> None:
+    from routing.pipeline.reconcilers.budget import budgets_leave_room
+
+    cfg = config(local("l"), cloud("c"))
+
+    def decided(*budgets: object) -> dict[str, object]:
+        data = route(cfg, request(), *budgets).to_dict()  # type: ignore[arg-type]
+        data.pop("pipeline_duration_us")
+        for entry in data["trace"]:
+            entry.pop("duration_us")
+        return data
+
+    idle, busy = budget(100.0), budget(100.0, spent=60.0, reserved=14.0)
+    top = max(route(cfg, request(), busy).annotations["estimated_cost_usd"].values())
+    assert budgets_leave_room([busy], top)
+    assert decided(idle) == decided(busy)

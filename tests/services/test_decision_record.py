@@ -6,6 +6,7 @@ Runs on SQLite locally and on PostgreSQL in CI, which records in one statement.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +20,10 @@ from routing.models import (
     LedgerEntry,
     RoutingDecision,
 )
+from routing.selectors import routing_state
 from routing.services.config import config_save
-from routing.services.decisions import decision_record
+from routing.services.decision_sql import StateGuard
+from routing.services.decisions import StaleRoutingState, decision_record
 from routing.services.ledger import Reservation, ReservationRefused
 from tests.fleet_rows import set_budget
 
@@ -47,7 +50,9 @@ PAYLOAD: dict[str, Any] = {
 }
 
 
-def record(reservation: Reservation | None = None) -> uuid.UUID:
+def record(
+    reservation: Reservation | None = None, guard: StateGuard | None = None
+) -> uuid.UUID:
     decision_id = uuid.uuid4()
     decision_record(
         decision_id=decision_id,
@@ -57,8 +62,20 @@ def record(reservation: Reservation | None = None) -> uuid.UUID:
         config_version=7,
         created_at=timezone.now(),
         reservation=reservation,
+        guard=guard,
     )
     return decision_id
+
+
+def guard_on_current_state(headroom: str, **changes: Any) -> StateGuard:
+    state = routing_state()
+    fields: dict[str, Any] = {
+        "config_version": state.version,
+        "state_version": state.state_version,
+        "budgets": tuple(state.budgets),
+        "headroom": Decimal(headroom),
+    }
+    return StateGuard(**{**fields, **changes})
 
 
 def second_budget(limit: str, action: str = "block_cloud") -> Budget:
@@ -155,3 +172,50 @@ def test_repeated_writes_run_as_a_statement_prepared_on_postgresql(
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
     assert any('INSERT INTO "routing_routingdecision"' in sql for sql in prepared)
+
+
+def test_a_guarded_write_happens_while_the_remembered_state_holds(
+    postgres: None,
+) -> None:
+    budget = set_budget("10", soft_limit_percent=50)
+    Budget.objects.filter(pk=budget.pk).update(spent_usd=Decimal("4"))
+    decision_id = record(
+        Reservation(amount=Decimal("0.5"), budgets=[budget]),
+        guard_on_current_state("0.99"),
+    )
+    assert RoutingDecision.objects.filter(pk=decision_id).exists()
+    assert Budget.objects.get(pk=budget.pk).reserved_usd == Decimal("0.5")
+
+
+@pytest.mark.parametrize(
+    "stale",
+    ["config changed", "probed state changed", "headroom reaches the soft limit"],
+)
+def test_a_guarded_write_on_a_state_that_no_longer_holds_writes_nothing(
+    postgres: None, stale: str
+) -> None:
+    budget = set_budget("10", soft_limit_percent=50)
+    Budget.objects.filter(pk=budget.pk).update(spent_usd=Decimal("4"))
+    state = routing_state()
+    guard = {
+        "config changed": guard_on_current_state("0", config_version=state.version - 1),
+        "probed state changed": guard_on_current_state(
+            "0", state_version=state.state_version + 1
+        ),
+        "headroom reaches the soft limit": guard_on_current_state("1"),
+    }[stale]
+    with pytest.raises(StaleRoutingState):
+        record(Reservation(amount=Decimal("0.5"), budgets=[budget]), guard)
+    assert Budget.objects.get(pk=budget.pk).reserved_usd == 0
+    assert not RoutingDecision.objects.exists()
+    assert not LedgerEntry.objects.exists()
+    assert not DecisionExclusion.objects.exists()
+
+
+def test_a_guard_names_every_enabled_budget_or_writes_nothing(postgres: None) -> None:
+    set_budget("10")
+    guard = guard_on_current_state("0")
+    second_budget("20")
+    with pytest.raises(StaleRoutingState):
+        record(guard=replace(guard, config_version=routing_state().version))
+    assert not RoutingDecision.objects.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from routing.pipeline.intent import RoutingIntent
@@ -43,6 +45,25 @@ def budget_status(budget: BudgetSnapshot) -> BudgetStatus:
     if used >= limit * budget.soft_limit_percent / 100.0:
         return BudgetStatus.SOFT_LIMIT
     return BudgetStatus.NORMAL
+
+
+def budgets_leave_room(budgets: Iterable[BudgetSnapshot], estimate: float) -> bool:
+    """Whether every enabled budget stays below its soft limit with ``estimate`` more.
+
+    Then no budget is at a soft or hard limit and none can exclude a candidate
+    estimated at ``estimate`` or less: the budget stage decides nothing, so any
+    budget figures with this property lead to the same decision.
+    """
+    if not math.isfinite(estimate):
+        return False
+    for budget in budgets:
+        limit = budget.monthly_limit_usd
+        if limit is None:
+            continue
+        used = budget.spent_usd + budget.reserved_usd
+        if not used + estimate < limit * budget.soft_limit_percent / 100.0:
+            return False
+    return True
 
 
 def resets_on(budget: BudgetSnapshot) -> str:

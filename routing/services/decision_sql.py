@@ -1,0 +1,176 @@
+"""PostgreSQL: a decision, its exclusions and its reservation in one statement.
+
+Sub-statements of a WITH run exactly once, on one snapshot. The ledger and
+decision rows are inserted only when every budget took the reservation (and,
+for a decision routed on remembered state, only when the state guard holds);
+Django's foreign keys are deferred, so exclusion rows may name the decision
+inserted beside them. JSON columns travel as JSON text that the statement
+casts, which is cheaper than an adapter object per column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from django.db import connection
+
+from routing.json_text import json_text
+from routing.models import (
+    Budget,
+    ConfigVersion,
+    DecisionExclusion,
+    LedgerEntry,
+    LedgerKind,
+    RoutingDecision,
+)
+from routing.pipeline.types import HardLimitAction
+from routing.services.ledger import RESERVE_NOTE, Reservation, room_condition
+
+FIELDS = RoutingDecision._meta.local_concrete_fields
+
+
+@dataclass(frozen=True)
+class StateGuard:
+    """What a decision routed on remembered state assumed; checked as it is written.
+
+    The decision is written only while the config and probed-state versions
+    are these, the enabled budgets are these rows in these periods, and each
+    stays below its soft limit even with ``headroom`` more used: then the
+    budgets cannot have changed the decision (see ``budgets_leave_room``).
+    """
+
+    config_version: int
+    state_version: int
+    budgets: tuple[Budget, ...]
+    headroom: Decimal
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """``guard_held`` is False when nothing was written for a stale state."""
+
+    guard_held: bool
+    reserved_budget_ids: frozenset[int]
+
+
+def decision_write(
+    columns: Mapping[str, Any],
+    counts: Mapping[str, int],
+    reservation: Reservation | None,
+    guard: StateGuard | None,
+) -> WriteResult:
+    """Run the one statement; see the module docstring."""
+    params: dict[str, Any] = {
+        f"c_{f.attname}": json_text(columns[f.attname])
+        if f.get_internal_type() == "JSONField"
+        else columns[f.attname]
+        for f in FIELDS
+    }
+    params["reconcilers"] = list(counts)
+    params["excluded"] = list(counts.values())
+    if reservation is not None:
+        budgets = reservation.budgets
+        params.update(
+            amount=reservation.amount,
+            budget_ids=[b.pk for b in budgets],
+            periods=[reservation.period_of(b) for b in budgets],
+            warn=HardLimitAction.WARN.value,
+            budget_count=len(budgets),
+        )
+    if guard is not None:
+        params.update(
+            config_version=guard.config_version,
+            state_version=guard.state_version,
+            known_ids=[b.pk for b in guard.budgets],
+            known_periods=[b.period_start for b in guard.budgets],
+            known_count=len(guard.budgets),
+            headroom=guard.headroom,
+        )
+    sql = _statement(reserving=reservation is not None, guarded=guard is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        held, reserved = cursor.fetchone()
+    return WriteResult(bool(held), frozenset(reserved))
+
+
+@cache
+def _statement(*, reserving: bool, guarded: bool) -> str:
+    """The SQL of ``decision_write`` (built once per process and variant)."""
+    quote = connection.ops.quote_name
+    budget = quote(Budget._meta.db_table)
+    steps: list[str] = []
+    if guarded:
+        steps.append(f"guard AS (SELECT {_guard_condition()} AS ok)")
+    if reserving:
+        steps += [
+            f"reserved AS (UPDATE {budget} AS b "
+            "SET reserved_usd = b.reserved_usd + %(amount)s "
+            "FROM unnest(%(budget_ids)s::bigint[], %(periods)s::date[]) "
+            "AS r(id, period_start)"
+            + (", guard" if guarded else "")
+            + " WHERE b.id = r.id"
+            + (" AND guard.ok" if guarded else "")
+            + f" AND {room_condition('b', warn='%(warn)s', amount='%(amount)s')} "
+            "RETURNING b.id, r.period_start)",
+            "ok AS (SELECT count(*) = %(budget_count)s AS all_reserved FROM reserved)",
+            f"ledger AS (INSERT INTO {quote(LedgerEntry._meta.db_table)} "
+            "(budget_id, kind, amount_usd, decision_id, period_start, note, "
+            f"created_at) SELECT reserved.id, '{LedgerKind.RESERVE.value}', "
+            "%(amount)s::numeric, %(c_id)s::uuid, reserved.period_start, "
+            f"'{RESERVE_NOTE}', %(c_created_at)s::timestamptz "
+            "FROM reserved, ok WHERE ok.all_reserved)",
+        ]
+    # Typed placeholders: in INSERT ... SELECT an untyped NULL would be text.
+    # Strings go as text so an over-long value fails as it would in VALUES
+    # (a cast to varchar(n) would silently truncate it).
+    columns = ", ".join(quote(f.column) for f in FIELDS)
+    typed = ", ".join(f"%(c_{f.attname})s::{_cast_type(f)}" for f in FIELDS)
+    condition = (
+        " FROM ok WHERE ok.all_reserved"
+        if reserving
+        else " FROM guard WHERE guard.ok"
+        if guarded
+        else ""
+    )
+    steps += [
+        f"decision AS (INSERT INTO {quote(RoutingDecision._meta.db_table)} "
+        f"({columns}) SELECT {typed}{condition} RETURNING id, created_at)",
+        f"exclusions AS (INSERT INTO {quote(DecisionExclusion._meta.db_table)} "
+        "(decision_id, reconciler, excluded_count, created_at) "
+        "SELECT decision.id, e.reconciler, e.excluded, decision.created_at "
+        "FROM decision, unnest(%(reconcilers)s::text[], %(excluded)s::integer[]) "
+        "AS e(reconciler, excluded))",
+    ]
+    held = "(SELECT ok FROM guard)" if guarded else "true"
+    reserved = "ARRAY(SELECT id FROM reserved)" if reserving else "'{}'::bigint[]"
+    return f"WITH {', '.join(steps)} SELECT {held}, {reserved}"
+
+
+def _guard_condition() -> str:
+    """SQL: the ``StateGuard`` holds on the rows as they are now."""
+    quote = connection.ops.quote_name
+    budget = quote(Budget._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {quote(ConfigVersion._meta.db_table)} v "
+        "WHERE v.id = 1 AND v.version = %(config_version)s "
+        "AND v.state_version = %(state_version)s) "
+        f"AND (SELECT count(*) FROM {budget} g "
+        "WHERE g.monthly_limit_usd IS NOT NULL) = %(known_count)s "
+        f"AND NOT EXISTS (SELECT 1 FROM {budget} g "
+        "LEFT JOIN unnest(%(known_ids)s::bigint[], %(known_periods)s::date[]) "
+        "AS k(id, period_start) ON k.id = g.id "
+        "WHERE g.monthly_limit_usd IS NOT NULL AND (k.id IS NULL "
+        "OR g.period_start IS DISTINCT FROM k.period_start "
+        "OR g.spent_usd + g.reserved_usd + %(headroom)s::numeric >= "
+        "g.monthly_limit_usd * g.soft_limit_percent / 100.0))"
+    )
+
+
+def _cast_type(field: Any) -> str:
+    if field.get_internal_type() in ("CharField", "TextField"):
+        return "text"
+    return str(field.cast_db_type(connection))

@@ -1,0 +1,99 @@
+"""route_request on PostgreSQL: routing on the state read last, guarded at write.
+
+Each test changes what a decision depends on between two calls, the way
+another process would, and checks the second call decides on the new state.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from routing.models import Backend, Budget, LedgerEntry, RoutingDecision
+from routing.pipeline import RoutingRequest
+from routing.services.config import config_save, config_version_current
+from routing.services.routing import RouteOutcome, route_request
+from tests.fleet_rows import make_fleet, set_budget
+
+pytestmark = pytest.mark.usefixtures("postgres")
+
+
+def route(model: str, **body: object) -> RouteOutcome:
+    messages = [{"role": "user", "content": "Hi"}]
+    return route_request(
+        request=RoutingRequest(
+            model=model, body={"model": model, "messages": messages, **body}
+        ),
+        request_id="req",
+        client="svc",
+    )
+
+
+@pytest.fixture
+def fleet_with_budget() -> None:
+    make_fleet()
+    set_budget("10", soft_limit_percent=50)
+
+
+# Outside a test transaction, as served; the zones come from a data migration.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_call_after_the_first_is_decided_and_recorded_in_one_statement(
+    fleet_with_budget: None,
+) -> None:
+    route("gpt-4o")
+    with CaptureQueriesContext(connection) as queries:
+        second = route("gpt-4o")
+    assert len(queries) == 1
+    stored = RoutingDecision.objects.get(pk=second.decision_id)
+    assert stored.backend_name == "cloud-gpt"
+    assert LedgerEntry.objects.filter(decision_id=second.decision_id).count() == 1
+
+
+def test_a_config_change_between_calls_decides_the_next_call(
+    fleet_with_budget: None,
+) -> None:
+    first = route("llama3.1:8b").payload["backend"]["name"]
+    chosen = Backend.objects.get(name=first)
+    chosen.enabled = False
+    config_save(instance=chosen, actor="test")
+    second = route("llama3.1:8b")
+    assert second.payload["backend"]["name"] not in (first, None)
+    stored = RoutingDecision.objects.get(pk=second.decision_id)
+    assert stored.config_version == config_version_current()
+
+
+def test_spend_from_elsewhere_past_the_soft_limit_is_seen_by_the_next_call(
+    fleet_with_budget: None,
+) -> None:
+    assert route("gpt-4o").payload["annotations"]["budget_status"] == "normal"
+    # A usage report settled by another process: no config version change.
+    Budget.objects.filter(name="global").update(spent_usd=Decimal("6"))
+    annotations = route("gpt-4o").payload["annotations"]
+    assert annotations["budget_status"] == "soft_limit"
+    assert annotations["prefer_cheaper"] is True
+
+
+def test_a_budget_period_rolled_over_elsewhere_is_the_period_reserved_on(
+    fleet_with_budget: None,
+) -> None:
+    route("gpt-4o")
+    Budget.objects.filter(name="global").update(
+        period_start=date(2031, 1, 1), period_end=date(2031, 2, 1)
+    )
+    second = route("gpt-4o")
+    entry = LedgerEntry.objects.get(decision_id=second.decision_id)
+    assert entry.period_start == date(2031, 1, 1)
+
+
+def test_a_budget_removed_elsewhere_is_not_reserved_on(
+    fleet_with_budget: None,
+) -> None:
+    route("gpt-4o")
+    Budget.objects.filter(name="global").update(monthly_limit_usd=None)
+    second = route("gpt-4o")
+    assert not LedgerEntry.objects.filter(decision_id=second.decision_id).exists()
+    assert second.payload["outcome"] == "route"
