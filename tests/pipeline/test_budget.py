@@ -145,3 +145,20 @@ def test_figures_that_leave_room_for_every_estimate_decide_alike() -> None:
     top = max(route(cfg, request(), busy).annotations["estimated_cost_usd"].values())
     assert budgets_leave_room([busy], top)
     assert decided(idle) == decided(busy)
+
+
+def test_an_estimate_that_exactly_fills_the_budget_is_not_excluded() -> None:
+    cfg = config(
+        cloud(
+            "c",
+            models=(
+                offer("llama3", input_cost_per_1k=0.0025, output_cost_per_1k=0.01),
+            ),
+        )
+    )
+    # 9 of 10 slots of $0.0125 taken; 0.125 - 0.1125 is 0.012499999999999997 in floats.
+    result = route(
+        cfg, request(text="x" * 4000, max_tokens=1000), budget(0.125, reserved=0.1125)
+    )
+    assert result.estimated_cost_usd == 0.0125
+    assert result.backend_name == "c"

@@ -15,6 +15,11 @@ from routing.pipeline.types import (
     HardLimitAction,
 )
 
+#: Budget figures are exact 6-decimal amounts seen as floats: ``limit - used``
+#: can come out a few 1e-18 short, and an estimate that exactly fits (which
+#: the database, comparing decimals, accepts) must not be excluded for it.
+FLOAT_SLACK_USD = 1e-9
+
 _STATUS_RANK = {
     BudgetStatus.NORMAL: 0,
     BudgetStatus.SOFT_LIMIT: 1,
@@ -178,7 +183,7 @@ class BudgetReconciler:
         for item in assessed:
             if item.budget.hard_limit_action == HardLimitAction.WARN:
                 continue
-            room = item.limit - item.used
+            room = item.limit - item.used + FLOAT_SLACK_USD
             if not _may_exceed(top, room) or not _may_exceed(top, 0.0):
                 continue
             budget = item.budget
