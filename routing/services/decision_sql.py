@@ -70,24 +70,27 @@ def decision_write(
         else columns[f.attname]
         for f in FIELDS
     }
-    params["reconcilers"] = list(counts)
-    params["excluded"] = list(counts.values())
+    # Lists travel as JSON text: cheaper to send than one array parameter each.
+    params["exclusions"] = json_text(counts)
     if reservation is not None:
-        budgets = reservation.budgets
         params.update(
             amount=reservation.amount,
-            budget_ids=[b.pk for b in budgets],
-            periods=[reservation.period_of(b) for b in budgets],
+            reserve_on=json_text(
+                [
+                    {"id": b.pk, "period_start": reservation.period_of(b)}
+                    for b in reservation.budgets
+                ]
+            ),
             warn=HardLimitAction.WARN.value,
-            budget_count=len(budgets),
+            budget_count=len(reservation.budgets),
         )
     if guard is not None:
         params.update(
             config_version=guard.config_version,
             state_version=guard.state_version,
-            known_ids=[b.pk for b in guard.budgets],
-            known_periods=[b.period_start for b in guard.budgets],
-            known_count=len(guard.budgets),
+            known=json_text(
+                [{"id": b.pk, "period_start": b.period_start} for b in guard.budgets]
+            ),
             headroom=guard.headroom,
         )
     sql = _statement(reserving=reservation is not None, guarded=guard is not None)
@@ -109,8 +112,8 @@ def _statement(*, reserving: bool, guarded: bool) -> str:
         steps += [
             f"reserved AS (UPDATE {budget} AS b "
             "SET reserved_usd = b.reserved_usd + %(amount)s "
-            "FROM unnest(%(budget_ids)s::bigint[], %(periods)s::date[]) "
-            "AS r(id, period_start)"
+            "FROM jsonb_to_recordset(%(reserve_on)s::jsonb) "
+            "AS r(id bigint, period_start date)"
             + (", guard" if guarded else "")
             + " WHERE b.id = r.id"
             + (" AND guard.ok" if guarded else "")
@@ -141,8 +144,8 @@ def _statement(*, reserving: bool, guarded: bool) -> str:
         f"({columns}) SELECT {typed}{condition} RETURNING id, created_at)",
         f"exclusions AS (INSERT INTO {quote(DecisionExclusion._meta.db_table)} "
         "(decision_id, reconciler, excluded_count, created_at) "
-        "SELECT decision.id, e.reconciler, e.excluded, decision.created_at "
-        "FROM decision, unnest(%(reconcilers)s::text[], %(excluded)s::integer[]) "
+        "SELECT decision.id, e.reconciler, e.excluded::integer, decision.created_at "
+        "FROM decision, jsonb_each_text(%(exclusions)s::jsonb) "
         "AS e(reconciler, excluded))",
     ]
     held = "(SELECT ok FROM guard)" if guarded else "true"
@@ -151,22 +154,25 @@ def _statement(*, reserving: bool, guarded: bool) -> str:
 
 
 def _guard_condition() -> str:
-    """SQL: the ``StateGuard`` holds on the rows as they are now."""
+    """SQL: the ``StateGuard`` holds on the rows as they are now.
+
+    The full join pairs each budget row with the remembered one of its id: an
+    enabled budget must be remembered, in the same period, and below its soft
+    limit with the headroom; a remembered one must still be enabled.
+    """
     quote = connection.ops.quote_name
-    budget = quote(Budget._meta.db_table)
     return (
         f"EXISTS (SELECT 1 FROM {quote(ConfigVersion._meta.db_table)} v "
         "WHERE v.id = 1 AND v.version = %(config_version)s "
         "AND v.state_version = %(state_version)s) "
-        f"AND (SELECT count(*) FROM {budget} g "
-        "WHERE g.monthly_limit_usd IS NOT NULL) = %(known_count)s "
-        f"AND NOT EXISTS (SELECT 1 FROM {budget} g "
-        "LEFT JOIN unnest(%(known_ids)s::bigint[], %(known_periods)s::date[]) "
-        "AS k(id, period_start) ON k.id = g.id "
-        "WHERE g.monthly_limit_usd IS NOT NULL AND (k.id IS NULL "
-        "OR g.period_start IS DISTINCT FROM k.period_start "
+        f"AND NOT EXISTS (SELECT 1 FROM {quote(Budget._meta.db_table)} g "
+        "FULL JOIN jsonb_to_recordset(%(known)s::jsonb) "
+        "AS k(id bigint, period_start date) ON k.id = g.id "
+        "WHERE CASE WHEN g.id IS NULL OR g.monthly_limit_usd IS NULL "
+        "THEN k.id IS NOT NULL "
+        "ELSE k.id IS NULL OR g.period_start IS DISTINCT FROM k.period_start "
         "OR g.spent_usd + g.reserved_usd + %(headroom)s::numeric >= "
-        "g.monthly_limit_usd * g.soft_limit_percent / 100.0))"
+        "g.monthly_limit_usd * g.soft_limit_percent / 100.0 END)"
     )
 
 
