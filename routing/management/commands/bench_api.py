@@ -2,10 +2,11 @@
 
 Starts gunicorn on loopback against the configured database (point
 ``DATABASE_URL`` at a scratch database: the run records thousands of
-decisions), then drives the same number of requests at the same concurrency
-at (1) ``/bench/insert``, a view that INSERTs one decision row — the
-framework's ceiling — and (2) ``POST /api/v1/route`` with the demo fleet,
-a mix of free local and priced cloud models so reservations happen.
+decisions), then drives the same number of requests at the same concurrency,
+in alternating rounds, at (1) ``/bench/insert``, a view that INSERTs one
+decision row — the framework's ceiling — and (2) ``POST /api/v1/route`` with
+the demo fleet, a mix of free local and priced cloud models so reservations
+happen.
 Prints requests/s, p50 and p99 of each and their ratio, and checks that
 N successful route calls left exactly N decisions.
 """
@@ -27,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from routing.models import ApiKey, RoutingDecision
 from routing.services.api_keys import api_key_issue
@@ -62,6 +63,12 @@ class Phase:
     @property
     def rps(self) -> float:
         return len(self.latencies_ms) / self.seconds
+
+    def add(self, other: Phase) -> None:
+        """Fold in another round of the same endpoint."""
+        self.latencies_ms.extend(other.latencies_ms)
+        self.seconds += other.seconds
+        self.errors += other.errors
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -135,8 +142,16 @@ class Command(BaseCommand):
             "--workers", type=int, default=2 * (os.cpu_count() or 1) + 1
         )
         parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument(
+            "--rounds",
+            type=int,
+            default=5,
+            help="alternate the two endpoints this many times (default 5)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not 1 <= options["rounds"] <= options["requests"]:
+            raise CommandError("--rounds must be between 1 and --requests")
         call_command("migrate", verbosity=0)
         call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
         name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -188,16 +203,27 @@ class Command(BaseCommand):
         _drive(port, "/bench/insert", [b""], {}, warm, concurrency, {200})
         _drive(port, "/api/v1/route", bodies, auth, warm, concurrency, {200, 503})
         before = RoutingDecision.objects.filter(client=name).count()
-        ceiling = _drive(port, "/bench/insert", [b""], {}, total, concurrency, {200})
-        routes = _drive(
-            port, "/api/v1/route", bodies, auth, total, concurrency, {200, 503}
-        )
+        # Interleaved rounds, so background work (autovacuum, other load on the
+        # machine) falls on both endpoints alike rather than on one phase.
+        rounds = options["rounds"]
+        ceiling = Phase("/bench/insert", [], 0.0, 0)
+        routes = Phase("/api/v1/route", [], 0.0, 0)
+        for index in range(rounds):
+            share = total // rounds + (1 if index < total % rounds else 0)
+            ceiling.add(
+                _drive(port, "/bench/insert", [b""], {}, share, concurrency, {200})
+            )
+            routes.add(
+                _drive(
+                    port, "/api/v1/route", bodies, auth, share, concurrency, {200, 503}
+                )
+            )
         recorded = RoutingDecision.objects.filter(client=name).count() - before
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         self.stdout.write(
             f"database={engine} gunicorn workers={options['workers']} "
             f"threads={options['threads']} concurrency={concurrency} "
-            f"requests/phase={total}"
+            f"requests/endpoint={total} in {rounds} alternating rounds"
         )
         self.stdout.write(
             f"{'endpoint':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
