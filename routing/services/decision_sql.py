@@ -31,6 +31,9 @@ from routing.pipeline.types import HardLimitAction
 from routing.services.ledger import RESERVE_NOTE, Reservation, room_condition
 
 FIELDS = RoutingDecision._meta.local_concrete_fields
+_JSON_COLUMNS = frozenset(
+    f.attname for f in FIELDS if f.get_internal_type() == "JSONField"
+)
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,8 @@ def decision_write(
 ) -> WriteResult:
     """Run the one statement; see the module docstring."""
     params: dict[str, Any] = {
-        f"c_{f.attname}": json_text(columns[f.attname])
-        if f.get_internal_type() == "JSONField"
-        else columns[f.attname]
-        for f in FIELDS
+        f"c_{name}": json_text(value) if name in _JSON_COLUMNS else value
+        for name, value in columns.items()
     }
     # Lists travel as JSON text: cheaper to send than one array parameter each.
     params["exclusions"] = json_text(counts)
