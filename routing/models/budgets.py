@@ -45,6 +45,10 @@ class Budget(models.Model):
     spent_usd = models.DecimalField(**MONEY, default=Decimal(0), editable=False)
     reserved_usd = models.DecimalField(**MONEY, default=Decimal(0), editable=False)
 
+    #: Kept by the ledger's reservations and settlements; a configuration save
+    #: (admin, API) never writes them, so it cannot undo a concurrent reservation.
+    MAINTAINED_FIELDS = ("spent_usd", "reserved_usd")
+
     AUDITED_FIELDS = (
         "name",
         "monthly_limit_usd",

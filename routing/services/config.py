@@ -58,6 +58,22 @@ def _object_type(instance: models.Model) -> str:
     return instance._meta.model_name or type(instance).__name__.lower()
 
 
+def _save_configuration(instance: models.Model, *, update: bool) -> None:
+    """Save ``instance``, except fields something else maintains on existing rows."""
+    maintained: tuple[str, ...] = getattr(instance, "MAINTAINED_FIELDS", ())
+    if not (update and maintained):
+        instance.save()
+        return
+    instance.save(
+        update_fields=[
+            f.name
+            for f in instance._meta.concrete_fields
+            if not f.primary_key and f.name not in maintained
+        ]
+    )
+    instance.refresh_from_db(fields=list(maintained))
+
+
 @transaction.atomic
 def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
     """Validate and save a configuration object; audit each changed field.
@@ -71,7 +87,7 @@ def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
     )
     before = _snapshot(before_row) if before_row is not None else None
     instance.full_clean()
-    instance.save()
+    _save_configuration(instance, update=before_row is not None)
     after = _snapshot(instance)
     if before is None:
         action = AuditAction.CREATE

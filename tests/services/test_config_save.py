@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.core.exceptions import ValidationError
 
-from routing.models import AuditEntry, Backend, PrivacyZone
+from routing.models import AuditEntry, Backend, Budget, PrivacyZone
 from routing.services.config import config_delete, config_save, config_version_current
 from tests.factories import cloud_zone, local_zone
 
@@ -80,3 +82,18 @@ def test_deleting_audits_the_old_values_and_bumps_the_version() -> None:
     }
     assert config_version_current() == version + 1
     assert not PrivacyZone.objects.filter(name="eu-private").exists()
+
+
+def test_a_budget_edit_keeps_the_spend_and_reservations_made_while_it_was_open() -> (
+    None
+):
+    budget = Budget.objects.get(name="global")  # an admin opens the form
+    Budget.objects.filter(pk=budget.pk).update(
+        spent_usd=Decimal("2"), reserved_usd=Decimal("0.5")
+    )  # meanwhile routing reserves and usage settles
+    budget.monthly_limit_usd = Decimal("20")
+    config_save(instance=budget, actor="test")
+    stored = Budget.objects.get(pk=budget.pk)
+    assert stored.monthly_limit_usd == Decimal("20")
+    assert (stored.spent_usd, stored.reserved_usd) == (Decimal("2"), Decimal("0.5"))
+    assert (budget.spent_usd, budget.reserved_usd) == (Decimal("2"), Decimal("0.5"))
