@@ -22,10 +22,13 @@ def require_service(available: bool, reason: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings: Any) -> None:
-    """Fast password hashing; static files without a collectstatic manifest."""
+    """Fast password hashing; static files without a collectstatic manifest;
+    no API key or routing state remembered from another test."""
     from routing.api.auth import api_key_cache_clear
+    from routing.services.routing import routing_state_forget
 
     api_key_cache_clear()
+    routing_state_forget()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from rest_framework.renderers import JSONRenderer
-
-from routing.json_text import json_bytes
 
 
 class FastJSONRenderer(JSONRenderer):
     """``JSONRenderer`` through orjson; same media type, same compact output.
 
     Asked for indentation (``Accept: application/json; indent=2``) or given
-    something orjson cannot encode, it renders exactly as DRF's own renderer.
+    something orjson cannot encode (a Decimal, a lazy translation), it renders
+    exactly as DRF's own renderer.
     """
 
     def render(
@@ -24,6 +24,9 @@ class FastJSONRenderer(JSONRenderer):
     ) -> bytes:
         if data is None:
             return b""
-        if accepted_media_type and "indent" in accepted_media_type:
-            return super().render(data, accepted_media_type, renderer_context)
-        return json_bytes(data)
+        if not (accepted_media_type and "indent" in accepted_media_type):
+            try:
+                return orjson.dumps(data)
+            except TypeError:
+                pass
+        return super().render(data, accepted_media_type, renderer_context)

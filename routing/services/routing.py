@@ -8,7 +8,8 @@ costs a round trip to read. On PostgreSQL a process first routes on the state
 it read last and writes the decision with a guard: the write happens only if
 the versions are unchanged and every budget is still far enough below its soft
 limit that budgets cannot have changed the decision. Otherwise (and always for
-dry runs, on SQLite, or near a soft limit) it reads the state, then routes.
+dry runs, on SQLite, near a soft limit, for fallback-routed calls, with extra
+reconcilers or the round-robin strategy) it reads the state, then routes.
 """
 
 from __future__ import annotations
@@ -132,6 +133,12 @@ class _KnownState:
 _known: _KnownState | None = None
 
 
+def routing_state_forget() -> None:
+    """Forget the state read last (tests; the next call reads it again)."""
+    global _known
+    _known = None
+
+
 def _read_state() -> _KnownState:
     """Read the routing state (one round trip) and remember it."""
     global _known
@@ -152,6 +159,8 @@ def _remembered_state() -> _KnownState | None:
         or known.database != connection.settings_dict["NAME"]
         # Extra reconcilers may read budgets in ways the guard cannot vouch for.
         or settings.NEXUS_EXTRA_RECONCILERS
+        # A call routed again after a refused guard would turn the rotation twice.
+        or settings.NEXUS_SELECTION_STRATEGY == "round_robin"
         or not budgets_leave_room(known.budgets, 0.0)
     ):
         return None

@@ -219,3 +219,29 @@ def test_a_guard_names_every_enabled_budget_or_writes_nothing(postgres: None) ->
     with pytest.raises(StaleRoutingState):
         record(guard=replace(guard, config_version=routing_state().version))
     assert not RoutingDecision.objects.exists()
+
+
+def test_a_guard_that_remembers_a_budget_since_disabled_writes_nothing(
+    postgres: None,
+) -> None:
+    set_budget("10")
+    guard = guard_on_current_state("0")
+    Budget.objects.filter(name="global").update(monthly_limit_usd=None)
+    with pytest.raises(StaleRoutingState):
+        record(guard=guard)  # no reservation: only the guard can refuse it
+    assert not RoutingDecision.objects.exists()
+
+
+def test_a_guarded_reservation_one_budget_refuses_is_undone_on_the_others(
+    postgres: None,
+) -> None:
+    roomy = set_budget("100")
+    full = second_budget("0.1")
+    guard = guard_on_current_state("0")
+    with pytest.raises(ReservationRefused) as refused:
+        record(Reservation(amount=Decimal("0.2"), budgets=[roomy, full]), guard)
+    assert refused.value.budget == "team-a"
+    for budget in (roomy, full):
+        assert Budget.objects.get(pk=budget.pk).reserved_usd == 0
+    assert not RoutingDecision.objects.exists()
+    assert not LedgerEntry.objects.exists()

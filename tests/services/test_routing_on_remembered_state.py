@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -41,13 +42,19 @@ def fleet_with_budget() -> None:
 
 # Outside a test transaction, as served; the zones come from a data migration.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_call_after_the_first_is_decided_and_recorded_in_one_statement(
-    fleet_with_budget: None,
+@pytest.mark.parametrize(
+    ("strategy", "statements"),
+    [("smart", 1), ("priority", 1), ("round_robin", 2)],
+)
+def test_a_call_after_the_first_is_recorded_in_one_statement_unless_round_robin(
+    fleet_with_budget: None, settings: Any, strategy: str, statements: int
 ) -> None:
+    # Round robin always reads first: a call routed twice would turn it twice.
+    settings.NEXUS_SELECTION_STRATEGY = strategy
     route("gpt-4o")
     with CaptureQueriesContext(connection) as queries:
         second = route("gpt-4o")
-    assert len(queries) == 1
+    assert len(queries) == statements
     stored = RoutingDecision.objects.get(pk=second.decision_id)
     assert stored.backend_name == "cloud-gpt"
     assert LedgerEntry.objects.filter(decision_id=second.decision_id).count() == 1
