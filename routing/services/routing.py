@@ -187,23 +187,14 @@ def route_request(
         )
         if dry_run:
             return RouteOutcome(None, payload, result, _elapsed(started))
-        decision_id = uuid.uuid4()
         try:
-            decision_record(
-                decision_id=decision_id,
-                payload=payload,
-                request_id=request_id,
-                client=client,
-                config_version=version,
-                created_at=timezone.now(),
-                reservation=_reservation(result, state),
-            )
+            recorded = _record(result, payload, version, state, request_id, client)
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
             known = _read_state()
             state, budgets = known.state, known.budgets
             continue
-        return RouteOutcome(decision_id, payload, result, _elapsed(started))
+        return replace(recorded, duration_us=_elapsed(started))
     raise AssertionError(
         "unreachable: the last attempt never reserves on a full budget"
     )
@@ -225,25 +216,39 @@ def _route_on_remembered_state(
         known.budgets, top
     ):
         return None
-    decision_id = uuid.uuid4()
+    guard = StateGuard(
+        config_version=state.version,
+        state_version=state.state_version,
+        budgets=tuple(state.budgets),
+        headroom=Decimal(repr(top)),
+    )
     try:
-        decision_record(
-            decision_id=decision_id,
-            payload=payload,
-            request_id=request_id,
-            client=client,
-            config_version=version,
-            created_at=timezone.now(),
-            reservation=_reservation(result, state),
-            guard=StateGuard(
-                config_version=state.version,
-                state_version=state.state_version,
-                budgets=tuple(state.budgets),
-                headroom=Decimal(repr(top)),
-            ),
-        )
+        return _record(result, payload, version, state, request_id, client, guard)
     except (StaleRoutingState, ReservationRefused):
         return None
+
+
+def _record(
+    result: RoutingResult | None,
+    payload: dict[str, Any],
+    version: int,
+    state: RoutingState,
+    request_id: str,
+    client: str,
+    guard: StateGuard | None = None,
+) -> RouteOutcome:
+    """Record the decision under a new id (duration left for the caller)."""
+    decision_id = uuid.uuid4()
+    decision_record(
+        decision_id=decision_id,
+        payload=payload,
+        request_id=request_id,
+        client=client,
+        config_version=version,
+        created_at=timezone.now(),
+        reservation=_reservation(result, state),
+        guard=guard,
+    )
     return RouteOutcome(decision_id, payload, result, 0.0)
 
 
