@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from nexus_site.env import env_bool, env_choice, env_int, env_list, env_str
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "routing",
 ]
@@ -57,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -168,6 +171,45 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI from Nexus's own static files: no CDN, works offline and under
+    # the Content-Security-Policy below.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+# --- Transport security ---------------------------------------------------------
+# Production serves Nexus over HTTPS (usually TLS ends at a reverse proxy); these
+# turn on what `manage.py check --deploy` asks for. All off by default so the
+# embedded demo works on plain http://127.0.0.1.
+# Session and CSRF cookies only over HTTPS.
+NEXUS_SECURE_COOKIES = env_bool("NEXUS_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = NEXUS_SECURE_COOKIES
+CSRF_COOKIE_SECURE = NEXUS_SECURE_COOKIES
+# Strict-Transport-Security max-age in seconds (0 = no header).
+SECURE_HSTS_SECONDS = env_int("NEXUS_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("NEXUS_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("NEXUS_HSTS_PRELOAD", False)
+# Redirect plain-HTTP requests to HTTPS, except the probes a load balancer or
+# Prometheus makes from inside the network.
+SECURE_SSL_REDIRECT = env_bool("NEXUS_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from
+# clients): trust it to tell HTTPS requests apart. Never set this without one.
+if env_bool("NEXUS_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy: every script, style and image comes from Nexus itself
+# (htmx is the vendored copy; charts are inline SVG elements, not data URLs).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
 }
 
 # --- Nexus --------------------------------------------------------------------

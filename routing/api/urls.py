@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularSwaggerSplitView,
+)
 from rest_framework.routers import DefaultRouter
 
 from routing.api import actions, views
 
 app_name = "api"
+
+#: Swagger UI comes from Nexus's static files (drf-spectacular-sidecar) but styles
+#: its widgets with inline styles.
+DOCS_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 router = DefaultRouter(trailing_slash=True)
 router.register("zones", views.ZoneViewSet, basename="zone")
@@ -24,6 +43,12 @@ urlpatterns = [
     path("usage", actions.UsageApi.as_view(), name="usage"),
     path("pipeline/", actions.PipelineApi.as_view(), name="pipeline"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path(
+        "docs/",
+        csp_override(DOCS_CSP)(
+            SpectacularSwaggerSplitView.as_view(url_name="api:schema")
+        ),
+        name="docs",
+    ),
     *router.urls,
 ]
