@@ -90,10 +90,9 @@ def _refuse_if_guessing(request: Request) -> None:
         address = client_address(request._request)
         raise exceptions.Throttled(
             wait=window.retry_after,
-            detail=(
-                f"Too many unknown or revoked API keys from {address}; "
-                f"retry in {window.retry_after} seconds with a valid key."
-            ),
+            # DRF appends "Expected available in N seconds."
+            detail=f"Too many unknown or revoked API keys from {address}; "
+            "send a valid key.",
         )
 
 
