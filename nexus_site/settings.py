@@ -236,6 +236,32 @@ NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY = env_int(
     "NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY", 3, minimum=1
 )
 
+# Shared state (routing/shared_state.py): Redis when NEXUS_REDIS_URL is set, else
+# a SQLite file under NEXUS_DATA_DIR shared by the processes of this machine.
+NEXUS_REDIS_URL = env_str("NEXUS_REDIS_URL", "").strip()
+if NEXUS_REDIS_URL and urlparse(NEXUS_REDIS_URL).scheme not in {
+    "redis",
+    "rediss",
+    "unix",
+}:
+    raise ImproperlyConfigured(
+        "NEXUS_REDIS_URL must be redis://, rediss:// or unix:// (or empty); "
+        f"got {NEXUS_REDIS_URL!r}."
+    )
+NEXUS_SHARED_STATE_FILE = DATA_DIR / "shared-state.sqlite3"
+# Rate limits on failures (routing/rate_limits.py), per client address (REMOTE_ADDR).
+NEXUS_LOGIN_FAILURES_PER_USER = env_int("NEXUS_LOGIN_FAILURES_PER_USER", 5, minimum=1)
+NEXUS_LOGIN_FAILURES_PER_ADDRESS = env_int(
+    "NEXUS_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1
+)
+NEXUS_LOGIN_LOCKOUT_SECONDS = env_int("NEXUS_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+NEXUS_API_KEY_FAILURES_PER_ADDRESS = env_int(
+    "NEXUS_API_KEY_FAILURES_PER_ADDRESS", 20, minimum=1
+)
+NEXUS_API_KEY_FAILURE_WINDOW_SECONDS = env_int(
+    "NEXUS_API_KEY_FAILURE_WINDOW_SECONDS", 60, minimum=1
+)
+
 # --- Celery -------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
 from routing.metrics import metrics_view
+from routing.rate_limits import login_rate_limited
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -20,13 +21,17 @@ handler404 = "routing.api.exceptions.json_404"
 handler500 = "routing.api.exceptions.json_500"
 
 urlpatterns = [
+    # Before admin/: the admin's own login view, with the failed-login brake.
+    path("admin/login/", login_rate_limited(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("routing.api.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path(
         "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        login_rate_limited(
+            auth_views.LoginView.as_view(redirect_authenticated_user=True)
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -11,5 +11,8 @@ class RoutingConfig(AppConfig):
     verbose_name = "Nexus routing"
 
     def ready(self) -> None:
-        from routing import checks  # noqa: F401  (registers the system check)
+        from routing import (
+            checks,  # noqa: F401  (registers the system check)
+            rate_limits,  # noqa: F401  (counts failed logins)
+        )
         from routing.api import schema  # noqa: F401  (OpenAPI auth extension)

@@ -114,3 +114,11 @@ REGISTRY.register(BudgetCollector())
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``/metrics`` in the Prometheus text format."""
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+
+SHARED_STATE_UNAVAILABLE = Counter(
+    "nexus_shared_state_unavailable",
+    "Shared-state operations that failed and failed open (rate limits not applied).",
+    ["store"],
+    registry=REGISTRY,
+)

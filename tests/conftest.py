@@ -38,6 +38,13 @@ def _test_settings(settings: Any) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_shared_state(settings: Any, tmp_path: Any) -> None:
+    """Rate-limit counters in a file of this test's own (no limits carried over)."""
+    settings.NEXUS_REDIS_URL = ""
+    settings.NEXUS_SHARED_STATE_FILE = tmp_path / "shared-state.sqlite3"
+
+
 @pytest.fixture
 def postgres(db: None) -> None:
     """For tests that only mean something on PostgreSQL (row locks, concurrency)."""

@@ -12,6 +12,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from routing.models import ApiKey, hash_api_key
+from routing.rate_limits import api_key_failure, client_address
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 #: How long a looked-up key is trusted without asking the database again; a
@@ -70,6 +71,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             )
         key = _lookup(hash_api_key(raw.strip()))
         if key is None:
+            _refuse_if_guessing(request)
             raise exceptions.AuthenticationFailed("API key is unknown or revoked.")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
@@ -79,6 +81,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="nexus"'
+
+
+def _refuse_if_guessing(request: Request) -> None:
+    """Count an unknown key from this address; 429 once it presented too many."""
+    window = api_key_failure(request._request)
+    if window is not None:
+        address = client_address(request._request)
+        raise exceptions.Throttled(
+            wait=window.retry_after,
+            # DRF appends "Expected available in N seconds."
+            detail=f"Too many unknown or revoked API keys from {address}; "
+            "send a valid key.",
+        )
 
 
 def client_name(request: Request) -> str:

@@ -4,7 +4,9 @@ Sub-statements of a WITH run exactly once, on one snapshot. The ledger and
 decision rows are inserted only when every budget took the reservation (and,
 for a decision routed on remembered state, only when the state guard holds);
 Django's foreign keys are deferred, so exclusion rows may name the decision
-inserted beside them. JSON columns travel as JSON text that the statement
+inserted beside them. A reserving write labels the decision's ``budget_status``
+with the budgets' figures once its reservation is counted, when that is worse
+than the label the pipeline gave on the figures it read. JSON columns travel as JSON text that the statement
 casts, which is cheaper than an adapter object per column.
 """
 
@@ -28,7 +30,13 @@ from routing.models import (
     RoutingDecision,
 )
 from routing.pipeline.types import HardLimitAction
-from routing.services.ledger import RESERVE_NOTE, Reservation, room_condition
+from routing.services.ledger import (
+    RESERVE_NOTE,
+    STATUS_RANKS,
+    Reservation,
+    room_condition,
+    status_rank_sql,
+)
 
 FIELDS = RoutingDecision._meta.local_concrete_fields
 _JSON_COLUMNS = frozenset(
@@ -54,10 +62,13 @@ class StateGuard:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """``guard_held`` is False when nothing was written for a stale state."""
+    """``guard_held`` is False when nothing was written for a stale state;
+    ``status_rank`` is the worst budget status rank after the reservation
+    (None without one)."""
 
     guard_held: bool
     reserved_budget_ids: frozenset[int]
+    status_rank: int | None = None
 
 
 def decision_write(
@@ -84,6 +95,7 @@ def decision_write(
             ),
             warn=HardLimitAction.WARN.value,
             budget_count=len(reservation.budgets),
+            status_rank=status_rank_of(columns["annotations"]),
         )
     if guard is not None:
         params.update(
@@ -97,8 +109,14 @@ def decision_write(
     sql = _statement(reserving=reservation is not None, guarded=guard is not None)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        held, reserved = cursor.fetchone()
-    return WriteResult(bool(held), frozenset(reserved))
+        held, reserved, rank = cursor.fetchone()
+    return WriteResult(bool(held), frozenset(reserved), rank)
+
+
+def status_rank_of(annotations: Mapping[str, Any]) -> int:
+    """The rank in ``STATUS_RANKS`` of the pipeline's ``budget_status`` label."""
+    label = annotations.get("budget_status")
+    return STATUS_RANKS.index(label) if label in STATUS_RANKS else 0
 
 
 @cache
@@ -119,7 +137,7 @@ def _statement(*, reserving: bool, guarded: bool) -> str:
             + " WHERE b.id = r.id"
             + (" AND guard.ok" if guarded else "")
             + f" AND {room_condition('b', warn='%(warn)s', amount='%(amount)s')} "
-            "RETURNING b.id, r.period_start)",
+            f"RETURNING b.id, r.period_start, {status_rank_sql('b')} AS rank)",
             "ok AS (SELECT count(*) = %(budget_count)s AS all_reserved FROM reserved)",
             f"ledger AS (INSERT INTO {quote(LedgerEntry._meta.db_table)} "
             "(budget_id, kind, amount_usd, decision_id, period_start, note, "
@@ -132,7 +150,12 @@ def _statement(*, reserving: bool, guarded: bool) -> str:
     # Strings go as text so an over-long value fails as it would in VALUES
     # (a cast to varchar(n) would silently truncate it).
     columns = ", ".join(quote(f.column) for f in FIELDS)
-    typed = ", ".join(f"%(c_{f.attname})s::{_cast_type(f)}" for f in FIELDS)
+    typed = ", ".join(
+        _relabelled_annotations()
+        if reserving and f.attname == "annotations"
+        else f"%(c_{f.attname})s::{_cast_type(f)}"
+        for f in FIELDS
+    )
     condition = (
         " FROM ok WHERE ok.all_reserved"
         if reserving
@@ -151,7 +174,21 @@ def _statement(*, reserving: bool, guarded: bool) -> str:
     ]
     held = "(SELECT ok FROM guard)" if guarded else "true"
     reserved = "ARRAY(SELECT id FROM reserved)" if reserving else "'{}'::bigint[]"
-    return f"WITH {', '.join(steps)} SELECT {held}, {reserved}"
+    rank = "(SELECT max(rank) FROM reserved)" if reserving else "NULL::integer"
+    return f"WITH {', '.join(steps)} SELECT {held}, {reserved}, {rank}"
+
+
+def _relabelled_annotations() -> str:
+    """SQL: the annotations, with ``budget_status`` from the reserved figures
+    when those are worse than the pipeline's label (``%(status_rank)s``)."""
+    labels = ", ".join(f"'{status.value}'" for status in STATUS_RANKS)
+    worst = "(SELECT max(rank) FROM reserved)"
+    return (
+        f"CASE WHEN {worst} > %(status_rank)s THEN jsonb_set("
+        "%(c_annotations)s::jsonb, '{budget_status}', "
+        f"to_jsonb((ARRAY[{labels}])[{worst} + 1])) "
+        "ELSE %(c_annotations)s::jsonb END"
+    )
 
 
 def _guard_condition() -> str:

@@ -13,8 +13,13 @@ from typing import Any
 from django.db import connection, transaction
 
 from routing.models import DecisionExclusion, RoutingDecision
-from routing.services.decision_sql import StateGuard, decision_write
-from routing.services.ledger import Reservation, ReservationRefused, budget_reserve
+from routing.services.decision_sql import StateGuard, decision_write, status_rank_of
+from routing.services.ledger import (
+    STATUS_RANKS,
+    Reservation,
+    ReservationRefused,
+    budget_reserve,
+)
 
 COLUMNS = {
     "outcome",
@@ -79,6 +84,12 @@ def decision_record(
     only), nothing is written and ``StaleRoutingState`` is raised unless the
     state the decision was routed on still holds. On PostgreSQL the whole
     write is one statement (one round trip); elsewhere one transaction.
+
+    A reservation may take a budget to its soft or hard limit after the
+    pipeline read the figures (another call reserved in between, or this
+    call's own estimate): the recorded ``budget_status`` label, and the one in
+    ``payload``, is then the budgets' status once the reservation is counted,
+    on the same figures the reservation was checked against.
     """
     columns = _columns(
         payload,
@@ -93,21 +104,25 @@ def decision_record(
         if reservation is not None and len(reservation.budgets) > 1:
             # A refusal by one budget must undo the others' reservations.
             with transaction.atomic():
-                _write(columns, counts, reservation, guard)
+                rank = _write(columns, counts, reservation, guard)
         else:
-            _write(columns, counts, reservation, guard)
+            rank = _write(columns, counts, reservation, guard)
+        _relabel(payload, rank)
         return
     if guard is not None:
         raise ValueError("a state guard needs PostgreSQL's one-statement write")
     with transaction.atomic():
+        # Reserve first: the row is saved with the label the figures give.
+        if reservation is not None:
+            rank = budget_reserve(decision_id=decision_id, reservation=reservation)
+            if _relabel(payload, rank):
+                columns["annotations"] = payload["annotations"]
         RoutingDecision(**columns).save(force_insert=True)
         DecisionExclusion.objects.bulk_create(
             exclusion_rows(
                 decision_id=decision_id, counts=counts, created_at=created_at
             )
         )
-        if reservation is not None:
-            budget_reserve(decision_id=decision_id, reservation=reservation)
 
 
 def _write(
@@ -115,7 +130,8 @@ def _write(
     counts: Counter[str],
     reservation: Reservation | None,
     guard: StateGuard | None,
-) -> None:
+) -> int | None:
+    """The one statement; returns the reserved budgets' worst status rank."""
     result = decision_write(columns, counts, reservation, guard)
     if not result.guard_held:
         raise StaleRoutingState()
@@ -127,6 +143,19 @@ def _write(
         ]
         if missing:
             raise ReservationRefused(missing[0])
+    return result.status_rank
+
+
+def _relabel(payload: dict[str, Any], rank: int | None) -> bool:
+    """Give ``payload`` the worse of its budget label and ``rank``'s; changed?"""
+    annotations = payload.get("annotations") or {}
+    if rank is None or rank <= status_rank_of(annotations):
+        return False
+    payload["annotations"] = {
+        **annotations,
+        "budget_status": STATUS_RANKS[rank].value,
+    }
+    return True
 
 
 def _columns(payload: dict[str, Any], **known: Any) -> dict[str, Any]:

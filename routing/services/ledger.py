@@ -23,10 +23,12 @@ from routing.models import (
     RoutingDecision,
     UsageReport,
 )
-from routing.pipeline.types import HardLimitAction, Outcome
+from routing.pipeline.types import BudgetStatus, HardLimitAction, Outcome
 
 MICRO = Decimal("0.000001")
 RESERVE_NOTE = "estimate at decision time"
+#: Budget statuses from best to worst; a status's rank is its index here.
+STATUS_RANKS = (BudgetStatus.NORMAL, BudgetStatus.SOFT_LIMIT, BudgetStatus.HARD_LIMIT)
 
 
 def money(value: float | Decimal) -> Decimal:
@@ -71,18 +73,38 @@ def room_condition(alias: str = "", *, warn: str = "%s", amount: str = "%s") -> 
     )
 
 
-def budget_reserve(*, decision_id: uuid.UUID, reservation: Reservation) -> None:
+def status_rank_sql(alias: str = "") -> str:
+    """SQL: the rank in ``STATUS_RANKS`` of ``alias``'s budget as stored now.
+
+    In an UPDATE's RETURNING these are the figures *after* the update: the
+    status once the reservation just made is counted (as ``budget_status``
+    in the pipeline computes it, on exact decimals).
+    """
+    b = f"{alias}." if alias else ""
+    used = f"{b}spent_usd + {b}reserved_usd"
+    return (
+        f"CASE WHEN {used} >= {b}monthly_limit_usd THEN 2 "
+        f"WHEN {used} >= {b}monthly_limit_usd * {b}soft_limit_percent / 100.0 "
+        "THEN 1 ELSE 0 END"
+    )
+
+
+def budget_reserve(*, decision_id: uuid.UUID, reservation: Reservation) -> int:
     """Reserve the amount on each budget of ``reservation``; all or nothing.
 
     Must run inside the transaction that records the decision, so a refusal
     rolls everything back. Raises ``ReservationRefused`` naming the first
-    budget without room. (On PostgreSQL ``decision_record`` does all of this
-    in its one statement instead.)
+    budget without room. Returns the worst status rank (``STATUS_RANKS``) of
+    the budgets once the reservation is counted. (On PostgreSQL
+    ``decision_record`` does all of this in its one statement instead.)
     """
     amount = reservation.amount
+    worst = 0
     for budget in reservation.budgets:
-        if not _reserve_on(budget.pk, amount):
+        rank = _reserve_on(budget.pk, amount)
+        if rank is None:
             raise ReservationRefused(budget.name)
+        worst = max(worst, rank)
     LedgerEntry.objects.bulk_create(
         LedgerEntry(
             budget=budget,
@@ -94,18 +116,23 @@ def budget_reserve(*, decision_id: uuid.UUID, reservation: Reservation) -> None:
         )
         for budget in reservation.budgets
     )
+    return worst
 
 
-def _reserve_on(budget_id: int, amount: Decimal) -> bool:
-    """The compare-and-set: add ``amount`` to reserved only if there is room."""
+def _reserve_on(budget_id: int, amount: Decimal) -> int | None:
+    """The compare-and-set: add ``amount`` to reserved only if there is room.
+
+    Returns the budget's status rank after the reservation, None if refused.
+    """
     table = connection.ops.quote_name(Budget._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET reserved_usd = reserved_usd + %s "
-            f"WHERE id = %s AND {room_condition()}",
+            f"WHERE id = %s AND {room_condition()} RETURNING {status_rank_sql()}",
             [amount, budget_id, HardLimitAction.WARN.value, amount],
         )
-        return cursor.rowcount == 1
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,15 @@ def start_django(
             },
             "NEXUS_PG_PREPARED_STATEMENTS must be one of",
         ),
+        ({"NEXUS_REDIS_URL": "memcached://x"}, "NEXUS_REDIS_URL must be redis://"),
+        (
+            {"NEXUS_LOGIN_FAILURES_PER_USER": "0"},
+            "NEXUS_LOGIN_FAILURES_PER_USER must be at least 1",
+        ),
+        (
+            {"NEXUS_API_KEY_FAILURE_WINDOW_SECONDS": "1m"},
+            "NEXUS_API_KEY_FAILURE_WINDOW_SECONDS must be a whole",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(
