@@ -135,6 +135,7 @@ def demo_world(django_user_model: Any) -> dict[str, Any]:
                 decision_id=outcome.decision_id,
                 input_tokens=chars // 4,
                 output_tokens=256,
+                reporter=None,
                 cost_usd=Decimal("31.5") * (index + 1),
             )
     return decisions
