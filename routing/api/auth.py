@@ -95,17 +95,32 @@ def actor_name(request: Request) -> str:
     return str(user.get_username())
 
 
-class ConfigPermission(permissions.BasePermission):
-    """Anyone authenticated may read; writes need an admin key or a staff session."""
+class ConfigPermission(permissions.DjangoModelPermissions):
+    """API keys: any key reads, admin keys write. Login sessions: Django's model
+    permissions, as in the admin (view to read; add, change, delete to write)."""
 
-    message = "Writing configuration needs an admin API key or a staff login."
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+    message = "Writing configuration needs an admin API key."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user: Any = request.user
         if not (user and user.is_authenticated):
             return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
         if isinstance(user, ApiClient):
-            return user.is_admin
-        return bool(user.is_staff)
+            return request.method in permissions.SAFE_METHODS or user.is_admin
+        if super().has_permission(request, view):
+            return True
+        model = self._queryset(view).model
+        needed = self.get_required_permissions(request.method or "GET", model)
+        missing = sorted(p for p in needed if not user.has_perm(p))
+        # Set on this instance (one per request): DRF reports it as the 403's message.
+        self.message = (
+            f"Your login lacks the permission {', '.join(missing)}; an administrator "
+            "can grant it, e.g. by adding you to the 'operators' or 'admins' group."
+        )
+        return False
