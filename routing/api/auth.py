@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -14,28 +17,38 @@ from rest_framework.request import Request
 from routing.models import ApiKey, hash_api_key
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
-#: How long a looked-up key is trusted without asking the database again; a
-#: revoked key stops working within this time.
-KEY_CACHE_SECONDS = 5.0
+#: Looked-up keys (and unknown hashes) are trusted without asking the database
+#: again for ``NEXUS_API_KEY_CACHE_SECONDS`` (default 5; 0 turns the cache off).
+#: So a key revoked elsewhere keeps working for up to that long in each web
+#: process that used it within that time; a key saved or deleted in this
+#: process (the admin) is forgotten at once.
 _key_cache: dict[str, tuple[float, ApiKey | None]] = {}
 _KEY_CACHE_MAX = 10_000
 
 
 def _lookup(key_hash: str) -> ApiKey | None:
+    window = settings.NEXUS_API_KEY_CACHE_SECONDS
     now = time.monotonic()
     hit = _key_cache.get(key_hash)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+    if hit is not None and now - hit[0] < window:
         return hit[1]
     key = ApiKey.objects.filter(key_hash=key_hash, is_active=True).first()
-    if len(_key_cache) >= _KEY_CACHE_MAX:
-        _key_cache.clear()
-    _key_cache[key_hash] = (now, key)
+    if window > 0:
+        if len(_key_cache) >= _KEY_CACHE_MAX:
+            _key_cache.clear()
+        _key_cache[key_hash] = (now, key)
     return key
 
 
 def api_key_cache_clear() -> None:
     """Forget cached key lookups (after revoking keys in bulk, and in tests)."""
     _key_cache.clear()
+
+
+@receiver([post_save, post_delete], sender=ApiKey)
+def _forget_saved_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
+    """A key revoked, edited or deleted in this process stops being trusted now."""
+    _key_cache.pop(instance.key_hash, None)
 
 
 @dataclass(frozen=True)
