@@ -221,6 +221,7 @@ NEXUS_SELECTION_STRATEGY = env_choice(
 # A reservation not settled by POST /api/v1/usage within this time is released.
 NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
 NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)
+NEXUS_API_KEY_CACHE_SECONDS = env_int("NEXUS_API_KEY_CACHE_SECONDS", 5)  # 0: no cache
 # Background work (routing/tasks.py): how often budgets are reconciled and backends
 # probed, the probe's HTTP timeout, and failures in a row before "unhealthy".
 NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS = env_int(

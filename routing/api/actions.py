@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from routing import metrics
 from routing.adapters import shared_pipeline
-from routing.api.auth import client_name
+from routing.api.auth import ApiClient, client_name
 from routing.api.renderers import FastJSONRenderer
 from routing.api.routing_input import (
     RouteInputSerializer,
@@ -23,7 +23,7 @@ from routing.api.routing_input import (
 )
 from routing.pipeline import MODEL_NOT_FOUND
 from routing.pipeline.types import Outcome
-from routing.services.ledger import usage_record
+from routing.services.ledger import UsageReporter, usage_record
 from routing.services.routing import route_request
 
 HEADERS = [
@@ -79,6 +79,7 @@ class RouteApi(APIView):
             request=routing_request,
             request_id=request_id,
             client=client_name(request),
+            api_key_id=_api_key_id(request),
             dry_run=dry_run,
         )
         decision_id = str(outcome.decision_id) if outcome.decision_id else None
@@ -90,6 +91,24 @@ class RouteApi(APIView):
         if decision_id:
             response["X-Nexus-Decision-Id"] = decision_id
         return response
+
+
+def _api_key_id(request: Request) -> int | None:
+    user: Any = request.user
+    return user.key_id if isinstance(user, ApiClient) else None
+
+
+def _reporter(request: Request) -> UsageReporter:
+    """The key that routed a decision (or an admin key) reports its usage; a
+    login session reports the decisions it routed (a superuser: any)."""
+    user: Any = request.user
+    if isinstance(user, ApiClient):
+        return UsageReporter(
+            api_key_id=user.key_id, client=user.name, is_admin=user.is_admin
+        )
+    return UsageReporter(
+        api_key_id=None, client=client_name(request), is_admin=user.is_superuser
+    )
 
 
 class UsageInputSerializer(serializers.Serializer):
@@ -124,7 +143,7 @@ class UsageApi(APIView):
     def post(self, request: Request) -> Response:
         data = UsageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = usage_record(**data.validated_data)
+        result = usage_record(**data.validated_data, reporter=_reporter(request))
         report = result.report
         metrics.usage_observed(float(report.cost_usd), created=result.created)
         return Response(

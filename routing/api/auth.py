@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -15,28 +18,38 @@ from routing.models import ApiKey, hash_api_key
 from routing.rate_limits import api_key_failure, client_address
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
-#: How long a looked-up key is trusted without asking the database again; a
-#: revoked key stops working within this time.
-KEY_CACHE_SECONDS = 5.0
+#: Looked-up keys (and unknown hashes) are trusted without asking the database
+#: again for ``NEXUS_API_KEY_CACHE_SECONDS`` (default 5; 0 turns the cache off).
+#: So a key revoked elsewhere keeps working for up to that long in each web
+#: process that used it within that time; a key saved or deleted in this
+#: process (the admin) is forgotten at once.
 _key_cache: dict[str, tuple[float, ApiKey | None]] = {}
 _KEY_CACHE_MAX = 10_000
 
 
 def _lookup(key_hash: str) -> ApiKey | None:
+    window = settings.NEXUS_API_KEY_CACHE_SECONDS
     now = time.monotonic()
     hit = _key_cache.get(key_hash)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+    if hit is not None and now - hit[0] < window:
         return hit[1]
     key = ApiKey.objects.filter(key_hash=key_hash, is_active=True).first()
-    if len(_key_cache) >= _KEY_CACHE_MAX:
-        _key_cache.clear()
-    _key_cache[key_hash] = (now, key)
+    if window > 0:
+        if len(_key_cache) >= _KEY_CACHE_MAX:
+            _key_cache.clear()
+        _key_cache[key_hash] = (now, key)
     return key
 
 
 def api_key_cache_clear() -> None:
     """Forget cached key lookups (after revoking keys in bulk, and in tests)."""
     _key_cache.clear()
+
+
+@receiver([post_save, post_delete], sender=ApiKey)
+def _forget_saved_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
+    """A key revoked, edited or deleted in this process stops being trusted now."""
+    _key_cache.pop(instance.key_hash, None)
 
 
 @dataclass(frozen=True)
@@ -110,17 +123,32 @@ def actor_name(request: Request) -> str:
     return str(user.get_username())
 
 
-class ConfigPermission(permissions.BasePermission):
-    """Anyone authenticated may read; writes need an admin key or a staff session."""
+class ConfigPermission(permissions.DjangoModelPermissions):
+    """API keys: any key reads, admin keys write. Login sessions: Django's model
+    permissions, as in the admin (view to read; add, change, delete to write)."""
 
-    message = "Writing configuration needs an admin API key or a staff login."
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+    message = "Writing configuration needs an admin API key."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user: Any = request.user
         if not (user and user.is_authenticated):
             return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
         if isinstance(user, ApiClient):
-            return user.is_admin
-        return bool(user.is_staff)
+            return request.method in permissions.SAFE_METHODS or user.is_admin
+        if super().has_permission(request, view):
+            return True
+        model = self._queryset(view).model
+        needed = self.get_required_permissions(request.method or "GET", model)
+        missing = sorted(p for p in needed if not user.has_perm(p))
+        # Set on this instance (one per request): DRF reports it as the 403's message.
+        self.message = (
+            f"Your login lacks the permission {', '.join(missing)}; an administrator "
+            "can grant it, e.g. by adding you to the 'operators' or 'admins' group."
+        )
+        return False

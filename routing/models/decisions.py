@@ -6,6 +6,7 @@ import uuid
 
 from django.db import models
 
+from routing.models.access import ApiKey
 from routing.pipeline.types import Outcome
 
 
@@ -34,6 +35,18 @@ class RoutingDecision(models.Model):
     fallback_used = models.BooleanField(default=False)
     pipeline_duration_us = models.FloatField(default=0)
     client = models.CharField(max_length=64, blank=True)
+    # The key that routed it: only that key (or an admin key) may report its
+    # usage. No constraint, cascade or index: keys are revoked, not deleted, and
+    # recording a decision stays one plain insert.
+    api_key = models.ForeignKey(
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     config_version = models.PositiveBigIntegerField(default=0)
     requirements = models.JSONField(default=dict)
     constraints = models.JSONField(default=dict)

@@ -73,6 +73,7 @@ def decision_record(
     client: str,
     config_version: int,
     created_at: datetime,
+    api_key_id: int | None = None,
     reservation: Reservation | None = None,
     guard: StateGuard | None = None,
 ) -> None:
@@ -82,7 +83,8 @@ def decision_record(
     the same atomic write; if a blocking budget has no room left, nothing is
     written and ``ReservationRefused`` names it. With a ``guard`` (PostgreSQL
     only), nothing is written and ``StaleRoutingState`` is raised unless the
-    state the decision was routed on still holds. On PostgreSQL the whole
+    state the decision was routed on still holds. ``api_key_id`` names the
+    key that routed it (None for a login session). On PostgreSQL the whole
     write is one statement (one round trip); elsewhere one transaction.
 
     A reservation may take a budget to its soft or hard limit after the
@@ -96,6 +98,7 @@ def decision_record(
         id=decision_id,
         request_id=request_id,
         client=client,
+        api_key_id=api_key_id,
         config_version=config_version,
         created_at=created_at,
     )

@@ -136,6 +136,27 @@ def _reserve_on(budget_id: int, amount: Decimal) -> int | None:
 
 
 @dataclass(frozen=True)
+class UsageReporter:
+    """Who reports usage. A key may settle only the decisions it routed; an
+    admin key (or a superuser login) any; a login session those it routed."""
+
+    api_key_id: int | None
+    client: str
+    is_admin: bool = False
+
+    def may_report(self, decision: RoutingDecision) -> bool:
+        if self.is_admin:
+            return True
+        if self.api_key_id is not None:
+            return decision.api_key_id == self.api_key_id
+        return (
+            decision.api_key_id is None
+            and bool(self.client)
+            and decision.client == self.client
+        )
+
+
+@dataclass(frozen=True)
 class UsageResult:
     report: UsageReport
     created: bool
@@ -163,15 +184,18 @@ def usage_record(
     decision_id: uuid.UUID,
     input_tokens: int,
     output_tokens: int,
+    reporter: UsageReporter | None,
     cost_usd: Decimal | None = None,
 ) -> UsageResult:
     """Record what a routed request used and settle its reservations.
 
     Idempotent per decision: the same report again changes nothing; a different
-    report for the same decision raises ``ConflictError``.
+    report for the same decision raises ``ConflictError``. A ``reporter`` who
+    may not report this decision gets the same ``NotFoundError`` as for an
+    unknown one (None: an internal caller, trusted).
     """
     decision = RoutingDecision.objects.filter(pk=decision_id).first()
-    if decision is None:
+    if decision is None or (reporter is not None and not reporter.may_report(decision)):
         raise NotFoundError(
             f"No recorded decision {decision_id}.", fields={"decision_id": ["Unknown."]}
         )
@@ -214,6 +238,7 @@ def usage_record(
             decision_id=decision_id,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            reporter=reporter,
             cost_usd=cost,
         )
     _settle(decision_id=decision_id, cost=cost)

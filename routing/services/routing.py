@@ -168,13 +168,23 @@ def _remembered_state() -> _KnownState | None:
 
 
 def route_request(
-    *, request: RoutingRequest, request_id: str, client: str, dry_run: bool = False
+    *,
+    request: RoutingRequest,
+    request_id: str,
+    client: str,
+    api_key_id: int | None = None,
+    dry_run: bool = False,
 ) -> RouteOutcome:
-    """Decide where ``request`` runs; record it and reserve its estimate unless dry."""
+    """Decide where ``request`` runs; record it and reserve its estimate unless dry.
+
+    ``api_key_id`` is the key that asked (None for a login session or an
+    internal call): only that key, or an admin key, may report the usage.
+    """
     started = time.perf_counter()
+    client_key = (client, api_key_id)
     known = None if dry_run else _remembered_state()
     if known is not None:
-        outcome = _route_on_remembered_state(known, request, request_id, client)
+        outcome = _route_on_remembered_state(known, request, request_id, client_key)
         if outcome is not None:
             return replace(outcome, duration_us=_elapsed(started))
     known = _read_state()
@@ -188,7 +198,7 @@ def route_request(
         if dry_run:
             return RouteOutcome(None, payload, result, _elapsed(started))
         try:
-            recorded = _record(result, payload, version, state, request_id, client)
+            recorded = _record(result, payload, version, state, request_id, client_key)
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
             known = _read_state()
@@ -201,7 +211,10 @@ def route_request(
 
 
 def _route_on_remembered_state(
-    known: _KnownState, request: RoutingRequest, request_id: str, client: str
+    known: _KnownState,
+    request: RoutingRequest,
+    request_id: str,
+    client_key: tuple[str, int | None],
 ) -> RouteOutcome | None:
     """Route and record on ``known``; None (nothing written) if it may not hold."""
     state = known.state
@@ -223,7 +236,7 @@ def _route_on_remembered_state(
         headroom=Decimal(repr(top)),
     )
     try:
-        return _record(result, payload, version, state, request_id, client, guard)
+        return _record(result, payload, version, state, request_id, client_key, guard)
     except (StaleRoutingState, ReservationRefused):
         return None
 
@@ -234,16 +247,20 @@ def _record(
     version: int,
     state: RoutingState,
     request_id: str,
-    client: str,
+    client_key: tuple[str, int | None],
     guard: StateGuard | None = None,
 ) -> RouteOutcome:
-    """Record the decision under a new id (duration left for the caller)."""
+    """Record the decision under a new id (duration left for the caller).
+
+    ``client_key`` is the client name and the id of the key that asked.
+    """
     decision_id = uuid.uuid4()
     decision_record(
         decision_id=decision_id,
         payload=payload,
         request_id=request_id,
-        client=client,
+        client=client_key[0],
+        api_key_id=client_key[1],
         config_version=version,
         created_at=timezone.now(),
         reservation=_reservation(result, state),

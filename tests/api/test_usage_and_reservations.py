@@ -155,3 +155,83 @@ def test_at_the_hard_limit_block_cloud_routes_to_free_backends_only(
     assert rejected["outcome"] == "reject"
     assert "resets on" in rejected["error"]["message"]
     assert Budget.objects.get(name="global").reserved_usd == 0
+
+
+def key_client(name: str, *, is_admin: bool = False) -> APIClient:
+    from routing.services.api_keys import api_key_issue
+
+    client = APIClient()
+    raw = api_key_issue(name=name, is_admin=is_admin)[1]
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def test_a_decision_records_the_api_key_that_routed_it(
+    api_client: APIClient, fleet: Any
+) -> None:
+    from routing.models import ApiKey, RoutingDecision
+
+    decision = route_gpt(api_client)
+    row = RoutingDecision.objects.get(pk=decision["decision_id"])
+    assert row.api_key_id == ApiKey.objects.get(name="svc").pk
+    assert row.client == "svc"
+
+
+def test_another_key_cannot_settle_a_decision_and_gets_the_unknown_decision_404(
+    api_client: APIClient, fleet: Any
+) -> None:
+    set_budget("100")
+    decision = route_gpt(api_client)
+    intruder = key_client("intruder")
+    stolen = report(intruder, decision["decision_id"], cost_usd="0")
+    unknown = report(intruder, "00000000-0000-4000-8000-000000000000")
+    assert (stolen.status_code, unknown.status_code) == (404, 404)
+    # The same body as for a decision that does not exist, but for the id.
+    assert stolen.json() == {
+        "error": {
+            **unknown.json()["error"],
+            "message": unknown.json()["error"]["message"].replace(
+                "00000000-0000-4000-8000-000000000000", decision["decision_id"]
+            ),
+        }
+    }
+    assert not UsageReport.objects.exists()
+    assert Budget.objects.get(name="global").spent_usd == Decimal(0)
+    # The real owner's report is still the first one.
+    assert report(api_client, decision["decision_id"]).status_code == 201
+
+
+def test_an_admin_key_may_report_usage_for_any_clients_decision(
+    api_client: APIClient, admin_api_client: APIClient, fleet: Any
+) -> None:
+    decision = route_gpt(api_client)
+    response = report(admin_api_client, decision["decision_id"], cost_usd="0.02")
+    assert response.status_code == 201
+
+
+def test_a_login_session_reports_usage_only_for_the_decisions_it_routed(
+    api_client: APIClient, fleet: Any, django_user_model: Any
+) -> None:
+    alice = django_user_model.objects.create_user(username="alice", password="pw")
+    bob = django_user_model.objects.create_user(username="bob", password="pw")
+    session = APIClient()
+    session.force_login(alice)
+    own = route_gpt(session)
+    keyed = route_gpt(api_client)
+    assert report(session, keyed["decision_id"]).status_code == 404
+    assert report(api_client, own["decision_id"]).status_code == 404
+    other = APIClient()
+    other.force_login(bob)
+    assert report(other, own["decision_id"]).status_code == 404
+    assert report(session, own["decision_id"]).status_code == 201
+
+
+def test_a_new_key_under_a_deleted_keys_name_cannot_settle_its_decisions(
+    api_client: APIClient, fleet: Any
+) -> None:
+    from routing.models import ApiKey
+
+    decision = route_gpt(api_client)
+    ApiKey.objects.filter(name="svc").delete()
+    successor = key_client("svc")
+    assert report(successor, decision["decision_id"]).status_code == 404

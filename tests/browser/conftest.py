@@ -87,6 +87,7 @@ def shoot(tmp_path: Path) -> Any:
 def demo_world(django_user_model: Any) -> dict[str, Any]:
     """The demo fleet, two people, and a realistic handful of recorded decisions."""
     from django.apps import apps as django_apps
+    from django.contrib.auth.models import Group
 
     from routing.pipeline import RoutingRequest
     from routing.pipeline.rules import parse_privacy
@@ -99,10 +100,14 @@ def demo_world(django_user_model: Any) -> dict[str, Any]:
     # earlier transactional test in the session flushed them.
     seed = import_module("routing.migrations.0002_seed_zones_budget_version").seed
     seed(django_apps, None)
+    import_module("routing.migrations.0007_operators_and_admins_groups").create_groups(
+        django_apps, None
+    )
     demo_fleet_load()
-    django_user_model.objects.create_user(
+    operator = django_user_model.objects.create_user(
         username="operator", password="pw-operator", is_staff=True
     )
+    operator.groups.add(Group.objects.get(name="operators"))
     django_user_model.objects.create_user(username="viewer", password="pw-viewer")
     calls = [
         ("gpt-4o", None, 3000),
@@ -135,6 +140,7 @@ def demo_world(django_user_model: Any) -> dict[str, Any]:
                 decision_id=outcome.decision_id,
                 input_tokens=chars // 4,
                 output_tokens=256,
+                reporter=None,
                 cost_usd=Decimal("31.5") * (index + 1),
             )
     return decisions

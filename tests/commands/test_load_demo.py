@@ -70,3 +70,13 @@ def test_demo_credentials_are_stable_across_runs(settings, tmp_path) -> None:  #
     assert first.getvalue() == second.getvalue()
     assert "Login:   operator / " in first.getvalue()
     assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o077 == 0
+
+
+def test_the_demo_login_is_in_the_admins_group(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    settings.DATA_DIR = tmp_path
+    call_command("demo_credentials", stdout=StringIO())
+    user = get_user_model().objects.get(username="operator")
+    assert list(user.groups.values_list("name", flat=True)) == ["admins"]
+    assert user.has_perm("routing.change_budget")

@@ -106,3 +106,45 @@ def test_the_edit_form_is_a_fragment_for_htmx_and_a_page_without(staff_client, f
     assert part.content.decode().strip().startswith("<tr")
     page = staff_client.get(edit_url("local-gpu")).content.decode()
     assert "<html" in page and 'class="backend editing"' in page
+
+
+def _user_in(django_user_model, name, *groups):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(
+        username=name, password="pw", is_staff=True
+    )
+    user.groups.add(*Group.objects.filter(name__in=groups))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_staff_without_the_change_backend_permission_get_403_and_no_edit_links(
+    django_user_model, fleet
+):
+    staff = _user_in(django_user_model, "sam")
+    assert staff.get(edit_url("local-gpu")).status_code == 403
+    response = staff.post(edit_url("local-gpu"), form(capability_tier=1))
+    assert response.status_code == 403
+    assert Backend.objects.get(name="local-gpu").capability_tier == 3
+    assert (
+        edit_url("local-gpu")
+        not in staff.get(reverse("explorer:backends")).content.decode()
+    )
+
+
+def test_an_operators_member_edits_zone_tier_priority_and_enabled_inline(
+    django_user_model, fleet
+):
+    operator = _user_in(django_user_model, "otto", "operators")
+    html = operator.get(reverse("explorer:backends")).content.decode()
+    assert edit_url("local-gpu") in html
+    response = operator.post(
+        edit_url("local-gpu"),
+        form(capability_tier=2, priority=7, enabled=""),
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    backend = Backend.objects.get(name="local-gpu")
+    assert (backend.capability_tier, backend.priority, backend.enabled) == (2, 7, False)

@@ -27,3 +27,50 @@ def test_global_budget_exists_disabled_with_contract_defaults() -> None:
 
 def test_config_version_starts_at_one() -> None:
     assert ConfigVersion.objects.get(pk=1).version == 1
+
+
+def test_the_operators_and_admins_groups_exist_after_migrate() -> None:
+    from django.contrib.auth.models import Group
+
+    def perms(name: str) -> set[str]:
+        return {
+            f"{app}.{code}"
+            for app, code in Group.objects.get(name=name).permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        }
+
+    operators, admins = perms("operators"), perms("admins")
+    assert "routing.change_backend" in operators
+    assert {"routing.view_budget", "routing.view_routingdecision"} <= operators
+    assert not {"routing.change_budget", "routing.add_backend"} & operators
+    assert {
+        "routing.add_budget",
+        "routing.change_budget",
+        "routing.delete_privacyzone",
+        "routing.view_apikey",
+        "auth.view_user",
+    } <= admins
+    # Every routing model, every action.
+    from django.apps import apps
+
+    models = apps.get_app_config("routing").get_models()
+    assert {
+        f"routing.{action}_{m._meta.model_name}"
+        for m in models
+        for action in ("add", "change", "delete", "view")
+    } <= admins
+
+
+def test_creating_the_groups_again_changes_nothing() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
+
+    before = sorted(Group.objects.values_list("name", "permissions"))
+    count = Permission.objects.count()
+    migration = import_module("routing.migrations.0007_operators_and_admins_groups")
+    migration.create_groups(apps, None)
+    assert sorted(Group.objects.values_list("name", "permissions")) == before
+    assert Permission.objects.count() == count

@@ -1,4 +1,5 @@
-"""Who may do what: every page needs a login, every edit needs staff (403 otherwise)."""
+"""Who may do what: every page needs a login; every edit needs the Django model
+permission for it, as in the admin (403 otherwise)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,21 @@ from routing.explorer.http import ExplorerRequest
 View = Callable[..., HttpResponse]
 
 
-def staff_required(view: View) -> View:
-    """403 for logged-in users who are not staff (login is checked before this)."""
+def permission_needed(permission: str) -> Callable[[View], View]:
+    """403 for logged-in users without ``permission`` (login is checked before this)."""
 
-    @wraps(view)
-    def wrapped(request: ExplorerRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not getattr(request.user, "is_staff", False):
-            raise PermissionDenied("Only staff may edit the configuration.")
-        return view(request, *args, **kwargs)
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(
+            request: ExplorerRequest, *args: Any, **kwargs: Any
+        ) -> HttpResponse:
+            if not request.user.has_perm(permission):
+                raise PermissionDenied(
+                    f"Editing needs the permission {permission} "
+                    "(e.g. the 'operators' group)."
+                )
+            return view(request, *args, **kwargs)
 
-    return wrapped
+        return wrapped
+
+    return decorate

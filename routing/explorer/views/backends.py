@@ -1,4 +1,5 @@
-"""Backends: the fleet table; staff edit zone, tier, priority and enabled inline."""
+"""Backends: the fleet table; users with ``routing.change_backend`` edit zone,
+tier, priority and enabled inline."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from routing.explorer.forms import BackendEditForm
 from routing.explorer.http import ExplorerRequest, is_partial, render_explorer
-from routing.explorer.views.access import staff_required
+from routing.explorer.views.access import permission_needed
 from routing.explorer_selectors import backend_get, backend_table, config_version
 from routing.models import Backend
 from routing.services.explorer import backend_settings_save
@@ -43,7 +44,7 @@ def backend_row(request: ExplorerRequest, name: str) -> HttpResponse:
 
 
 @login_required
-@staff_required
+@permission_needed("routing.change_backend")
 @require_http_methods(["GET", "POST"])
 def backend_edit(request: ExplorerRequest, name: str) -> HttpResponse:
     """GET: the row as a form. POST: save through the audited service."""

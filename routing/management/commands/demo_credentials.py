@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from routing.models import ApiKey, hash_api_key
@@ -44,6 +45,8 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = True
             user.set_password(password)
             user.save()
+        # A superuser may do everything anyway; the group says so in the admin too.
+        user.groups.add(*Group.objects.filter(name="admins"))
         key = saved.get("api_key", "")
         if not ApiKey.objects.filter(
             key_hash=hash_api_key(key), is_active=True
