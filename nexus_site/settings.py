@@ -205,6 +205,10 @@ def _broker_url() -> tuple[str, dict[str, object]]:
             "CELERY_BROKER_URL must be filesystem://, redis://, rediss:// or amqp://; "
             f"got {url!r}."
         )
+    if scheme in {"redis", "rediss"}:
+        # Give up connecting after 2 s (the OS default is minutes): a web request
+        # that enqueues follow-up work must not hang on an unreachable broker.
+        return url, {"socket_connect_timeout": 2}
     if scheme != "filesystem":
         return url, {}
     folders = {

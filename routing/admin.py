@@ -24,6 +24,7 @@ from routing.models import (
     UsageReport,
 )
 from routing.services.api_keys import api_key_issue
+from routing.services.backends import backend_save
 from routing.services.config import config_delete, config_save
 
 admin.site.site_header = "Nexus control plane"
@@ -125,6 +126,12 @@ class BackendAdmin(AuditedAdmin):
         ),
         ("Probed state", {"fields": readonly_fields}),
     )
+
+    def save_model(
+        self, request: HttpRequest, obj: Backend, form: ModelForm, change: bool
+    ) -> None:
+        """Through ``backend_save``, like the API and the explorer (probe on enable)."""
+        backend_save(backend=obj, models=None, actor=_actor(request))
 
 
 @admin.register(Alias)

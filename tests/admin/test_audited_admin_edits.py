@@ -143,3 +143,40 @@ def test_non_staff_users_cannot_open_the_admin(
     response = client.get(reverse("admin:routing_backend_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_enabling_a_disabled_backend_in_the_admin_schedules_a_probe(
+    admin_client_as_operator: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    box = BackendFactory(enabled=False)
+    url = reverse("admin:routing_backend_change", args=[box.pk])
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client_as_operator.post(url, change_form(box))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    box.refresh_from_db()
+    assert box.enabled
+    # the probe of this backend, sent once the edit commits
+    assert [c.args[:1] for c in callbacks] == [(box.pk,)]
+
+
+def test_enabling_a_backend_from_the_admin_list_schedules_a_probe(
+    admin_client_as_operator: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    box = BackendFactory(enabled=False)
+    data = {
+        "form-TOTAL_FORMS": 1,
+        "form-INITIAL_FORMS": 1,
+        "form-0-id": box.pk,
+        "form-0-privacy_zone": box.privacy_zone_id,
+        "form-0-capability_tier": box.capability_tier,
+        "form-0-priority": box.priority,
+        "form-0-enabled": "on",
+        "_save": "Save",
+    }
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client_as_operator.post(
+            reverse("admin:routing_backend_changelist"), data
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    # the probe of this backend, sent once the edit commits
+    assert [c.args[:1] for c in callbacks] == [(box.pk,)]

@@ -201,7 +201,7 @@ def test_creating_a_backend_schedules_a_probe_after_commit(
         response = admin_api_client.post("/api/v1/backends/", BACKEND, format="json")
     assert response.status_code == 201
     assert len(callbacks) == 1
-    assert callbacks[0].args == (Backend.objects.get(name="gpu-box").pk,)
+    assert callbacks[0].args == (Backend.objects.get(name="gpu-box").pk, "gpu-box")
 
 
 def test_changing_only_the_priority_schedules_no_probe(

@@ -106,3 +106,18 @@ def test_the_edit_form_is_a_fragment_for_htmx_and_a_page_without(staff_client, f
     assert part.content.decode().strip().startswith("<tr")
     page = staff_client.get(edit_url("local-gpu")).content.decode()
     assert "<html" in page and 'class="backend editing"' in page
+
+
+def test_enabling_a_disabled_backend_in_the_explorer_schedules_a_probe(
+    staff_client, fleet, django_capture_on_commit_callbacks
+):
+    Backend.objects.filter(name="local-gpu").update(enabled=False)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post(
+            edit_url("local-gpu"), form(), HTTP_HX_REQUEST="true"
+        )
+    assert response.status_code == 200
+    backend = Backend.objects.get(name="local-gpu")
+    assert backend.enabled
+    # the probe of this backend, sent once the edit commits
+    assert [c.args[:1] for c in callbacks] == [(backend.pk,)]
