@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: X-Request-ID on every response; 503 during a database outage.
+    "routing.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -147,6 +149,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # A request failed by a database outage logs one line, not a traceback.
+    "filters": {"outage_one_line": {"()": "routing.request_log.OutageOneLineFilter"}},
+    "loggers": {"django.request": {"filters": ["outage_one_line"]}},
     "root": {"handlers": ["console"], "level": env_str("NEXUS_LOG_LEVEL", "INFO")},
 }
 

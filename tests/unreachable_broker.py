@@ -21,15 +21,20 @@ def unreachable_broker() -> Iterator[str]:
         pools.reset()  # kombu's process-wide producer pools, keyed by connection
         app._pool = app.amqp._producer_pool = None
 
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    keys = ("broker_url", "broker_write_url", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
     forget_pools()
-    app.conf.broker_url = UNREACHABLE_BROKER_URL
-    app.conf.broker_transport_options = {"socket_connect_timeout": 2}
+    app.conf.update(
+        broker_url=UNREACHABLE_BROKER_URL,
+        broker_write_url=UNREACHABLE_BROKER_URL,  # else CELERY_BROKER_URL wins
+        broker_transport_options={"socket_connect_timeout": 2},
+    )
+    assert app.connection_for_write().port == 1
     try:
         yield UNREACHABLE_BROKER_URL
     finally:
         forget_pools()
-        app.conf.broker_url, app.conf.broker_transport_options = saved
+        app.conf.update(saved)
 
 
 def enqueue_failures(task: str) -> float:
