@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: X-Request-ID on every response; 503 during a database outage.
+    "routing.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -150,6 +152,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # A request failed by a database outage logs one line, not a traceback.
+    "filters": {"outage_one_line": {"()": "routing.request_log.OutageOneLineFilter"}},
+    "loggers": {"django.request": {"filters": ["outage_one_line"]}},
     "root": {"handlers": ["console"], "level": env_str("NEXUS_LOG_LEVEL", "INFO")},
 }
 
@@ -274,6 +279,10 @@ def _broker_url() -> tuple[str, dict[str, object]]:
             "CELERY_BROKER_URL must be filesystem://, redis://, rediss:// or amqp://; "
             f"got {url!r}."
         )
+    if scheme in {"redis", "rediss"}:
+        # Give up connecting after 2 s (the OS default is minutes): a web request
+        # that enqueues follow-up work must not hang on an unreachable broker.
+        return url, {"socket_connect_timeout": 2}
     if scheme != "filesystem":
         return url, {}
     folders = {

@@ -24,7 +24,8 @@ from routing.models import (
     UsageReport,
 )
 from routing.services.api_keys import api_key_issue
-from routing.services.config import config_delete, config_save
+from routing.services.backends import backend_save
+from routing.services.config import config_built_in, config_delete, config_save
 
 admin.site.site_header = "Nexus control plane"
 admin.site.site_title = "Nexus"
@@ -42,6 +43,19 @@ class AuditedAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Model, form: ModelForm, change: bool
     ) -> None:
         config_save(instance=obj, actor=_actor(request))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Built-in rows (zones local/cloud, budget global) are never deleted."""
+        if obj is not None and config_built_in(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """A built-in row keeps its name; its other fields stay editable."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and config_built_in(obj):
+            return (*fields, "name")
+        return fields
 
     def delete_model(self, request: HttpRequest, obj: Model) -> None:
         config_delete(instance=obj, actor=_actor(request))
@@ -125,6 +139,12 @@ class BackendAdmin(AuditedAdmin):
         ),
         ("Probed state", {"fields": readonly_fields}),
     )
+
+    def save_model(
+        self, request: HttpRequest, obj: Backend, form: ModelForm, change: bool
+    ) -> None:
+        """Through ``backend_save``, like the API and the explorer (probe on enable)."""
+        backend_save(backend=obj, models=None, actor=_actor(request))
 
 
 @admin.register(Alias)

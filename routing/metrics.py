@@ -62,6 +62,17 @@ USAGE_USD = Counter(
     "Real cost reported through /api/v1/usage.",
     registry=REGISTRY,
 )
+ENQUEUE_FAILURES = Counter(
+    "nexus_enqueue_failures",
+    "Follow-up tasks that could not be sent to the broker after a commit "
+    "(the periodic run catches up).",
+    ["task"],
+    registry=REGISTRY,
+)
+
+
+def enqueue_failed(task: str) -> None:
+    ENQUEUE_FAILURES.labels(task).inc()
 
 
 def decision_observed(payload: dict[str, Any], request_us: float) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from routing.errors import NexusError
+from routing.request_log import OUTAGE_ERRORS
 
 TYPES = {
     400: "invalid_request",
@@ -23,7 +26,16 @@ TYPES = {
     409: "conflict",
     415: "unsupported_media_type",
     429: "rate_limited",
+    503: "service_unavailable",
 }
+
+#: Database errors that mean "unreachable right now" (connection refused or lost,
+#: a failover, a lock or statement timeout): answered 503 with ``Retry-After``.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+OUTAGE_MESSAGE = (
+    "Nexus cannot reach its database right now. "
+    f"Retry in {OUTAGE_RETRY_AFTER_SECONDS} s."
+)
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -69,8 +81,34 @@ def _validation_message(fields: dict[str, list[str]]) -> str:
     )
 
 
+def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """503 with ``Retry-After`` while the database is unreachable: JSON under
+    /api/, a short page elsewhere (rendered without the request: no database).
+
+    Remembers ``exc`` on the request so ``routing.request_log`` logs one line.
+    """
+    request.nexus_outage = exc  # type: ignore[attr-defined]
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        body = error_body("service_unavailable", OUTAGE_MESSAGE)
+        response = JsonResponse(body, status=503)
+    else:
+        page = render_to_string("503.html", {"message": OUTAGE_MESSAGE})
+        response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map every exception raised in an API view to the stable error shape."""
+    if isinstance(exc, OUTAGE_ERRORS):
+        request = context["request"]
+        request._request.nexus_outage = exc  # one log line (routing.request_log)
+        return Response(
+            error_body("service_unavailable", OUTAGE_MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, NexusError):
         return Response(
             error_body(exc.error_type, exc.message, exc.fields, **exc.extra),
@@ -132,8 +170,15 @@ def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonRe
     return bad_request(request, exception or Exception())  # type: ignore[return-value]
 
 
-def json_500(request: HttpRequest) -> JsonResponse:
-    """A last resort that still speaks JSON on the API."""
+def json_500(request: HttpRequest) -> HttpResponse:
+    """A last resort that still speaks JSON on the API.
+
+    Django calls it while handling the exception, so a database outage raised
+    outside any view (e.g. in a middleware) is still a 503, not a 500.
+    """
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OUTAGE_ERRORS):
+        return outage_response(request, exc)
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body("internal_error", "Nexus failed to handle this request."),

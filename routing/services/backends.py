@@ -21,12 +21,15 @@ def backend_save(
 ) -> Backend:
     """Save ``backend``; when ``models`` is given, make its served models exactly that.
 
+    The one way the API, the explorer and the admin save a backend: a change
+    of URL, kind or ``enabled`` schedules a probe after the commit.
+
     Models are matched by name: new ones are created, changed ones updated,
     missing ones deleted, each change audited.
     """
     entries = config_save(instance=backend, actor=actor)
     if any(entry.field in PROBE_AFTER_CHANGE for entry in entries):
-        backend_probe_soon(backend_id=backend.pk)
+        backend_probe_soon(backend_id=backend.pk, backend_name=backend.name)
     if models is None:
         return backend
     names = [offer["name"] for offer in models]

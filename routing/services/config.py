@@ -11,9 +11,51 @@ from decimal import Decimal
 from django.db import models, transaction
 from django.db.models import F
 
-from routing.models import AuditAction, AuditEntry, ConfigVersion
+from routing.errors import ConflictError
+from routing.models import AuditAction, AuditEntry, Budget, ConfigVersion, PrivacyZone
 
 CONFIG_VERSION_PK = 1
+
+#: Rows routing and ``load_demo`` depend on: editable, but never renamed or deleted.
+BUILT_IN: dict[type[models.Model], tuple[str, frozenset[str], str]] = {
+    PrivacyZone: ("zone", frozenset({"local", "cloud"}), "its description"),
+    Budget: ("budget", frozenset({"global"}), "its limit and thresholds"),
+}
+
+
+def config_built_in(instance: models.Model) -> bool:
+    """True for a stored built-in row (zones ``local``/``cloud``, budget ``global``)."""
+    spec = BUILT_IN.get(type(instance))
+    if spec is None or instance.pk is None:
+        return False
+    stored = type(instance)._default_manager.filter(pk=instance.pk)
+    return stored.filter(name__in=spec[1]).exists()
+
+
+def _built_in_refusal(
+    kind: str, name: str, editable: str, action: str
+) -> ConflictError:
+    message = (
+        f"{kind} {name!r} is built in: routing and the demo depend on it; "
+        f"it cannot be {action}. You may change {editable}."
+    )
+    return ConflictError(message, fields={"name": [message]})
+
+
+def _check_built_in(
+    instance: models.Model, before: models.Model | None, *, deleting: bool
+) -> None:
+    spec = BUILT_IN.get(type(instance))
+    if spec is None or before is None:
+        return
+    kind, names, editable = spec
+    old_name = getattr(before, "name", "")
+    if old_name not in names:
+        return
+    if deleting:
+        raise _built_in_refusal(kind, old_name, editable, "deleted")
+    if getattr(instance, "name", "") != old_name:
+        raise _built_in_refusal(kind, old_name, editable, "renamed")
 
 
 def config_version_current() -> int:
@@ -85,6 +127,7 @@ def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
     before_row = (
         model._default_manager.filter(pk=instance.pk).first() if instance.pk else None
     )
+    _check_built_in(instance, before_row, deleting=False)
     before = _snapshot(before_row) if before_row is not None else None
     instance.full_clean()
     _save_configuration(instance, update=before_row is not None)
@@ -120,7 +163,13 @@ def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
 
 @transaction.atomic
 def config_delete(*, instance: models.Model, actor: str) -> list[AuditEntry]:
-    """Delete a configuration object, auditing the values it had."""
+    """Delete a configuration object, auditing the values it had.
+
+    Built-in rows (``BUILT_IN``) are refused with ``ConflictError`` (409).
+    """
+    if type(instance) in BUILT_IN:
+        stored = type(instance)._default_manager.filter(pk=instance.pk).first()
+        _check_built_in(instance, stored, deleting=True)
     before = _snapshot(instance)
     name, object_type = str(instance), _object_type(instance)
     instance.delete()

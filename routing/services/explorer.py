@@ -19,7 +19,8 @@ from routing.models import Backend, PrivacyZone, RoutingDecision
 from routing.pipeline import RoutingRequest
 from routing.pipeline.rules import parse_privacy
 from routing.pipeline.types import TierMode
-from routing.services.config import config_save, config_version_current
+from routing.services.backends import backend_save
+from routing.services.config import config_version_current
 from routing.services.routing import route_request
 
 #: Where a constraint is stated by the request itself (not by a policy).
@@ -186,14 +187,14 @@ def backend_settings_save(
     priority: int,
     enabled: bool,
     actor: str,
-) -> int:
+) -> Backend:
     """Change a backend's zone, tier, priority and enabled flag (audited, versioned).
 
-    Returns the number of audit entries written (0 when nothing changed).
-    Raises ``ValidationError`` with field messages when a value is refused.
+    Saved through ``backend_save``, so it schedules the same follow-up work as
+    the API and the admin (a probe when a backend is enabled). Raises ``ValidationError`` with field messages when a value is refused.
     """
     backend.privacy_zone = privacy_zone
     backend.capability_tier = capability_tier
     backend.priority = priority
     backend.enabled = enabled
-    return len(config_save(instance=backend, actor=actor))
+    return backend_save(backend=backend, models=None, actor=actor)

@@ -50,6 +50,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from routing import metrics
 from routing.models import Backend, BackendModel, ConfigVersion
 from routing.pipeline.types import Health
 from routing.services.config import CONFIG_VERSION_PK, config_save
@@ -354,12 +355,51 @@ def backend_probe(*, backend_id: int, timeout: float | None = None) -> str | Non
     return None
 
 
-def backend_probe_soon(*, backend_id: int) -> None:
-    """Probe this backend right after the current transaction commits.
+#: How hard to try publishing a follow-up task: one quick retry (a pooled
+#: connection may be stale after a broker restart), then give up. Celery's
+#: default (3 retries) and ``retry=False`` (which falls back to the connection's
+#: own reconnect loop, about 6 s) would hold the request while the broker is down.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 
-    Call it after creating a backend or changing its URL, kind or ``enabled``,
-    so its health is known within seconds instead of at the next beat.
+
+def backend_probe_enqueue(backend_id: int, backend_name: str = "") -> bool:
+    """Send the probe task now; return False (logged, counted) when the broker refuses.
+
+    Never raises: it runs after a commit, and a committed write must not turn
+    into an error. The periodic ``backend_probe_all`` run probes the backend
+    anyway within ``NEXUS_HEALTH_PROBE_INTERVAL_SECONDS``.
     """
     from routing.tasks import backend_probe as backend_probe_task
 
-    transaction.on_commit(partial(backend_probe_task.delay, backend_id))
+    try:
+        backend_probe_task.apply_async(
+            args=(backend_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY
+        )
+    except Exception as exc:  # noqa: BLE001 - any broker failure; the beat catches up
+        metrics.enqueue_failed(backend_probe_task.name)
+        logger.warning(
+            "Could not enqueue %s for backend %s (id %s) (%s: %s); "
+            "the periodic probe will pick it up",
+            backend_probe_task.name,
+            backend_name or "?",
+            backend_id,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
+
+
+def backend_probe_soon(*, backend_id: int, backend_name: str = "") -> None:
+    """Probe this backend right after the current transaction commits.
+
+    Call it after creating a backend or changing its URL, kind or ``enabled``,
+    so its health is known within seconds instead of at the next beat. A broker
+    outage is logged and counted, never raised (see ``backend_probe_enqueue``).
+    """
+    transaction.on_commit(partial(backend_probe_enqueue, backend_id, backend_name))

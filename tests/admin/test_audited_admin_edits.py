@@ -143,3 +143,78 @@ def test_non_staff_users_cannot_open_the_admin(
     response = client.get(reverse("admin:routing_backend_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_enabling_a_disabled_backend_in_the_admin_schedules_a_probe(
+    admin_client_as_operator: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    box = BackendFactory(enabled=False)
+    url = reverse("admin:routing_backend_change", args=[box.pk])
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client_as_operator.post(url, change_form(box))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    box.refresh_from_db()
+    assert box.enabled
+    # the probe of this backend, sent once the edit commits
+    assert [c.args[:1] for c in callbacks] == [(box.pk,)]
+
+
+def test_enabling_a_backend_from_the_admin_list_schedules_a_probe(
+    admin_client_as_operator: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    box = BackendFactory(enabled=False)
+    data = {
+        "form-TOTAL_FORMS": 1,
+        "form-INITIAL_FORMS": 1,
+        "form-0-id": box.pk,
+        "form-0-privacy_zone": box.privacy_zone_id,
+        "form-0-capability_tier": box.capability_tier,
+        "form-0-priority": box.priority,
+        "form-0-enabled": "on",
+        "_save": "Save",
+    }
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client_as_operator.post(
+            reverse("admin:routing_backend_changelist"), data
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    # the probe of this backend, sent once the edit commits
+    assert [c.args[:1] for c in callbacks] == [(box.pk,)]
+
+
+def test_the_admin_refuses_to_delete_a_built_in_zone(
+    admin_client_as_operator: Any,
+) -> None:
+    from routing.models import PrivacyZone
+
+    zone = PrivacyZone.objects.get(name="cloud")
+    Backend.objects.filter(privacy_zone=zone).update(privacy_zone=None)
+    url = reverse("admin:routing_privacyzone_delete", args=[zone.pk])
+    assert admin_client_as_operator.post(url, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:routing_privacyzone_changelist")
+    response = admin_client_as_operator.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [zone.pk], "post": "yes"},
+    )
+    assert response.status_code == 403
+    assert PrivacyZone.objects.filter(name="cloud").exists()
+    page = admin_client_as_operator.get(
+        reverse("admin:routing_privacyzone_change", args=[zone.pk])
+    ).content.decode()
+    assert 'name="name"' not in page  # shown, not editable
+    assert "/delete/" not in page
+
+
+def test_the_admin_still_edits_a_built_in_zones_description(
+    admin_client_as_operator: Any,
+) -> None:
+    from routing.models import PrivacyZone
+
+    zone = PrivacyZone.objects.get(name="local")
+    url = reverse("admin:routing_privacyzone_change", args=[zone.pk])
+    response = admin_client_as_operator.post(
+        url, {"name": "renamed", "private": "on", "description": "Our racks."}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    zone.refresh_from_db()
+    assert (zone.name, zone.description) == ("local", "Our racks.")

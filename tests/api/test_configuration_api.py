@@ -160,8 +160,13 @@ def test_budget_read_only_totals_cannot_be_written(admin_api_client: APIClient) 
 def test_deleting_a_zone_in_use_is_a_409_naming_the_backend(
     admin_api_client: APIClient,
 ) -> None:
-    admin_api_client.post("/api/v1/backends/", BACKEND, format="json")
-    response = admin_api_client.delete("/api/v1/zones/local/")
+    admin_api_client.post(
+        "/api/v1/zones/", {"name": "eu-private", "private": True}, format="json"
+    )
+    admin_api_client.post(
+        "/api/v1/backends/", {**BACKEND, "privacy_zone": "eu-private"}, format="json"
+    )
+    response = admin_api_client.delete("/api/v1/zones/eu-private/")
     assert response.status_code == 409
     assert "gpu-box" in response.json()["error"]["message"]
 
@@ -201,7 +206,7 @@ def test_creating_a_backend_schedules_a_probe_after_commit(
         response = admin_api_client.post("/api/v1/backends/", BACKEND, format="json")
     assert response.status_code == 201
     assert len(callbacks) == 1
-    assert callbacks[0].args == (Backend.objects.get(name="gpu-box").pk,)
+    assert callbacks[0].args == (Backend.objects.get(name="gpu-box").pk, "gpu-box")
 
 
 def test_changing_only_the_priority_schedules_no_probe(
@@ -213,3 +218,49 @@ def test_changing_only_the_priority_schedules_no_probe(
             "/api/v1/backends/gpu-box/", {"priority": 7}, format="json"
         )
     assert callbacks == []
+
+
+def test_deleting_or_renaming_a_built_in_zone_is_a_409_saying_why(
+    admin_api_client: APIClient,
+) -> None:
+    before = config_version_current()
+    response = admin_api_client.delete("/api/v1/zones/cloud/")
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert error["type"] == "conflict"
+    assert (
+        "zone 'cloud' is built in: routing and the demo depend on it"
+        in error["message"]
+    )
+    assert error["fields"] == {"name": [error["message"]]}
+    response = admin_api_client.patch(
+        "/api/v1/zones/local/", {"name": "onprem"}, format="json"
+    )
+    assert response.status_code == 409, response.content
+    assert "cannot be renamed" in response.json()["error"]["message"]
+    assert config_version_current() == before
+
+
+def test_the_global_budget_cannot_be_deleted_or_renamed_through_the_api(
+    admin_api_client: APIClient,
+) -> None:
+    assert admin_api_client.delete("/api/v1/budgets/global/").status_code == 409
+    response = admin_api_client.patch(
+        "/api/v1/budgets/global/", {"name": "all"}, format="json"
+    )
+    assert response.status_code == 409
+    assert "budget 'global' is built in" in response.json()["error"]["message"]
+
+
+def test_built_in_rows_keep_their_other_fields_editable(
+    admin_api_client: APIClient,
+) -> None:
+    response = admin_api_client.patch(
+        "/api/v1/zones/local/", {"description": "Our racks."}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    response = admin_api_client.patch(
+        "/api/v1/budgets/global/", {"monthly_limit_usd": "250.00"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["monthly_limit_usd"] == 250.0

@@ -148,3 +148,18 @@ def test_an_operators_member_edits_zone_tier_priority_and_enabled_inline(
     assert response.status_code == 200
     backend = Backend.objects.get(name="local-gpu")
     assert (backend.capability_tier, backend.priority, backend.enabled) == (2, 7, False)
+
+
+def test_enabling_a_disabled_backend_in_the_explorer_schedules_a_probe(
+    staff_client, fleet, django_capture_on_commit_callbacks
+):
+    Backend.objects.filter(name="local-gpu").update(enabled=False)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post(
+            edit_url("local-gpu"), form(), HTTP_HX_REQUEST="true"
+        )
+    assert response.status_code == 200
+    backend = Backend.objects.get(name="local-gpu")
+    assert backend.enabled
+    # the probe of this backend, sent once the edit commits
+    assert [c.args[:1] for c in callbacks] == [(backend.pk,)]

@@ -97,3 +97,43 @@ def test_a_budget_edit_keeps_the_spend_and_reservations_made_while_it_was_open()
     assert stored.monthly_limit_usd == Decimal("20")
     assert (stored.spent_usd, stored.reserved_usd) == (Decimal("2"), Decimal("0.5"))
     assert (budget.spent_usd, budget.reserved_usd) == (Decimal("2"), Decimal("0.5"))
+
+
+@pytest.mark.parametrize("name", ["local", "cloud"])
+def test_a_built_in_zone_cannot_be_deleted_or_renamed(name: str) -> None:
+    from routing.errors import ConflictError
+
+    backends = Backend.objects.filter(privacy_zone__name=name)
+    backends.update(privacy_zone=None)  # not "still in use": built in on its own
+    zone = PrivacyZone.objects.get(name=name)
+    with pytest.raises(ConflictError, match=f"zone '{name}' is built in"):
+        config_delete(instance=zone, actor="olivia")
+    zone.name = f"{name}-renamed"
+    with pytest.raises(ConflictError, match="cannot be renamed"):
+        config_save(instance=zone, actor="olivia")
+    assert PrivacyZone.objects.filter(name=name).exists()
+
+
+def test_the_global_budget_cannot_be_deleted_or_renamed_but_its_limit_can_change() -> (
+    None
+):
+    from routing.errors import ConflictError
+
+    budget = Budget.objects.get(name="global")
+    with pytest.raises(ConflictError, match="budget 'global' is built in"):
+        config_delete(instance=budget, actor="olivia")
+    budget.name = "everything"
+    with pytest.raises(ConflictError, match="cannot be renamed"):
+        config_save(instance=budget, actor="olivia")
+    budget = Budget.objects.get(name="global")
+    budget.monthly_limit_usd = Decimal("123.00")
+    assert config_save(instance=budget, actor="olivia")
+    assert Budget.objects.get(name="global").monthly_limit_usd == Decimal("123.00")
+
+
+def test_other_zones_can_still_be_renamed_and_deleted() -> None:
+    zone = PrivacyZone.objects.create(name="eu-private", private=True)
+    zone.name = "eu-onprem"
+    config_save(instance=zone, actor="olivia")
+    config_delete(instance=zone, actor="olivia")
+    assert not PrivacyZone.objects.filter(name__in=["eu-private", "eu-onprem"]).exists()

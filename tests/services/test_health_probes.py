@@ -278,7 +278,9 @@ def test_probing_soon_enqueues_the_probe_only_after_commit(
     from routing import tasks
 
     sent: list[tuple[object, ...]] = []
-    monkeypatch.setattr(tasks.backend_probe, "delay", lambda *args: sent.append(args))
+    monkeypatch.setattr(
+        tasks.backend_probe, "apply_async", lambda args, **options: sent.append(args)
+    )
     backend = BackendFactory()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         backend_probe_soon(backend_id=backend.pk)

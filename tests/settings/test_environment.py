@@ -151,3 +151,10 @@ def test_the_configured_celery_broker_accepts_connections() -> None:
     require_service(reachable, f"Celery broker {url} is not reachable")
     if IN_CI:
         assert url.startswith("redis://"), "CI must run against Redis"
+
+
+def test_a_redis_broker_gives_up_connecting_after_two_seconds(tmp_path: Path) -> None:
+    code = "from django.conf import settings; print(settings.CELERY_BROKER_TRANSPORT_OPTIONS)"
+    result = start_django(tmp_path, code, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'socket_connect_timeout': 2}"
