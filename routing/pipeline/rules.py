@@ -80,15 +80,67 @@ def validate_model_pattern(pattern: str) -> None:
         )
 
 
+# A segment of a glob between two ``*``: its length and its literal pieces as
+# (offset, text); the gaps between pieces are ``?`` (any one character).
+_Segment = tuple[int, tuple[tuple[int, str], ...]]
+
+
 @lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+def _segments(pattern: str) -> tuple[_Segment, ...]:
+    segments: list[_Segment] = []
+    for part in pattern.split("*"):
+        pieces: list[tuple[int, str]] = []
+        offset = 0
+        for text in part.split("?"):
+            if text:
+                pieces.append((offset, text))
+            offset += len(text) + 1
+        segments.append((len(part), tuple(pieces)))
+    return tuple(segments)
+
+
+def _fits(segment: _Segment, name: str, at: int) -> bool:
+    """Whether ``segment`` matches ``name`` at index ``at`` (bounds checked by caller)."""
+    return all(name.startswith(text, at + offset) for offset, text in segment[1])
+
+
+def _find(segment: _Segment, name: str, start: int, end: int) -> int:
+    """The first index >= ``start`` where ``segment`` matches inside ``name[:end]``."""
+    length, pieces = segment
+    if not pieces:
+        return start if start + length <= end else -1
+    if len(pieces) == 1 and len(pieces[0][1]) == length:
+        return name.find(pieces[0][1], start, end)
+    for at in range(start, end - length + 1):
+        if _fits(segment, name, at):
+            return at
+    return -1
 
 
 def glob_matches(pattern: str, name: str) -> bool:
-    """Case-sensitive glob match of a whole model name (``*`` run, ``?`` one char)."""
-    return _compiled(pattern).match(name) is not None
+    """Case-sensitive glob match of a whole model name (``*`` run, ``?`` one char).
+
+    fnmatch's semantics without its ``[...]`` classes, in time linear in the
+    pattern's segments: the pattern is split at ``*`` into fixed-length segments;
+    the first must match at the start, the last at the end, and each one between
+    at its leftmost place after the previous one (leftmost leaves the most room
+    for the rest, so no other placement needs trying). No backtracking: the cost
+    is at most len(pattern) x len(name) character comparisons, mostly in C.
+    """
+    segments = _segments(pattern)
+    first, last = segments[0], segments[-1]
+    if len(segments) == 1:
+        return len(name) == first[0] and _fits(first, name, 0)
+    end = len(name) - last[0]
+    if first[0] > end or not _fits(first, name, 0) or not _fits(last, name, end):
+        return False
+    position = first[0]
+    for segment in segments[1:-1]:
+        found = _find(segment, name, position, end)
+        if found < 0:
+            return False
+        position = found + segment[0]
+    return True
 
 
 class AliasError(ConfigRuleError):
