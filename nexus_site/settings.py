@@ -179,6 +179,10 @@ NEXUS_SELECTION_STRATEGY = env_choice(
 # A reservation not settled by POST /api/v1/usage within this time is released.
 NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
 NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)
+# POST /api/v1/route refuses (400) more messages, or more content parts in all
+# messages together, so that one request cannot cost many times a normal one.
+NEXUS_MAX_MESSAGES = env_int("NEXUS_MAX_MESSAGES", 1024, minimum=1)
+NEXUS_MAX_CONTENT_PARTS = env_int("NEXUS_MAX_CONTENT_PARTS", 1024, minimum=1)
 # Background work (routing/tasks.py): how often budgets are reconciled and backends
 # probed, the probe's HTTP timeout, and failures in a row before "unhealthy".
 NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS = env_int(

@@ -13,6 +13,7 @@ import threading
 import uuid
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from routing.errors import NexusError
@@ -21,7 +22,6 @@ from routing.pipeline.rules import ConfigRuleError, parse_privacy
 from routing.pipeline.types import TierMode
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-MAX_MESSAGES = 10_000
 
 
 class NexusOptionsSerializer(serializers.Serializer):
@@ -73,7 +73,8 @@ class RouteInputSerializer(serializers.Serializer):
     """An OpenAI chat-completions body; other OpenAI fields are accepted and ignored."""
 
     model = serializers.CharField(max_length=200)
-    messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
+    # Counts are capped before validation: see ``_check_complexity``.
+    messages = MessageSerializer(many=True, allow_empty=False)
     tools = serializers.ListField(child=serializers.DictField(), required=False)
     response_format = serializers.DictField(required=False)
     max_tokens = serializers.IntegerField(
@@ -85,6 +86,42 @@ class RouteInputSerializer(serializers.Serializer):
 _validators = threading.local()
 
 
+def _check_complexity(data: Any) -> None:
+    """Refuse a body with more messages or content parts than the settings allow.
+
+    Runs before the serializer, so that an oversized body costs one count
+    rather than a validation of every message.
+    """
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        return
+    max_messages = settings.NEXUS_MAX_MESSAGES
+    if len(messages) > max_messages:
+        raise serializers.ValidationError(
+            {
+                "messages": [
+                    f"At most {max_messages} messages per request; got "
+                    f"{len(messages)}. Shorten the conversation."
+                ]
+            }
+        )
+    max_parts, total = settings.NEXUS_MAX_CONTENT_PARTS, 0
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            total += len(content)
+            if total > max_parts:
+                raise serializers.ValidationError(
+                    {
+                        f"messages.{index}.content": [
+                            f"At most {max_parts} content parts per request, in all "
+                            "messages together; this message goes past it. Send "
+                            "fewer parts (e.g. join text parts)."
+                        ]
+                    }
+                )
+
+
 def validated_route_body(data: Any) -> dict[str, Any]:
     """``data`` validated by ``RouteInputSerializer`` (raises DRF's
     ``ValidationError`` with the same detail as ``is_valid(raise_exception=True)``).
@@ -94,6 +131,7 @@ def validated_route_body(data: Any) -> dict[str, Any]:
     thread validates with one long-lived instance instead (``run_validation``
     keeps no per-call state on the serializer or its fields).
     """
+    _check_complexity(data)
     serializer = getattr(_validators, "route", None)
     if serializer is None:
         serializer = _validators.route = RouteInputSerializer()

@@ -69,6 +69,11 @@ def start_django(
             },
             "NEXUS_PG_PREPARED_STATEMENTS must be one of",
         ),
+        ({"NEXUS_MAX_MESSAGES": "lots"}, "NEXUS_MAX_MESSAGES must be a whole"),
+        (
+            {"NEXUS_MAX_CONTENT_PARTS": "0"},
+            "NEXUS_MAX_CONTENT_PARTS must be at least 1",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(
