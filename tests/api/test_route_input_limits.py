@@ -90,3 +90,69 @@ def test_the_default_limit_is_1024_content_parts_in_one_request(
     body = chat("llama3.1:8b")
     body["messages"][0]["content"] = text_parts(1025)
     assert_refused(route(api_client, body), "messages.0.content")
+
+
+ODD_NUMBERS = ["1_0", "inf", "nan", "1e1", " 10", "+10", "0x10", "\u0661\u0660", "10."]
+
+
+@pytest.mark.parametrize("raw", ODD_NUMBERS)
+def test_a_cost_cap_header_must_be_a_plain_decimal_number(
+    api_client: APIClient, fleet: Any, raw: str
+) -> None:
+    response = route(api_client, chat("llama3.1:8b"), **{"X-Nexus-Max-Cost": raw})
+    assert_refused(response, "X-Nexus-Max-Cost")
+
+
+@pytest.mark.parametrize("raw", ["0.05", "10", "0.000001"])
+def test_a_plain_cost_cap_header_is_accepted(
+    api_client: APIClient, fleet: Any, raw: str
+) -> None:
+    response = route(api_client, chat("llama3.1:8b"), **{"X-Nexus-Max-Cost": raw})
+    assert response.status_code == 200, response.json()
+
+
+@pytest.mark.parametrize("raw", ["0_3", "+3", "3.0", "\u0663", " 3"])
+def test_a_min_tier_header_must_be_a_plain_whole_number(
+    api_client: APIClient, fleet: Any, raw: str
+) -> None:
+    response = route(api_client, chat("llama3.1:8b"), **{"X-Nexus-Min-Tier": raw})
+    assert_refused(response, "X-Nexus-Min-Tier")
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"max_tokens": "1_000"}, "max_tokens"),
+        ({"nexus": {"max_cost_usd": "1_0"}}, "nexus.max_cost_usd"),
+        ({"nexus": {"min_tier": "0_3"}}, "nexus.min_tier"),
+    ],
+)
+def test_a_number_sent_as_a_string_in_the_body_must_be_plain(
+    api_client: APIClient, fleet: Any, extra: dict[str, Any], field: str
+) -> None:
+    assert_refused(route(api_client, chat("llama3.1:8b", **extra)), field)
+
+
+def test_a_usage_report_number_must_be_plain(api_client: APIClient) -> None:
+    report = {
+        "decision_id": "00000000-0000-4000-8000-000000000000",
+        "input_tokens": "1_0",
+        "output_tokens": 1,
+        "cost_usd": "1e-3",
+    }
+    response = api_client.post("/api/v1/usage", report, format="json")
+    error = assert_refused(response, "input_tokens")
+    assert "cost_usd" in error["fields"]
+
+
+def test_a_configuration_number_must_be_plain(
+    admin_api_client: APIClient, fleet: Any
+) -> None:
+    response = admin_api_client.patch(
+        "/api/v1/backends/local-gpu/", {"priority": "1_0"}, format="json"
+    )
+    assert_refused(response, "priority")
+    response = admin_api_client.patch(
+        "/api/v1/backends/local-gpu/", {"priority": "10"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
