@@ -80,41 +80,38 @@ def validate_model_pattern(pattern: str) -> None:
         )
 
 
-# A segment of a glob between two ``*``: its length and its literal pieces as
-# (offset, text); the gaps between pieces are ``?`` (any one character).
-_Segment = tuple[int, tuple[tuple[int, str], ...]]
+# A run of a glob between two ``*``: its length, its text, and for a run with
+# ``?`` a regex of literals and ``.`` (fixed length, so it cannot backtrack).
+_Segment = tuple[int, str, re.Pattern[str] | None]
 
 
 @lru_cache(maxsize=4096)
 def _segments(pattern: str) -> tuple[_Segment, ...]:
-    segments: list[_Segment] = []
-    for part in pattern.split("*"):
-        pieces: list[tuple[int, str]] = []
-        offset = 0
-        for text in part.split("?"):
-            if text:
-                pieces.append((offset, text))
-            offset += len(text) + 1
-        segments.append((len(part), tuple(pieces)))
-    return tuple(segments)
+    return tuple(
+        (
+            len(part),
+            part,
+            re.compile(".".join(map(re.escape, part.split("?"))), re.DOTALL)
+            if "?" in part
+            else None,
+        )
+        for part in pattern.split("*")
+    )
 
 
 def _fits(segment: _Segment, name: str, at: int) -> bool:
     """Whether ``segment`` matches ``name`` at index ``at`` (bounds checked by caller)."""
-    return all(name.startswith(text, at + offset) for offset, text in segment[1])
+    _, text, regex = segment
+    return name.startswith(text, at) if regex is None else bool(regex.match(name, at))
 
 
 def _find(segment: _Segment, name: str, start: int, end: int) -> int:
     """The first index >= ``start`` where ``segment`` matches inside ``name[:end]``."""
-    length, pieces = segment
-    if not pieces:
-        return start if start + length <= end else -1
-    if len(pieces) == 1 and len(pieces[0][1]) == length:
-        return name.find(pieces[0][1], start, end)
-    for at in range(start, end - length + 1):
-        if _fits(segment, name, at):
-            return at
-    return -1
+    _, text, regex = segment
+    if regex is None:
+        return name.find(text, start, end)
+    found = regex.search(name, start, end)
+    return -1 if found is None else found.start()
 
 
 def glob_matches(pattern: str, name: str) -> bool:
@@ -125,7 +122,7 @@ def glob_matches(pattern: str, name: str) -> bool:
     the first must match at the start, the last at the end, and each one between
     at its leftmost place after the previous one (leftmost leaves the most room
     for the rest, so no other placement needs trying). No backtracking: the cost
-    is at most len(pattern) x len(name) character comparisons, mostly in C.
+    is at most len(pattern) x len(name) character comparisons, all in C.
     """
     segments = _segments(pattern)
     first, last = segments[0], segments[-1]
