@@ -165,7 +165,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["routing.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "routing.api.exceptions.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -227,6 +227,10 @@ NEXUS_SELECTION_STRATEGY = env_choice(
 NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
 NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)
 NEXUS_API_KEY_CACHE_SECONDS = env_int("NEXUS_API_KEY_CACHE_SECONDS", 5)  # 0: no cache
+# POST /api/v1/route refuses (400) more messages, or more content parts in all
+# messages together, so that one request cannot cost many times a normal one.
+NEXUS_MAX_MESSAGES = env_int("NEXUS_MAX_MESSAGES", 1024, minimum=1)
+NEXUS_MAX_CONTENT_PARTS = env_int("NEXUS_MAX_CONTENT_PARTS", 1024, minimum=1)
 # Background work (routing/tasks.py): how often budgets are reconciled and backends
 # probed, the probe's HTTP timeout, and failures in a row before "unhealthy".
 NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS = env_int(

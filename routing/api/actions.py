@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from routing import metrics
 from routing.adapters import shared_pipeline
 from routing.api.auth import ApiClient, client_name
+from routing.api.fields import PlainDecimalField, PlainIntegerField
 from routing.api.renderers import FastJSONRenderer
 from routing.api.routing_input import (
     RouteInputSerializer,
@@ -113,9 +114,9 @@ def _reporter(request: Request) -> UsageReporter:
 
 class UsageInputSerializer(serializers.Serializer):
     decision_id = serializers.UUIDField()
-    input_tokens = serializers.IntegerField(min_value=0, max_value=100_000_000)
-    output_tokens = serializers.IntegerField(min_value=0, max_value=100_000_000)
-    cost_usd = serializers.DecimalField(
+    input_tokens = PlainIntegerField(min_value=0, max_value=100_000_000)
+    output_tokens = PlainIntegerField(min_value=0, max_value=100_000_000)
+    cost_usd = PlainDecimalField(
         max_digits=14, decimal_places=6, min_value=0, required=False, allow_null=True
     )
 

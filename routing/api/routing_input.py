@@ -13,24 +13,26 @@ import threading
 import uuid
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
+from routing.api.fields import PlainFloatField, PlainIntegerField
 from routing.errors import NexusError
+from routing.numbers import is_plain_number
 from routing.pipeline import RoutingRequest
 from routing.pipeline.rules import ConfigRuleError, parse_privacy
 from routing.pipeline.types import TierMode
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-MAX_MESSAGES = 10_000
 
 
 class NexusOptionsSerializer(serializers.Serializer):
     privacy = serializers.CharField(required=False, max_length=80)
-    min_tier = serializers.IntegerField(required=False, min_value=1, max_value=5)
+    min_tier = PlainIntegerField(required=False, min_value=1, max_value=5)
     tier_mode = serializers.ChoiceField(
         required=False, choices=[m.value for m in TierMode]
     )
-    max_cost_usd = serializers.FloatField(required=False, min_value=0.0)
+    max_cost_usd = PlainFloatField(required=False, min_value=0.0)
     dry_run = serializers.BooleanField(required=False, default=False)
 
     def validate_privacy(self, value: str) -> str:
@@ -73,16 +75,53 @@ class RouteInputSerializer(serializers.Serializer):
     """An OpenAI chat-completions body; other OpenAI fields are accepted and ignored."""
 
     model = serializers.CharField(max_length=200)
-    messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
+    # Counts are capped before validation: see ``_check_complexity``.
+    messages = MessageSerializer(many=True, allow_empty=False)
     tools = serializers.ListField(child=serializers.DictField(), required=False)
     response_format = serializers.DictField(required=False)
-    max_tokens = serializers.IntegerField(
+    max_tokens = PlainIntegerField(
         required=False, min_value=1, max_value=10_000_000, allow_null=True
     )
     nexus = NexusOptionsSerializer(required=False)
 
 
 _validators = threading.local()
+
+
+def _check_complexity(data: Any) -> None:
+    """Refuse a body with more messages or content parts than the settings allow.
+
+    Runs before the serializer, so that an oversized body costs one count
+    rather than a validation of every message.
+    """
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        return
+    max_messages = settings.NEXUS_MAX_MESSAGES
+    if len(messages) > max_messages:
+        raise serializers.ValidationError(
+            {
+                "messages": [
+                    f"At most {max_messages} messages per request; got "
+                    f"{len(messages)}. Shorten the conversation."
+                ]
+            }
+        )
+    max_parts, total = settings.NEXUS_MAX_CONTENT_PARTS, 0
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            total += len(content)
+            if total > max_parts:
+                raise serializers.ValidationError(
+                    {
+                        f"messages.{index}.content": [
+                            f"At most {max_parts} content parts per request, in all "
+                            "messages together; this message goes past it. Send "
+                            "fewer parts (e.g. join text parts)."
+                        ]
+                    }
+                )
 
 
 def validated_route_body(data: Any) -> dict[str, Any]:
@@ -94,6 +133,7 @@ def validated_route_body(data: Any) -> dict[str, Any]:
     thread validates with one long-lived instance instead (``run_validation``
     keeps no per-call state on the serializer or its fields).
     """
+    _check_complexity(data)
     serializer = getattr(_validators, "route", None)
     if serializer is None:
         serializer = _validators.route = RouteInputSerializer()
@@ -104,10 +144,7 @@ def _header_int(headers: Any, name: str, low: int, high: int) -> int | None:
     raw = headers.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    value = int(raw) if is_plain_number(raw, whole=True) and len(raw) < 20 else low - 1
     if not low <= value <= high:
         raise NexusError(
             f"{name} must be a whole number from {low} to {high}; got {raw!r}.",
@@ -154,14 +191,12 @@ def _header_constraints(headers: Any) -> dict[str, Any]:
         )
     cost = headers.get("X-Nexus-Max-Cost")
     if cost is not None:
-        try:
-            value = float(cost)
-        except ValueError:
-            value = -1.0
+        value = float(cost) if is_plain_number(cost) else -1.0
         if not 0 < value < float("inf"):
             raise NexusError(
-                f"X-Nexus-Max-Cost must be a positive number of USD; got {cost!r}.",
-                fields={"X-Nexus-Max-Cost": ["Positive number of USD."]},
+                "X-Nexus-Max-Cost must be a positive number of USD in plain decimal "
+                f"notation (e.g. 0.05); got {cost!r}.",
+                fields={"X-Nexus-Max-Cost": ["Positive number of USD, e.g. 0.05."]},
             )
         found["max_cost_usd"] = value
     return found

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
 
+from routing.api.fields import PlainNumbersModelSerializer
 from routing.models import (
     Alias,
     Backend,
@@ -33,7 +34,7 @@ def _save(instance: models.Model, actor: str) -> None:
         raise serializers.ValidationError(exc.message_dict) from None
 
 
-class AuditedModelSerializer(serializers.ModelSerializer):
+class AuditedModelSerializer(PlainNumbersModelSerializer):
     """Creates and updates through ``config_save`` with the request's actor."""
 
     def _actor(self) -> str:
@@ -58,7 +59,7 @@ class PrivacyZoneSerializer(AuditedModelSerializer):
         fields = ["name", "private", "description"]
 
 
-class BackendModelSerializer(serializers.ModelSerializer):
+class BackendModelSerializer(PlainNumbersModelSerializer):
     class Meta:
         model = BackendModel
         fields = list(BackendModel.AUDITED_FIELDS)

@@ -12,11 +12,34 @@ from django.core.validators import RegexValidator
 
 from routing.explorer_selectors import AuditFilters, Cursor, DecisionFilters
 from routing.models import Backend, PrivacyZone
+from routing.numbers import is_plain_number
 from routing.pipeline.types import Outcome, TierMode
 from routing.timestamps import as_utc, parse_utc
 
 slug = RegexValidator(r"^[A-Za-z0-9_.:-]+$", "Letters, digits, _ . : - only.")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
+class PlainIntegerField(forms.IntegerField):
+    """A whole number in plain notation: no ``1_0``, ``1e3`` or ``١``."""
+
+    def to_python(self, value: Any) -> int | None:
+        if isinstance(value, str):
+            value = value.strip()
+            if value and not is_plain_number(value, whole=True):
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class PlainDecimalField(forms.DecimalField):
+    """A decimal number in plain notation: no ``1_0``, ``1e3``, ``inf`` or ``nan``."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value and not is_plain_number(value):
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -35,7 +58,7 @@ class DecisionFilterForm(forms.Form):
     since = forms.DateTimeField(required=False, input_formats=DATETIME_FORMATS)
     until = forms.DateTimeField(required=False, input_formats=DATETIME_FORMATS)
     request_id = forms.CharField(required=False, max_length=128)
-    config_version = forms.IntegerField(required=False, min_value=0)
+    config_version = PlainIntegerField(required=False, min_value=0)
     cursor = forms.CharField(required=False, max_length=80)
 
     def clean_cursor(self) -> Cursor | None:
@@ -96,8 +119,8 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=150)
     object_type = forms.CharField(required=False, max_length=64, validators=[slug])
     search = forms.CharField(required=False, max_length=300)
-    version = forms.IntegerField(required=False, min_value=0)
-    before = forms.IntegerField(required=False, min_value=1)
+    version = PlainIntegerField(required=False, min_value=0)
+    before = PlainIntegerField(required=False, min_value=1)
 
     def filters(self) -> AuditFilters:
         data = self.cleaned_data
@@ -113,10 +136,10 @@ class SimulateForm(forms.Form):
     """A described request: what the analyzer would derive, plus constraints."""
 
     model = forms.CharField(max_length=200)
-    input_tokens = forms.IntegerField(
+    input_tokens = PlainIntegerField(
         min_value=0, max_value=2_000_000, initial=500, label="Input tokens"
     )
-    output_tokens = forms.IntegerField(
+    output_tokens = PlainIntegerField(
         min_value=1, max_value=1_000_000, initial=256, label="Max output tokens"
     )
     vision = forms.BooleanField(required=False)
@@ -127,13 +150,13 @@ class SimulateForm(forms.Form):
         max_length=80,
         help_text="unrestricted, restricted or zone:<name>",
     )
-    min_tier = forms.IntegerField(
+    min_tier = PlainIntegerField(
         required=False, min_value=1, max_value=5, label="Minimum tier"
     )
     tier_mode = forms.ChoiceField(
         required=False, choices=[("", "default")] + [(m, m) for m in TierMode]
     )
-    max_cost_usd = forms.DecimalField(
+    max_cost_usd = PlainDecimalField(
         required=False,
         min_value=0,
         max_digits=12,
@@ -174,8 +197,8 @@ class BackendEditForm(forms.Form):
         to_field_name="name",
         empty_label="(no zone: not private)",
     )
-    capability_tier = forms.IntegerField()
-    priority = forms.IntegerField()
+    capability_tier = PlainIntegerField()
+    priority = PlainIntegerField()
     enabled = forms.BooleanField(required=False)
 
     @classmethod

@@ -80,15 +80,64 @@ def validate_model_pattern(pattern: str) -> None:
         )
 
 
+# A run of a glob between two ``*``: its length, its text, and for a run with
+# ``?`` a regex of literals and ``.`` (fixed length, so it cannot backtrack).
+_Segment = tuple[int, str, re.Pattern[str] | None]
+
+
 @lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+def _segments(pattern: str) -> tuple[_Segment, ...]:
+    return tuple(
+        (
+            len(part),
+            part,
+            re.compile(".".join(map(re.escape, part.split("?"))), re.DOTALL)
+            if "?" in part
+            else None,
+        )
+        for part in pattern.split("*")
+    )
+
+
+def _fits(segment: _Segment, name: str, at: int) -> bool:
+    """Whether ``segment`` matches ``name`` at index ``at`` (bounds checked by caller)."""
+    _, text, regex = segment
+    return name.startswith(text, at) if regex is None else bool(regex.match(name, at))
+
+
+def _find(segment: _Segment, name: str, start: int, end: int) -> int:
+    """The first index >= ``start`` where ``segment`` matches inside ``name[:end]``."""
+    _, text, regex = segment
+    if regex is None:
+        return name.find(text, start, end)
+    found = regex.search(name, start, end)
+    return -1 if found is None else found.start()
 
 
 def glob_matches(pattern: str, name: str) -> bool:
-    """Case-sensitive glob match of a whole model name (``*`` run, ``?`` one char)."""
-    return _compiled(pattern).match(name) is not None
+    """Case-sensitive glob match of a whole model name (``*`` run, ``?`` one char).
+
+    fnmatch's semantics without its ``[...]`` classes, in time linear in the
+    pattern's segments: the pattern is split at ``*`` into fixed-length segments;
+    the first must match at the start, the last at the end, and each one between
+    at its leftmost place after the previous one (leftmost leaves the most room
+    for the rest, so no other placement needs trying). No backtracking: the cost
+    is at most len(pattern) x len(name) character comparisons, all in C.
+    """
+    segments = _segments(pattern)
+    first, last = segments[0], segments[-1]
+    if len(segments) == 1:
+        return len(name) == first[0] and _fits(first, name, 0)
+    end = len(name) - last[0]
+    if first[0] > end or not _fits(first, name, 0) or not _fits(last, name, end):
+        return False
+    position = first[0]
+    for segment in segments[1:-1]:
+        found = _find(segment, name, position, end)
+        if found < 0:
+            return False
+        position = found + segment[0]
+    return True
 
 
 class AliasError(ConfigRuleError):

@@ -78,6 +78,11 @@ def start_django(
             {"NEXUS_API_KEY_FAILURE_WINDOW_SECONDS": "1m"},
             "NEXUS_API_KEY_FAILURE_WINDOW_SECONDS must be a whole",
         ),
+        ({"NEXUS_MAX_MESSAGES": "lots"}, "NEXUS_MAX_MESSAGES must be a whole"),
+        (
+            {"NEXUS_MAX_CONTENT_PARTS": "0"},
+            "NEXUS_MAX_CONTENT_PARTS must be at least 1",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(
