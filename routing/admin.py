@@ -140,6 +140,21 @@ class BackendAdmin(AuditedAdmin):
         ("Probed state", {"fields": readonly_fields}),
     )
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """``routing.operate_backend`` (operators) may change the operator fields."""
+        return super().has_change_permission(request, obj) or request.user.has_perm(
+            "routing.operate_backend"
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Without ``change_backend`` only the operator fields stay editable."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if super().has_change_permission(request, obj):
+            return fields
+        editable = set(Backend.OPERATOR_FIELDS)
+        every = [f.name for f in Backend._meta.concrete_fields if not f.primary_key]
+        return (*fields, *(f for f in every if f not in editable and f not in fields))
+
     def save_model(
         self, request: HttpRequest, obj: Backend, form: ModelForm, change: bool
     ) -> None:

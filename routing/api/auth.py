@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from routing.models import ApiKey, hash_api_key
+from routing.models import ApiKey, Backend, hash_api_key
 from routing.rate_limits import api_key_failure, client_address
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -143,6 +143,8 @@ class ConfigPermission(permissions.DjangoModelPermissions):
             return request.method in permissions.SAFE_METHODS or user.is_admin
         if super().has_permission(request, view):
             return True
+        if _operates_backend(request, view):
+            return True
         model = self._queryset(view).model
         needed = self.get_required_permissions(request.method or "GET", model)
         missing = sorted(p for p in needed if not user.has_perm(p))
@@ -151,4 +153,26 @@ class ConfigPermission(permissions.DjangoModelPermissions):
             f"Your login lacks the permission {', '.join(missing)}; an administrator "
             "can grant it, e.g. by adding you to the 'operators' or 'admins' group."
         )
+        if getattr(view, "basename", "") == "backend" and user.has_perm(
+            "routing.operate_backend"
+        ):
+            self.message += (
+                " With routing.operate_backend you may PATCH only "
+                f"{', '.join(Backend.OPERATOR_FIELDS)}."
+            )
         return False
+
+
+def _operates_backend(request: Request, view: Any) -> bool:
+    """A PATCH of a backend's operator fields only, by a login with
+    ``routing.operate_backend`` (the ``operators`` group)."""
+    if request.method != "PATCH" or getattr(view, "basename", "") != "backend":
+        return False
+    user: Any = request.user
+    data = request.data
+    return (
+        user.has_perm("routing.operate_backend")
+        and isinstance(data, dict)
+        and bool(data)
+        and set(data) <= set(Backend.OPERATOR_FIELDS)
+    )

@@ -1,7 +1,8 @@
 """The two ready groups: ``operators`` and ``admins`` (Django model permissions).
 
-``operators`` may view every Nexus model and change backends (the explorer's
-inline edit: zone, tier, priority, enabled); ``admins`` may add, change, delete
+``operators`` may view every Nexus model and operate backends (change their
+zone, tier, priority and enabled flag: ``routing.operate_backend``, the
+explorer's inline edit); ``admins`` may add, change, delete
 and view every Nexus model, and view users and groups. Django creates
 permissions after all migrations (``post_migrate``), so this migration creates
 the ones it needs first. Running it again only adds what is missing.
@@ -38,12 +39,16 @@ def create_groups(apps, schema_editor):
     operators, _ = Group.objects.using(db).get_or_create(name=OPERATORS)
     operators.permissions.add(
         *_permissions(
-            apps, "routing", {f"view_{m}" for m in models} | {"change_backend"}
+            apps, "routing", {f"view_{m}" for m in models} | {"operate_backend"}
         )
     )
     admins, _ = Group.objects.using(db).get_or_create(name=ADMINS)
     admins.permissions.add(
-        *_permissions(apps, "routing", {f"{a}_{m}" for a in ACTIONS for m in models}),
+        *_permissions(
+            apps,
+            "routing",
+            {f"{a}_{m}" for a in ACTIONS for m in models} | {"operate_backend"},
+        ),
         *_permissions(apps, "auth", {"view_user", "view_group"}),
     )
 
@@ -60,4 +65,18 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
-    operations = [migrations.RunPython(create_groups, remove_groups)]
+    operations = [
+        migrations.AlterModelOptions(
+            name="backend",
+            options={
+                "ordering": ["priority", "name"],
+                "permissions": [
+                    (
+                        "operate_backend",
+                        "Can change a backend's zone, tier, priority and enabled flag",
+                    )
+                ],
+            },
+        ),
+        migrations.RunPython(create_groups, remove_groups),
+    ]

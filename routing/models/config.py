@@ -106,9 +106,18 @@ class Backend(models.Model):
         "enabled",
         "max_concurrency",
     )
+    #: What the ``operate_backend`` permission (the ``operators`` group) may
+    #: change: where traffic may go, not what the backend is.
+    OPERATOR_FIELDS = ("privacy_zone", "capability_tier", "priority", "enabled")
 
     class Meta:
         ordering = ["priority", "name"]
+        permissions = [
+            (
+                "operate_backend",
+                "Can change a backend's zone, tier, priority and enabled flag",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(capability_tier__gte=1, capability_tier__lte=5),

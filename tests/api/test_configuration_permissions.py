@@ -101,3 +101,22 @@ def test_a_session_write_without_the_csrf_token_is_refused(
     )
     assert response.status_code == 403
     assert "CSRF" in response.json()["error"]["message"]
+
+
+def test_an_operator_may_not_change_what_a_backend_is(
+    django_user_model: Any, fleet: Any
+) -> None:
+    operator = session(django_user_model, "otto", "operators")
+    url = "/api/v1/backends/local-gpu/"
+    refused = [
+        operator.patch(url, {"base_url": "http://evil.example"}, format="json"),
+        operator.patch(url, {"priority": 3, "kind": "openai"}, format="json"),
+        operator.put(url, {"name": "local-gpu", "priority": 3}, format="json"),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    message = refused[0].json()["error"]["message"]
+    assert "routing.change_backend" in message
+    assert "privacy_zone, capability_tier, priority, enabled" in message
+    backend = Backend.objects.get(name="local-gpu")
+    assert backend.base_url != "http://evil.example"
+    assert backend.priority != 3

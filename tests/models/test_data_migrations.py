@@ -41,15 +41,23 @@ def test_the_operators_and_admins_groups_exist_after_migrate() -> None:
         }
 
     operators, admins = perms("operators"), perms("admins")
-    assert "routing.change_backend" in operators
+    assert "routing.operate_backend" in operators
     assert {"routing.view_budget", "routing.view_routingdecision"} <= operators
-    assert not {"routing.change_budget", "routing.add_backend"} & operators
+    assert (
+        not {
+            "routing.change_budget",
+            "routing.add_backend",
+            "routing.change_backend",
+        }
+        & operators
+    )
     assert {
         "routing.add_budget",
         "routing.change_budget",
         "routing.delete_privacyzone",
         "routing.view_apikey",
         "auth.view_user",
+        "routing.operate_backend",
     } <= admins
     # Every routing model, every action.
     from django.apps import apps

@@ -1,5 +1,5 @@
-"""Backends: the fleet table; users with ``routing.change_backend`` edit zone,
-tier, priority and enabled inline."""
+"""Backends: the fleet table; users with ``routing.operate_backend`` (the
+``operators`` and ``admins`` groups) edit zone, tier, priority and enabled inline."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def backend_row(request: ExplorerRequest, name: str) -> HttpResponse:
 
 
 @login_required
-@permission_needed("routing.change_backend")
+@permission_needed("routing.operate_backend")
 @require_http_methods(["GET", "POST"])
 def backend_edit(request: ExplorerRequest, name: str) -> HttpResponse:
     """GET: the row as a form. POST: save through the audited service."""
