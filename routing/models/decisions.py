@@ -34,7 +34,8 @@ class RoutingDecision(models.Model):
     reason = models.TextField(blank=True)
     fallback_used = models.BooleanField(default=False)
     pipeline_duration_us = models.FloatField(default=0)
-    client = models.CharField(max_length=64, blank=True)
+    # An API key's name, or "user:" + a username (150 characters at most).
+    client = models.CharField(max_length=160, blank=True)
     # The key that routed it: only that key (or an admin key) may report its
     # usage. No constraint, cascade or index: keys are revoked, not deleted, and
     # recording a decision stays one plain insert.
