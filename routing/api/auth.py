@@ -42,8 +42,10 @@ def _lookup(key_hash: str) -> ApiKey | None:
 
 
 def api_key_cache_clear() -> None:
-    """Forget cached key lookups (after revoking keys in bulk, and in tests)."""
+    """Forget cached key lookups and refused addresses (after revoking keys in
+    bulk, and in tests)."""
     _key_cache.clear()
+    _refused_until.clear()
 
 
 @receiver([post_save, post_delete], sender=ApiKey)
@@ -82,7 +84,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Authorization header must be 'Bearer <api key>'."
             )
-        key = _lookup(hash_api_key(raw.strip()))
+        key_hash = hash_api_key(raw.strip())
+        if key_hash not in _key_cache:
+            _refuse_while_limited(request)
+        key = _lookup(key_hash)
         if key is None:
             _refuse_if_guessing(request)
             raise exceptions.AuthenticationFailed("API key is unknown or revoked.")
@@ -96,17 +101,45 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="nexus"'
 
 
+#: Addresses this process refused (429), until when: while refused, keys this
+#: process has not looked up recently are refused without a database lookup, so
+#: a flood of random keys costs no query once it is over the limit.
+_refused_until: dict[str, float] = {}
+
+
+def _throttled(address: str, wait: float) -> exceptions.Throttled:
+    return exceptions.Throttled(
+        wait=wait,
+        # DRF appends "Expected available in N seconds."
+        detail=f"Too many unknown or revoked API keys from {address}; "
+        "send a valid key.",
+    )
+
+
+def _refuse_while_limited(request: Request) -> None:
+    """429 without a lookup while this address is refused (see ``_refused_until``)."""
+    if not _refused_until:
+        return
+    address = client_address(request._request)
+    until = _refused_until.get(address)
+    if until is None:
+        return
+    wait = until - time.monotonic()
+    if wait <= 0:
+        del _refused_until[address]
+        return
+    raise _throttled(address, wait)
+
+
 def _refuse_if_guessing(request: Request) -> None:
     """Count an unknown key from this address; 429 once it presented too many."""
     window = api_key_failure(request._request)
     if window is not None:
         address = client_address(request._request)
-        raise exceptions.Throttled(
-            wait=window.retry_after,
-            # DRF appends "Expected available in N seconds."
-            detail=f"Too many unknown or revoked API keys from {address}; "
-            "send a valid key.",
-        )
+        if len(_refused_until) >= _KEY_CACHE_MAX:
+            _refused_until.clear()
+        _refused_until[address] = time.monotonic() + window.retry_after
+        raise _throttled(address, window.retry_after)
 
 
 def client_name(request: Request) -> str:

@@ -33,13 +33,14 @@ def test_unknown_keys_from_one_address_get_429_after_the_limit(db: None) -> None
     assert "10.1.1.1" in error["message"]
 
 
-def test_a_valid_key_and_another_address_still_work_while_one_address_is_limited(
+def test_a_key_in_use_and_another_address_still_work_while_one_address_is_limited(
     api_client: Any,
 ) -> None:
+    valid = api_client._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    assert with_key(valid).get("/api/v1/backends/").status_code == 200
     for _ in range(LIMIT + 1):
         with_key("not-a-key").get("/api/v1/backends/")
     assert with_key("not-a-key").get("/api/v1/backends/").status_code == 429
-    valid = api_client._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
     assert with_key(valid).get("/api/v1/backends/").status_code == 200
     assert with_key("not-a-key", "10.2.2.2").get("/api/v1/backends/").status_code == 401
 
@@ -53,3 +54,14 @@ def test_valid_keys_cost_no_shared_state_at_all(api_client: Any, settings: Any) 
     for _ in range(5):
         assert api_client.get("/api/v1/backends/").status_code == 200
     assert failures._value.get() == before
+
+
+def test_a_refused_address_costs_no_database_lookup_per_key(
+    django_assert_num_queries: Any,
+) -> None:
+    for _ in range(LIMIT + 1):
+        with_key(secrets.token_urlsafe(24)).get("/api/v1/backends/")
+    with django_assert_num_queries(0):
+        for _ in range(50):
+            response = with_key(secrets.token_urlsafe(24)).get("/api/v1/backends/")
+            assert response.status_code == 429
