@@ -19,6 +19,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from routing.explorer.present import ObservedBackend, ObservedBudget
 from routing.models import (
     AuditEntry,
     Backend,
@@ -242,6 +243,39 @@ def audit_since(*, version: int, limit: int = 50) -> tuple[list[AuditEntry], int
 
 def config_version() -> int:
     return config_version_current()
+
+
+def observed_state(
+    *, names: set[str]
+) -> tuple[dict[str, ObservedBackend], list[ObservedBudget]]:
+    """Today's probed and traffic state of the named backends, and every enabled
+    budget's spend (what a re-run compares against the recorded decision)."""
+    backends = {
+        b.name: ObservedBackend(
+            health=b.health,
+            latency_ema_ms=b.latency_ema_ms,
+            error_rate=b.error_rate,
+            pending_requests=b.pending_requests,
+            max_concurrency=b.max_concurrency,
+        )
+        for b in Backend.objects.filter(name__in=names).only(
+            "name",
+            "health",
+            "latency_ema_ms",
+            "error_rate",
+            "pending_requests",
+            "max_concurrency",
+        )
+    }
+    budgets = [
+        ObservedBudget(
+            name=b.name,
+            spent_usd=float(b.spent_usd),
+            limit_usd=float(b.monthly_limit_usd or 0),
+        )
+        for b in Budget.objects.filter(monthly_limit_usd__isnull=False).order_by("id")
+    ]
+    return backends, budgets
 
 
 # -- backends ----------------------------------------------------------------------

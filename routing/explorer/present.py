@@ -55,6 +55,17 @@ class TraceRow:
 
 
 @dataclass(frozen=True)
+class TraceGroup:
+    """The trace rows of one model tried (the primary, then each fallback)."""
+
+    model: str
+    label: str
+    rows: list[TraceRow]
+    ended: str
+    last: bool
+
+
+@dataclass(frozen=True)
 class Candidate:
     backend: str
     score: float | None
@@ -75,6 +86,7 @@ class DecisionView:
     matched_policies: list[str]
     annotations: list[tuple[str, str]]
     trace: list[TraceRow]
+    trace_groups: list[TraceGroup]
     exclusions: list[Exclusion]
     candidates: list[Candidate]
     warnings: list[str]
@@ -88,6 +100,94 @@ def _pretty(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=1, sort_keys=True, default=str)
+
+
+def _split_trace(trace: list[TraceRow], models: list[str]) -> list[list[TraceRow]]:
+    """The trace cut into one run of rows per model tried, in order.
+
+    A run is the consecutive rows of its model; it also ends where a stage
+    repeats (a fallback that resolved to the model just tried). Returns one run
+    of everything when the rows do not line up with ``models`` (old decisions).
+    """
+    runs: list[list[TraceRow]] = []
+    position = 0
+    for model in models:
+        run: list[TraceRow] = []
+        seen: set[str] = set()
+        while position < len(trace):
+            row = trace[position]
+            if row.model != model or row.reconciler in seen:
+                break
+            run.append(row)
+            seen.add(row.reconciler)
+            position += 1
+        runs.append(run)
+    if position != len(trace):
+        return [trace]
+    return runs
+
+
+def _exclusion_counts(rows: list[TraceRow]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.excluded:
+            counts[row.reconciler] = counts.get(row.reconciler, 0) + len(row.excluded)
+    return ", ".join(f"{name} excluded {count}" for name, count in counts.items())
+
+
+def _why_not_viable(model: str, rows: list[TraceRow]) -> str:
+    """Why an attempt found no backend, from its own trace rows."""
+    failed = next((row for row in rows if row.error), None)
+    if failed is not None:
+        return f"{failed.reconciler} failed: {failed.error}"
+    counts = _exclusion_counts(rows)
+    if counts:
+        return f"no viable backend: {counts}"
+    if rows and not rows[-1].after:
+        return f"no backend serves '{model}'"
+    return f"rejected by {rows[-1].reconciler}" if rows else "no stage ran"
+
+
+def _group_end(
+    model: str, rows: list[TraceRow], next_model: str | None, payload: dict[str, Any]
+) -> str:
+    """One line: why this model's attempt ended (fell back, routed, queued, ...)."""
+    if next_model is not None:
+        return f"{_why_not_viable(model, rows)} → fell back to '{next_model}'"
+    outcome = payload.get("outcome", "")
+    backend = (payload.get("backend") or {}).get("name") or payload.get(
+        "backend_name", ""
+    )
+    if outcome == "route":
+        return f"routed to {backend}"
+    if outcome == "queue":
+        return f"queued for {backend}"
+    return f"rejected: {_why_not_viable(model, rows)}"
+
+
+def trace_groups(
+    trace: list[TraceRow], models_tried: list[str], payload: dict[str, Any]
+) -> list[TraceGroup]:
+    """The trace grouped per model tried, each with the line saying why it ended."""
+    models = models_tried or [payload.get("model", "")]
+    runs = _split_trace(trace, models)
+    if len(runs) != len(models):  # rows that do not line up: one plain group
+        models = [payload.get("model", "")]
+    groups = []
+    for index, (model, rows) in enumerate(zip(models, runs, strict=True)):
+        last = index == len(models) - 1
+        groups.append(
+            TraceGroup(
+                model=model,
+                label="primary" if index == 0 else f"fallback {index}",
+                rows=rows,
+                ended=_group_end(
+                    model, rows, None if last else models[index + 1], payload
+                ),
+                last=last,
+            )
+        )
+    return groups
 
 
 def decision_view(payload: dict[str, Any]) -> DecisionView:
@@ -129,6 +229,7 @@ def decision_view(payload: dict[str, Any]) -> DecisionView:
         for row in trace
         for item in row.excluded
     ]
+    models_tried = [str(m) for m in payload.get("models_tried") or []]
     scores = annotations.get("scores") or {}
     breakdowns = annotations.get("score_breakdown") or {}
     costs = annotations.get("estimated_cost_usd") or {}
@@ -157,11 +258,12 @@ def decision_view(payload: dict[str, Any]) -> DecisionView:
         matched_policies=list(payload.get("matched_policies") or []),
         annotations=[(key, _pretty(value)) for key, value in annotations.items()],
         trace=trace,
+        trace_groups=trace_groups(trace, models_tried, payload),
         exclusions=exclusions,
         candidates=candidates,
         warnings=list(payload.get("warnings") or []),
         budget_status=str(annotations.get("budget_status") or ""),
-        models_tried=list(payload.get("models_tried") or []),
+        models_tried=models_tried,
         fallback_used=bool(payload.get("fallback_used")),
         error=payload.get("error") or {},
     )
@@ -185,7 +287,11 @@ def _fmt(value: Any) -> str:
 
 
 def decision_changes(before: DecisionView, after: DecisionView) -> list[Change]:
-    """What differs between a recorded decision and its re-run, in reading order."""
+    """What differs between a recorded decision and its re-run, in reading order.
+
+    The budget status and the score factors that follow probes and traffic are
+    compared by ``observed_changes``.
+    """
     changes: list[Change] = []
 
     def compare(what: str, old: Any, new: Any) -> None:
@@ -196,7 +302,6 @@ def decision_changes(before: DecisionView, after: DecisionView) -> list[Change]:
     compare("resolved model", before.model, after.model)
     compare("backend", before.backend, after.backend)
     compare("models tried", before.models_tried, after.models_tried)
-    compare("budget status", before.budget_status, after.budget_status)
     old_constraints = {c.name: c for c in before.constraints}
     for row in after.constraints:
         old = old_constraints.get(row.name)
@@ -213,4 +318,126 @@ def decision_changes(before: DecisionView, after: DecisionView) -> list[Change]:
     new_scores = {c.backend: c.score for c in after.candidates}
     for name in sorted(set(old_scores) | set(new_scores)):
         compare(f"score of {name}", old_scores.get(name), new_scores.get(name))
+    return changes
+
+
+#: Score factors that follow probes and traffic (``priority`` and ``cost`` follow
+#: the configuration).
+OBSERVED_FACTORS = ("latency", "errors", "load")
+
+
+@dataclass(frozen=True)
+class ObservedBackend:
+    """A backend's probed and traffic state today."""
+
+    health: str
+    latency_ema_ms: float | None
+    error_rate: float
+    pending_requests: int
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
+class ObservedBudget:
+    """An enabled budget's spend today."""
+
+    name: str
+    spent_usd: float
+    limit_usd: float
+
+
+def _factor(value: Any) -> str:
+    return f"{float(value):.3g}" if isinstance(value, int | float) else _fmt(value)
+
+
+def _today(factor: str, state: ObservedBackend | None) -> str:
+    """Today's raw value behind ``factor`` (the decision recorded only factors)."""
+    if state is None:
+        return ""
+    if factor == "latency":
+        if state.latency_ema_ms is None:
+            return "no latency measured today"
+        return f"latency today {state.latency_ema_ms:.3g} ms"
+    if factor == "errors":
+        return f"error rate today {state.error_rate:.3g}"
+    return f"{state.pending_requests} of {state.max_concurrency} slots busy today"
+
+
+def _unhealthy(view: DecisionView) -> set[str]:
+    return {
+        e.backend
+        for e in view.exclusions
+        if e.reconciler == "request_analyzer" and e.reason.startswith("unhealthy")
+    }
+
+
+def _seen_by_analyzer(view: DecisionView) -> set[str]:
+    """Backends the request analyzer saw: candidates or excluded as unavailable."""
+    names: set[str] = set()
+    for row in view.trace:
+        if row.reconciler == "request_analyzer":
+            names.update(row.after)
+            names.update(item.get("backend", "") for item in row.excluded)
+    return names
+
+
+def observed_changes(
+    before: DecisionView,
+    after: DecisionView,
+    *,
+    backends: dict[str, ObservedBackend],
+    budgets: list[ObservedBudget],
+) -> list[Change]:
+    """What moved in the observed state (probes, traffic, spend) between a
+    recorded decision and its re-run; configuration edits are not in here.
+
+    A decision records score factors, not raw probe values, so a factor is
+    compared as recorded and today's raw value is shown beside today's factor.
+    Health is known at decision time only as far as the request analyzer saw it:
+    excluded as unhealthy, or a candidate (healthy, loading or not yet probed).
+    """
+    changes: list[Change] = []
+    was_unhealthy, is_unhealthy = _unhealthy(before), _unhealthy(after)
+    seen = _seen_by_analyzer(before) & _seen_by_analyzer(after)
+    for name in sorted(seen):
+        if (name in was_unhealthy) != (name in is_unhealthy):
+            state = backends.get(name)
+            changes.append(
+                Change(
+                    f"health of {name}",
+                    "unhealthy"
+                    if name in was_unhealthy
+                    else "a candidate (not unhealthy)",
+                    state.health if state else _fmt(None),
+                )
+            )
+    old = {c.backend: c.breakdown for c in before.candidates}
+    new = {c.backend: c.breakdown for c in after.candidates}
+    for name in sorted(set(old) & set(new)):
+        for factor in OBSERVED_FACTORS:
+            if factor not in old[name] or factor not in new[name]:
+                continue
+            was, now = _factor(old[name][factor]), _factor(new[name][factor])
+            if was != now:
+                today = _today(factor, backends.get(name))
+                changes.append(
+                    Change(
+                        f"{factor} factor of {name}",
+                        was,
+                        f"{now} ({today})" if today else now,
+                    )
+                )
+    if _fmt(before.budget_status) != _fmt(after.budget_status):
+        spend = "; ".join(
+            f"{b.name}: ${b.spent_usd:.2f} spent of ${b.limit_usd:.2f}" for b in budgets
+        )
+        changes.append(
+            Change(
+                "budget status",
+                _fmt(before.budget_status),
+                f"{_fmt(after.budget_status)} ({spend})"
+                if spend
+                else _fmt(after.budget_status),
+            )
+        )
     return changes

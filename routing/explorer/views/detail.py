@@ -9,12 +9,18 @@ from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_GET
 
 from routing.explorer.http import ExplorerRequest, render_explorer
-from routing.explorer.present import decision_changes, decision_view
+from routing.explorer.present import (
+    DecisionView,
+    decision_changes,
+    decision_view,
+    observed_changes,
+)
 from routing.explorer_selectors import (
     audit_since,
     config_version,
     decision_get,
     decision_payload,
+    observed_state,
 )
 from routing.models import RoutingDecision
 from routing.services.explorer import decision_rerun
@@ -55,11 +61,20 @@ def decision_rerun_view(
     """A dry run of the same request against today's configuration (nothing recorded)."""
     decision = _decision(decision_id)
     context = _context(decision)
+    recorded = context["view"]
+    assert isinstance(recorded, DecisionView)
     rerun = decision_rerun(decision=decision)
     rerun_view = decision_view(rerun.payload)
+    backends, budgets = observed_state(
+        names={c.backend for c in (*recorded.candidates, *rerun_view.candidates)}
+        | {e.backend for e in (*recorded.exclusions, *rerun_view.exclusions)}
+    )
     context.update(
         rerun=rerun,
         rerun_view=rerun_view,
-        changes=decision_changes(context["view"], rerun_view),  # type: ignore[arg-type]
+        changes=decision_changes(recorded, rerun_view),
+        observed=observed_changes(
+            recorded, rerun_view, backends=backends, budgets=budgets
+        ),
     )
     return render_explorer(request, TEMPLATE, context, fragment="rerun")
