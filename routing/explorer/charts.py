@@ -8,11 +8,13 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
+from routing.explorer.numbers import money
+
 OUTCOME_COLOURS = {"route": "#2f855a", "queue": "#b7791f", "reject": "#c53030"}
 
 
 def _money(value: Decimal | float) -> str:
-    return f"${float(value):,.2f}"
+    return money(value)
 
 
 def budget_gauge(
