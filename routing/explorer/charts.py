@@ -17,6 +17,25 @@ def _money(value: Decimal | float) -> str:
     return money(value)
 
 
+#: Rough width of one character of an 11px label (DejaVu Sans averages ~0.6em).
+_CHAR_WIDTH = 6.6
+
+
+def _label(x: float, y: float, text: str, colour: str, *, width: int) -> str:
+    """A label centred on ``x`` unless that would cut it at an edge of the chart:
+    then it starts at ``x`` (left edge) or ends there (right edge)."""
+    half = len(text) * _CHAR_WIDTH / 2
+    anchor = "middle"
+    if x - half < 2:
+        anchor = "start"
+    elif x + half > width - 2:
+        anchor = "end"
+    return (
+        f'<text x="{x:.1f}" y="{y}" font-size="11" text-anchor="{anchor}" '
+        f'fill="{colour}">{escape(text)}</text>'
+    )
+
+
 def budget_gauge(
     *,
     spent: Decimal,
@@ -53,8 +72,13 @@ def budget_gauge(
         f'<line class="projection" x1="{x(projected):.1f}" x2="{x(projected):.1f}" '
         f'y1="{top - 6}" y2="{top + bar_h + 6}" stroke="#4a5568" '
         f'stroke-dasharray="4 3"><title>projected {_money(projected)}</title></line>',
-        f'<text x="{x(projected):.1f}" y="{top + bar_h + 20}" font-size="11" '
-        f'text-anchor="middle" fill="#4a5568">projected {_money(projected)}</text>',
+        _label(
+            x(projected),
+            top + bar_h + 20,
+            f"projected {_money(projected)}",
+            "#4a5568",
+            width=width,
+        ),
     ]
     for label, value, colour, css in (
         ("soft", soft_mark, "#d69e2e", "soft-mark"),
@@ -66,8 +90,9 @@ def budget_gauge(
             f'<line class="{css}" x1="{x(value):.1f}" x2="{x(value):.1f}" '
             f'y1="{top - 10}" y2="{top + bar_h + 4}" stroke="{colour}" '
             f'stroke-width="2"><title>{label} limit {_money(value)}</title></line>'
-            f'<text x="{x(value):.1f}" y="{top - 12}" font-size="11" '
-            f'text-anchor="middle" fill="{colour}">{label} {_money(value)}</text>'
+            + _label(
+                x(value), top - 12, f"{label} {_money(value)}", colour, width=width
+            )
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - built from numbers only
