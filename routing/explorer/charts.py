@@ -43,7 +43,7 @@ def budget_gauge(
     limit: Decimal | None,
     soft_mark: Decimal | None,
     projected: Decimal,
-    width: int = 640,
+    width: int = 900,
 ) -> SafeString:
     """Spent and reserved as stacked bars against the limit, with soft/hard marks
     and the projection to the period's end."""
@@ -60,8 +60,8 @@ def budget_gauge(
         return pad + usable * min(float(value) / scale_max, 1.0)
 
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="100%" aria-label="spend {_money(spent)} of '
+        f'<div class="chart-box"><svg class="chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" aria-label="spend {_money(spent)} of '
         f'{_money(limit) if limit is not None else "no limit"}">',
         f'<rect x="{pad}" y="{top}" width="{usable}" height="{bar_h}" fill="#edf2f7"/>',
         f'<rect class="spent" x="{pad}" y="{top}" width="{x(spent) - pad:.1f}" '
@@ -94,12 +94,12 @@ def budget_gauge(
                 x(value), top - 12, f"{label} {_money(value)}", colour, width=width
             )
         )
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     return mark_safe("".join(parts))  # noqa: S308 - built from numbers only
 
 
 def outcomes_per_day(
-    axis: list[date], series: dict[str, list[int]], *, width: int = 640
+    axis: list[date], series: dict[str, list[int]], *, width: int = 900
 ) -> SafeString:
     """Stacked bars: decisions per day by outcome."""
     height, pad_left, pad_bottom, pad_top = 180, 44, 22, 10
@@ -110,7 +110,8 @@ def outcomes_per_day(
     slot = (width - pad_left - 8) / days
     bar_w = max(slot * 0.7, 1)
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'<div class="chart-box"><svg class="chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" '
         f'aria-label="decisions per day by outcome">',
         f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">{top:,}</text>',
         f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">0</text>',
@@ -135,5 +136,5 @@ def outcomes_per_day(
                 f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" font-size="10" '
                 f'text-anchor="middle" fill="#4a5568">{day:%m-%d}</text>'
             )
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     return mark_safe("".join(parts))  # noqa: S308 - built from numbers and dates
