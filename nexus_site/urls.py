@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
 
 from routing.metrics import metrics_view
@@ -14,6 +15,12 @@ from routing.rate_limits import login_rate_limited
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness for load balancers."""
     return JsonResponse({"status": "ok"})
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico on their own; the icon is a static SVG
+    (looked up per request: the hashed name exists only after collectstatic)."""
+    return HttpResponsePermanentRedirect(static("explorer/favicon.svg"))
 
 
 handler400 = "routing.api.exceptions.json_400"
@@ -26,6 +33,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("routing.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("metrics", metrics_view, name="metrics"),
     path(
         "login/",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -9,6 +10,7 @@ from django.db.models import Model, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
+from routing.explorer.numbers import money
 from routing.models import (
     Alias,
     ApiKey,
@@ -30,6 +32,17 @@ from routing.services.config import config_built_in, config_delete, config_save
 admin.site.site_header = "Nexus control plane"
 admin.site.site_title = "Nexus"
 admin.site.index_title = "Configuration and history"
+
+
+def money_column(field: str, label: str) -> Callable[[Any], str]:
+    """A list column showing the dollar amount ``field`` the way the explorer
+    does (``$0.0026``, ``$1,234.50``), still sortable by the field."""
+
+    @admin.display(description=label, ordering=field)
+    def column(obj: Any) -> str:
+        return money(getattr(obj, field))
+
+    return column
 
 
 def _actor(request: HttpRequest) -> str:
@@ -182,7 +195,7 @@ class TrafficPolicyAdmin(AuditedAdmin):
         "privacy",
         "min_tier",
         "fallback_allowed",
-        "max_cost_per_request_usd",
+        money_column("max_cost_per_request_usd", "max cost per request"),
     )
 
 
@@ -190,12 +203,12 @@ class TrafficPolicyAdmin(AuditedAdmin):
 class BudgetAdmin(AuditedAdmin):
     list_display = (
         "name",
-        "monthly_limit_usd",
+        money_column("monthly_limit_usd", "monthly limit"),
         "soft_limit_percent",
         "hard_limit_action",
         "reset_day",
-        "spent_usd",
-        "reserved_usd",
+        money_column("spent_usd", "spent"),
+        money_column("reserved_usd", "reserved"),
         "status",
     )
     readonly_fields = (
@@ -262,6 +275,7 @@ class RoutingDecisionAdmin(ReadOnlyAdmin):
         "requested_model",
         "model",
         "backend_name",
+        money_column("estimated_cost_usd", "estimated cost"),
         "client",
     )
     list_filter = ("outcome",)
@@ -271,7 +285,14 @@ class RoutingDecisionAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "budget", "kind", "amount_usd", "decision_id", "note")
+    list_display = (
+        "created_at",
+        "budget",
+        "kind",
+        money_column("amount_usd", "amount"),
+        "decision_id",
+        "note",
+    )
     list_filter = ("kind", "budget")
 
 
@@ -282,5 +303,5 @@ class UsageReportAdmin(ReadOnlyAdmin):
         "decision_id",
         "input_tokens",
         "output_tokens",
-        "cost_usd",
+        money_column("cost_usd", "cost"),
     )

@@ -334,7 +334,7 @@ def budget_overviews(*, today: date | None = None) -> list[BudgetOverview]:
         days_elapsed = max((min(today, end) - start).days + 1, 1)
         days_total = max((end - start).days, 1)
         spent = budget.spent_usd
-        projected = (spent / days_elapsed * days_total).quantize(Decimal("0.01"))
+        projected = spent / days_elapsed * days_total
         limit = budget.monthly_limit_usd
         result.append(
             BudgetOverview(

@@ -8,11 +8,32 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
+from routing.explorer.numbers import money
+
 OUTCOME_COLOURS = {"route": "#2f855a", "queue": "#b7791f", "reject": "#c53030"}
 
 
 def _money(value: Decimal | float) -> str:
-    return f"${float(value):,.2f}"
+    return money(value)
+
+
+#: Rough width of one character of an 11px label (DejaVu Sans averages ~0.6em).
+_CHAR_WIDTH = 6.6
+
+
+def _label(x: float, y: float, text: str, colour: str, *, width: int) -> str:
+    """A label centred on ``x`` unless that would cut it at an edge of the chart:
+    then it starts at ``x`` (left edge) or ends there (right edge)."""
+    half = len(text) * _CHAR_WIDTH / 2
+    anchor = "middle"
+    if x - half < 2:
+        anchor = "start"
+    elif x + half > width - 2:
+        anchor = "end"
+    return (
+        f'<text x="{x:.1f}" y="{y}" font-size="11" text-anchor="{anchor}" '
+        f'fill="{colour}">{escape(text)}</text>'
+    )
 
 
 def budget_gauge(
@@ -22,7 +43,7 @@ def budget_gauge(
     limit: Decimal | None,
     soft_mark: Decimal | None,
     projected: Decimal,
-    width: int = 640,
+    width: int = 900,
 ) -> SafeString:
     """Spent and reserved as stacked bars against the limit, with soft/hard marks
     and the projection to the period's end."""
@@ -39,8 +60,8 @@ def budget_gauge(
         return pad + usable * min(float(value) / scale_max, 1.0)
 
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="100%" aria-label="spend {_money(spent)} of '
+        f'<div class="chart-box"><svg class="chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" aria-label="spend {_money(spent)} of '
         f'{_money(limit) if limit is not None else "no limit"}">',
         f'<rect x="{pad}" y="{top}" width="{usable}" height="{bar_h}" fill="#edf2f7"/>',
         f'<rect class="spent" x="{pad}" y="{top}" width="{x(spent) - pad:.1f}" '
@@ -51,8 +72,13 @@ def budget_gauge(
         f'<line class="projection" x1="{x(projected):.1f}" x2="{x(projected):.1f}" '
         f'y1="{top - 6}" y2="{top + bar_h + 6}" stroke="#4a5568" '
         f'stroke-dasharray="4 3"><title>projected {_money(projected)}</title></line>',
-        f'<text x="{x(projected):.1f}" y="{top + bar_h + 20}" font-size="11" '
-        f'text-anchor="middle" fill="#4a5568">projected {_money(projected)}</text>',
+        _label(
+            x(projected),
+            top + bar_h + 20,
+            f"projected {_money(projected)}",
+            "#4a5568",
+            width=width,
+        ),
     ]
     for label, value, colour, css in (
         ("soft", soft_mark, "#d69e2e", "soft-mark"),
@@ -64,15 +90,16 @@ def budget_gauge(
             f'<line class="{css}" x1="{x(value):.1f}" x2="{x(value):.1f}" '
             f'y1="{top - 10}" y2="{top + bar_h + 4}" stroke="{colour}" '
             f'stroke-width="2"><title>{label} limit {_money(value)}</title></line>'
-            f'<text x="{x(value):.1f}" y="{top - 12}" font-size="11" '
-            f'text-anchor="middle" fill="{colour}">{label} {_money(value)}</text>'
+            + _label(
+                x(value), top - 12, f"{label} {_money(value)}", colour, width=width
+            )
         )
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     return mark_safe("".join(parts))  # noqa: S308 - built from numbers only
 
 
 def outcomes_per_day(
-    axis: list[date], series: dict[str, list[int]], *, width: int = 640
+    axis: list[date], series: dict[str, list[int]], *, width: int = 900
 ) -> SafeString:
     """Stacked bars: decisions per day by outcome."""
     height, pad_left, pad_bottom, pad_top = 180, 44, 22, 10
@@ -83,7 +110,8 @@ def outcomes_per_day(
     slot = (width - pad_left - 8) / days
     bar_w = max(slot * 0.7, 1)
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'<div class="chart-box"><svg class="chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" '
         f'aria-label="decisions per day by outcome">',
         f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">{top:,}</text>',
         f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">0</text>',
@@ -108,5 +136,5 @@ def outcomes_per_day(
                 f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" font-size="10" '
                 f'text-anchor="middle" fill="#4a5568">{day:%m-%d}</text>'
             )
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     return mark_safe("".join(parts))  # noqa: S308 - built from numbers and dates

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from routing.explorer.numbers import number
+
 REQUEST_SOURCES = {"body": "request body", "header": "request header"}
 
 
@@ -280,7 +282,7 @@ def _fmt(value: Any) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return number(value)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "—"
     return str(value)
