@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
+from django.forms import Field as FormField
 from django.http import HttpRequest
 
 from routing.explorer.numbers import money
@@ -25,6 +26,7 @@ from routing.models import (
     TrafficPolicy,
     UsageReport,
 )
+from routing.models.validators import Bounds
 from routing.services.api_keys import api_key_issue
 from routing.services.backends import backend_save
 from routing.services.config import config_built_in, config_delete, config_save
@@ -49,7 +51,28 @@ def _actor(request: HttpRequest) -> str:
     return request.user.get_username() or "admin"
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class BoundedInputs:
+    """Number inputs carry the model's bounds (``min``/``max``), so the form
+    offers what the model accepts (e.g. a capability tier of 1-5)."""
+
+    def formfield_for_dbfield(
+        self, db_field: Field[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> FormField | None:
+        formfield: FormField | None = super().formfield_for_dbfield(  # type: ignore[misc]
+            db_field, request, **kwargs
+        )
+        if formfield is None:
+            return None
+        for bounds in db_field.validators:
+            if isinstance(bounds, Bounds):
+                if bounds.low is not None:
+                    formfield.widget.attrs["min"] = bounds.low
+                if bounds.high is not None:
+                    formfield.widget.attrs["max"] = bounds.high
+        return formfield
+
+
+class AuditedAdmin(BoundedInputs, admin.ModelAdmin):
     """Every save and delete is audited per field and bumps the config version."""
 
     def save_model(
@@ -93,12 +116,15 @@ class AuditedAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is written by the system only."""
+    """History is written by the system only: view, never add, change or delete."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -107,7 +133,7 @@ class PrivacyZoneAdmin(AuditedAdmin):
     list_display = ("name", "private", "description")
 
 
-class BackendModelInline(admin.TabularInline):
+class BackendModelInline(BoundedInputs, admin.TabularInline):
     model = BackendModel
     extra = 0
     fields = BackendModel.AUDITED_FIELDS

@@ -10,24 +10,30 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Model, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
+from django.urls import reverse
 from django.utils import timezone
 
 from routing.explorer.present import ObservedBackend, ObservedBudget
 from routing.models import (
+    Alias,
     AuditEntry,
     Backend,
     Budget,
     DecisionExclusion,
+    FallbackChain,
     LedgerEntry,
     LedgerKind,
+    PrivacyZone,
     RoutingDecision,
+    TrafficPolicy,
 )
 from routing.pipeline.reconcilers import DEFAULT_ORDER
 from routing.selectors import backend_list, decision_list, decisions_matching_model
@@ -35,7 +41,7 @@ from routing.services.config import config_version_current
 
 PAGE_SIZE = 50
 FEED_LIMIT = 100
-AUDIT_PAGE_SIZE = 100
+AUDIT_PAGE_SIZE = 25  # configuration versions per page
 
 #: Columns a decision row in a table needs (the JSON columns stay in the database).
 ROW_COLUMNS = (
@@ -204,11 +210,40 @@ class AuditFilters:
     version: int | None = None
 
 
-def audit_page(
-    *, filters: AuditFilters, before_id: int | None = None
-) -> tuple[list[AuditEntry], int | None]:
-    """Audit entries newest first (keyset on id), and the cursor of the next page."""
-    queryset = AuditEntry.objects.order_by("-id")
+@dataclass
+class FieldChange:
+    """One field of a change, both values as an operator reads them."""
+
+    field: str
+    old: str
+    new: str
+
+
+@dataclass
+class ConfigChange:
+    """One object's create, update or delete in one configuration version."""
+
+    version: int
+    created_at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_name: str
+    fields: list[FieldChange] = field(default_factory=list)
+    url: str = ""
+
+
+@dataclass
+class VersionChanges:
+    """Everything one configuration version changed."""
+
+    version: int
+    created_at: datetime
+    changes: list[ConfigChange] = field(default_factory=list)
+
+
+def _audit_queryset(filters: AuditFilters) -> QuerySet[AuditEntry]:
+    queryset = AuditEntry.objects.all()
     if filters.actor:
         queryset = queryset.filter(actor=filters.actor)
     if filters.object_type:
@@ -219,12 +254,102 @@ def audit_page(
         )
     if filters.version is not None:
         queryset = queryset.filter(config_version=filters.version)
-    if before_id is not None:
-        queryset = queryset.filter(id__lt=before_id)
-    rows = list(queryset[: AUDIT_PAGE_SIZE + 1])
-    if len(rows) > AUDIT_PAGE_SIZE:
-        return rows[:AUDIT_PAGE_SIZE], rows[AUDIT_PAGE_SIZE - 1].id
-    return rows, None
+    return queryset
+
+
+def audit_page(
+    *, filters: AuditFilters, before_version: int | None = None
+) -> tuple[list[VersionChanges], int | None]:
+    """Configuration changes grouped by version, newest first, and the cursor
+    (a version) of the next page. Pages hold ``AUDIT_PAGE_SIZE`` versions (keyset
+    on the indexed ``config_version``)."""
+    queryset = _audit_queryset(filters)
+    if before_version is not None:
+        queryset = queryset.filter(config_version__lt=before_version)
+    versions = list(
+        queryset.order_by("-config_version")
+        .values_list("config_version", flat=True)
+        .distinct()[: AUDIT_PAGE_SIZE + 1]
+    )
+    next_before = None
+    if len(versions) > AUDIT_PAGE_SIZE:
+        versions = versions[:AUDIT_PAGE_SIZE]
+        next_before = versions[-1]
+    entries = queryset.filter(config_version__in=versions).order_by(
+        "-config_version", "id"
+    )
+    pages: dict[int, VersionChanges] = {}
+    changes: dict[tuple[int, str, str, str], ConfigChange] = {}
+    for entry in entries:
+        page = pages.setdefault(
+            entry.config_version,
+            VersionChanges(version=entry.config_version, created_at=entry.created_at),
+        )
+        key = (entry.config_version, entry.action, entry.object_type, entry.object_name)
+        if key not in changes:
+            changes[key] = ConfigChange(
+                version=entry.config_version,
+                created_at=entry.created_at,
+                actor=entry.actor,
+                action=entry.action,
+                object_type=entry.object_type,
+                object_name=entry.object_name,
+            )
+            page.changes.append(changes[key])
+        changes[key].fields.append(
+            FieldChange(
+                field=entry.field,
+                old=entry.old_text,
+                new=entry.new_text,
+            )
+        )
+    _link_changes(list(changes.values()))
+    return list(pages.values()), next_before
+
+
+def _admin_change_url(model: str, pk: object) -> str:
+    return reverse(f"admin:routing_{model}_change", args=[pk])
+
+
+#: object type -> (model, the name that finds its row in ``object_name``).
+_LINKED_TYPES: dict[str, tuple[type[Model], Callable[[str], str], str]] = {
+    "backend": (Backend, lambda name: name, "name"),
+    "backendmodel": (Backend, lambda name: name.split("/", 1)[0], "name"),
+    "budget": (Budget, lambda name: name, "name"),
+    "privacyzone": (PrivacyZone, lambda name: name, "name"),
+    "alias": (Alias, lambda name: name.split(" -> ", 1)[0], "name"),
+    "fallbackchain": (FallbackChain, lambda name: name.split(" -> ", 1)[0], "model"),
+    "trafficpolicy": (TrafficPolicy, lambda name: name, "name"),
+}
+
+
+def _link_changes(changes: list[ConfigChange]) -> None:
+    """Point each change at its object's page: the explorer's where there is one,
+    else its admin change page; nothing once the object is gone."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for change in changes:
+        if change.object_type in _LINKED_TYPES:
+            _, key_of, _ = _LINKED_TYPES[change.object_type]
+            wanted[change.object_type].add(key_of(change.object_name))
+    for object_type, keys in wanted.items():
+        model, key_of, column = _LINKED_TYPES[object_type]
+        pks = dict(
+            model._default_manager.filter(**{f"{column}__in": keys}).values_list(
+                column, "pk"
+            )
+        )
+        for change in changes:
+            if change.object_type != object_type:
+                continue
+            key = key_of(change.object_name)
+            if key not in pks:
+                continue
+            if object_type == "backend":
+                change.url = reverse("explorer:backends") + f"#backend-{key}"
+            elif object_type == "budget":
+                change.url = reverse("explorer:budget")
+            else:
+                change.url = _admin_change_url(model._meta.model_name or "", pks[key])
 
 
 def audit_object_types() -> list[str]:

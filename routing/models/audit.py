@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
+
 from django.db import models
 
 
@@ -44,3 +47,26 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.object_type} {self.object_name}"
+
+    @property
+    def old_text(self) -> str:
+        return readable_audit_value(self.old_value)
+
+    @property
+    def new_text(self) -> str:
+        return readable_audit_value(self.new_value)
+
+
+def readable_audit_value(value: str) -> str:
+    """A stored value as an operator reads it, also one stored before values were
+    written readably: ``True``/``False`` as yes/no, ``['a', 'b']`` as ``a, b``."""
+    if value == "True":
+        return "yes"
+    if value == "False":
+        return "no"
+    if value.startswith("[") and value.endswith("]"):
+        with contextlib.suppress(ValueError, SyntaxError, MemoryError):
+            items = ast.literal_eval(value)
+            if isinstance(items, list):
+                return ", ".join(str(item) for item in items)
+    return value

@@ -79,6 +79,7 @@ def config_version_bump() -> int:
 
 
 def _display(instance: models.Model, field_name: str) -> str:
+    """A field's value as an operator reads it: ``yes``/``no``, ``a, b``, ``""``."""
     field = instance._meta.get_field(field_name)
     if isinstance(field, models.ForeignKey):
         related = getattr(instance, field_name)
@@ -86,8 +87,12 @@ def _display(instance: models.Model, field_name: str) -> str:
     value = getattr(instance, field_name)
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
     return str(value)
 
 

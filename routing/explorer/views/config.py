@@ -1,4 +1,5 @@
-"""Configuration history: the audit log, linking to decisions made under each version."""
+"""Configuration history: one entry per change, grouped by version, linking to the
+object changed and to the decisions made under each version."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def config_history(request: ExplorerRequest) -> HttpResponse:
         return render_explorer(
             request, TEMPLATE, context, fragment="entries", status=400
         )
-    entries, next_before = audit_page(
-        filters=form.filters(), before_id=form.cleaned_data.get("before")
+    versions, next_before = audit_page(
+        filters=form.filters(), before_version=form.cleaned_data.get("before")
     )
-    context.update(entries=entries, next_before=next_before)
+    context.update(versions=versions, next_before=next_before)
     return render_explorer(request, TEMPLATE, context, fragment="entries")
