@@ -197,7 +197,7 @@ SECURE_HSTS_PRELOAD = env_bool("NEXUS_HSTS_PRELOAD", False)
 # Redirect plain-HTTP requests to HTTPS, except the probes a load balancer or
 # Prometheus makes from inside the network.
 SECURE_SSL_REDIRECT = env_bool("NEXUS_SSL_REDIRECT", False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from
 # clients): trust it to tell HTTPS requests apart. Never set this without one.
 if env_bool("NEXUS_TRUST_X_FORWARDED_PROTO", False):
