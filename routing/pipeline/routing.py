@@ -41,6 +41,14 @@ _IMAGE_PART_TYPES = frozenset({"image_url", "image", "input_image"})
 _TEXT_PART_TYPES = frozenset({"text", "input_text"})
 _JSON_FORMATS = frozenset({"json_object", "json_schema"})
 
+#: Input tokens of one image part, the way OpenAI bills images. ``detail: "low"``
+#: is a flat 85 tokens. ``high``/``auto``/absent is 85 + 170 per 512-px tile
+#: after scaling the image to fit 2048x2048 and then its shortest side to 768 px;
+#: Nexus never fetches images, so the size is unknown and every such image is
+#: estimated as a 1024x1024 one: 4 tiles, 85 + 4 x 170 = 765 tokens.
+IMAGE_TOKENS_LOW_DETAIL = 85
+IMAGE_TOKENS_DEFAULT = 765
+
 # -- requirements ------------------------------------------------------------------
 
 
@@ -49,7 +57,8 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
 
     Vision if any content part is an image; tools if ``tools`` is a non-empty
     list; json mode if ``response_format.type`` is json_object/json_schema;
-    input tokens = ceil(characters of text content / 4); output tokens =
+    input tokens = ceil(characters of text content / 4) + each image's tokens
+    (``image_tokens``); output tokens =
     ``max_tokens`` (or ``max_completion_tokens``) when a positive int, else
     ``default_output_tokens``.
     """
@@ -57,6 +66,7 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
     if not (type(body) is dict or isinstance(body, Mapping)):
         return Requirements(estimated_output_tokens=default_output_tokens)
     chars = 0
+    images = 0
     vision = False
     messages = body.get("messages")
     if isinstance(messages, (list, tuple)):
@@ -77,6 +87,7 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
                             chars += len(text)
                     elif kind in _IMAGE_PART_TYPES:
                         vision = True
+                        images += image_tokens(part)
     tools = body.get("tools")
     response_format = body.get("response_format")
     json_mode = (
@@ -93,9 +104,21 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
         vision=vision,
         tools=isinstance(tools, (list, tuple)) and len(tools) > 0,
         json_mode=json_mode,
-        estimated_input_tokens=math.ceil(chars / 4),
+        estimated_input_tokens=math.ceil(chars / 4) + images,
         estimated_output_tokens=output,
     )
+
+
+def image_tokens(part: Mapping[str, Any]) -> int:
+    """Estimated input tokens of one image part, by its ``detail`` level.
+
+    ``detail`` is read from ``image_url.detail`` (chat completions) or from the
+    part itself (``input_image``); ``"low"`` costs ``IMAGE_TOKENS_LOW_DETAIL``,
+    anything else (``high``, ``auto``, absent) ``IMAGE_TOKENS_DEFAULT``.
+    """
+    url = part.get("image_url")
+    detail = url.get("detail") if isinstance(url, Mapping) else part.get("detail")
+    return IMAGE_TOKENS_LOW_DETAIL if detail == "low" else IMAGE_TOKENS_DEFAULT
 
 
 # -- policies and constraints ------------------------------------------------------
