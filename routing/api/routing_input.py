@@ -57,18 +57,57 @@ class NexusOptionsSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+#: Message roles of the OpenAI chat-completions shape.
+ROLES = ("system", "user", "assistant", "tool", "developer", "function")
+#: Content part types accepted in ``messages[].content``: OpenAI chat
+#: completions' (text, image_url, input_audio, file, refusal) plus the
+#: Responses-API and Anthropic-style ones the pipeline also reads
+#: (input_text, input_image, image).
+PART_TYPES = (
+    "text",
+    "image_url",
+    "input_audio",
+    "file",
+    "refusal",
+    "input_text",
+    "input_image",
+    "image",
+)
+
+
 class MessageSerializer(serializers.Serializer):
     role = serializers.CharField(max_length=64)
     content = serializers.JSONField(required=False, allow_null=True)
 
+    def validate_role(self, value: str) -> str:
+        if value not in ROLES:
+            raise serializers.ValidationError(
+                f"Unknown role {value!r}; use one of {', '.join(ROLES)}."
+            )
+        return value
+
     def validate_content(self, value: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
-        if isinstance(value, list) and all(isinstance(p, dict) for p in value):
-            return value
-        raise serializers.ValidationError(
-            "Content must be a string, null, or a list of content parts (objects)."
-        )
+        if not (isinstance(value, list) and all(isinstance(p, dict) for p in value)):
+            raise serializers.ValidationError(
+                "Content must be a string, null, or a list of content parts (objects)."
+            )
+        errors = {
+            str(index): {"type": [_part_type_error(part.get("type"))]}
+            for index, part in enumerate(value)
+            if part.get("type") not in PART_TYPES
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+def _part_type_error(kind: Any) -> str:
+    known = ", ".join(PART_TYPES)
+    if kind is None:
+        return f"Each content part needs a 'type'; use one of {known}."
+    return f"Unknown content part type {kind!r}; use one of {known}."
 
 
 class RouteInputSerializer(serializers.Serializer):

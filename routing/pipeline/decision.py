@@ -152,9 +152,10 @@ def _jsonable_other(value: Any) -> Any:
 
 
 def build_result(
-    attempts: Sequence[RoutingIntent], *, duration_us: float
+    attempts: Sequence[RoutingIntent], *, duration_us: float, hint: str | None = None
 ) -> RoutingResult:
-    """Fold one or more attempts (primary, then fallbacks) into a result."""
+    """Fold one or more attempts (primary, then fallbacks) into a result;
+    ``hint`` is added to a reject's message and suggested actions."""
     first = attempts[0]
     final = attempts[-1]
     outcome = final.outcome or Outcome.REJECT
@@ -190,7 +191,7 @@ def build_result(
         cost = round(estimate_cost(offer, final.requirements), 8) if offer else None
     if outcome is Outcome.REJECT:
         rejections = log
-        error_type, error_message, suggested = _build_error(attempts, rejections)
+        error_type, error_message, suggested = _build_error(attempts, rejections, hint)
 
     return _new_result(  # every field, in declaration order
         outcome,
@@ -220,7 +221,9 @@ def build_result(
 
 
 def _build_error(
-    attempts: Sequence[RoutingIntent], rejections: tuple[Rejection, ...]
+    attempts: Sequence[RoutingIntent],
+    rejections: tuple[Rejection, ...],
+    hint: str | None = None,
 ) -> tuple[str, str, tuple[str, ...]]:
     """(error type, readable message, suggested actions) for a reject."""
     final = attempts[-1]
@@ -259,7 +262,11 @@ def _build_error(
             more = len(group) - MAX_BACKENDS_PER_GROUP
             if more > 0:
                 lines.append(f"    ... and {more} more")
-    return error_type, "\n".join(lines), _suggested_actions(attempts, rejections)
+    actions = list(_suggested_actions(attempts, rejections))
+    if hint:
+        lines.append(hint)
+        actions.insert(0 if error_type == MODEL_NOT_FOUND else 1, hint)
+    return error_type, "\n".join(lines), tuple(actions[:MAX_SUGGESTED_ACTIONS])
 
 
 def _group_by_reconciler(

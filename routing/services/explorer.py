@@ -17,6 +17,7 @@ from django.db import transaction
 
 from routing.models import Backend, PrivacyZone, RoutingDecision
 from routing.pipeline import RoutingRequest
+from routing.pipeline.routing import image_tokens
 from routing.pipeline.rules import parse_privacy
 from routing.pipeline.types import TierMode
 from routing.services.backends import backend_save
@@ -44,14 +45,21 @@ def synthetic_body(
     tools: bool,
     json_mode: bool,
 ) -> dict[str, Any]:
-    """An OpenAI-style body whose derived facts are the given ones (no real text)."""
+    """An OpenAI-style body whose derived facts are the given ones (no real text).
+
+    With ``vision`` the body has one low-detail image, whose estimate
+    (``image_tokens``) is part of ``input_tokens`` (at least that many).
+    """
+    image = {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,", "detail": "low"},
+    }
+    if vision:
+        input_tokens -= image_tokens(image)
     text = "x" * max(input_tokens, 0) * 4
     content: Any = text
     if vision:
-        content = [
-            {"type": "text", "text": text},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,"}},
-        ]
+        content = [{"type": "text", "text": text}, image]
     body: dict[str, Any] = {"messages": [{"role": "user", "content": content}]}
     if tools:
         body["tools"] = [
