@@ -60,7 +60,7 @@ def test_re_enabling_a_backend_with_the_broker_down_answers_200_quickly(
     assert response.status_code == 200, response.content
     assert Backend.objects.get(name="gpu-box").enabled
     assert AuditEntry.objects.filter(
-        object_name="gpu-box", field="enabled", new_value="True"
+        object_name="gpu-box", field="enabled", new_value="yes"
     ).exists()
     assert enqueue_failures(PROBE_TASK) == failures + 1
     assert "Connection refused" in caplog.text

@@ -157,7 +157,7 @@ def test_an_over_long_field_is_refused_not_truncated(postgres: None) -> None:
             decision_id=uuid.uuid4(),
             payload=PAYLOAD,
             request_id="r",
-            client="c" * 65,
+            client="c" * 161,
             config_version=1,
             created_at=timezone.now(),
         )
