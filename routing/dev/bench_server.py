@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-# The one place the fleet and request builders are imported from (the bench
-# module moves to routing.dev.bench; change this line then).
-from routing.pipeline import bench as pipeline_bench
+# The fleet and request builders, imported in one place (bench_litellm).
+from routing.dev.bench_litellm import pipeline_bench
 from routing.pipeline.types import BudgetSnapshot, ConfigSnapshot
 
 FLEET_SIZE = 50
