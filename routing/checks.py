@@ -27,3 +27,42 @@ def pipeline_is_valid(
             )
         ]
     return []
+
+
+@checks.register("nexus")
+def shared_state_is_usable(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The rate-limit store answers: the embedded file must be writable (else the
+    brakes would silently fail open for good); Redis may be down for a moment."""
+    from django.conf import settings
+
+    from routing.shared_state import RedisState, SharedState, SqliteState
+
+    url = settings.NEXUS_REDIS_URL
+    store: SharedState = (
+        RedisState(url) if url else SqliteState(settings.NEXUS_SHARED_STATE_FILE)
+    )
+    try:
+        store.hit("nexus:startup-check", window_seconds=1)
+        store.reset("nexus:startup-check")
+    except Exception as exc:  # noqa: BLE001 - any failure means unusable
+        where = (
+            f"Redis at NEXUS_REDIS_URL ({url})"
+            if url
+            else (f"the file {settings.NEXUS_SHARED_STATE_FILE}")
+        )
+        message = (
+            f"The shared-state store ({where}) does not answer: {exc}. Login and "
+            "API-key rate limits fail open while it does not."
+        )
+        if url:
+            return [checks.Warning(message, id="nexus.W001")]
+        return [
+            checks.Error(
+                message,
+                hint="Make NEXUS_DATA_DIR writable, or set NEXUS_REDIS_URL.",
+                id="nexus.E003",
+            )
+        ]
+    return []

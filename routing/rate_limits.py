@@ -5,12 +5,13 @@ nothing extra. The client address is ``REMOTE_ADDR``: behind a reverse proxy
 that is the proxy's address, so every client behind it shares one counter.
 
 - Logins (explorer ``/login/`` and ``/admin/login/``): after
-  ``NEXUS_LOGIN_FAILURES_PER_USER`` failures for one username, or
-  ``NEXUS_LOGIN_FAILURES_PER_ADDRESS`` from one address, within
-  ``NEXUS_LOGIN_LOCKOUT_SECONDS`` of the first, every login attempt for that
-  username / from that address (even with the right password) is answered 429
-  with ``Retry-After`` until that window ends. A successful login forgets the
-  username's failures.
+  ``NEXUS_LOGIN_FAILURES_PER_USER`` failures for one username from one address,
+  or ``NEXUS_LOGIN_FAILURES_PER_ADDRESS`` from one address for any usernames,
+  within ``NEXUS_LOGIN_LOCKOUT_SECONDS`` of the first, every login attempt for
+  that username from that address / from that address (even with the right
+  password) is answered 429 with ``Retry-After`` until that window ends. The
+  username counter is per address so that nobody can lock a user out from
+  elsewhere. A successful login forgets that username's failures there.
 - API keys: an address that presented more than
   ``NEXUS_API_KEY_FAILURES_PER_ADDRESS`` unknown or revoked keys within
   ``NEXUS_API_KEY_FAILURE_WINDOW_SECONDS`` gets 429 ``rate_limited`` for its
@@ -19,6 +20,7 @@ that is the proxy's address, so every client behind it shares one counter.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -41,8 +43,12 @@ def client_address(request: HttpRequest | None) -> str:
     return str(request.META.get("REMOTE_ADDR") or "unknown")
 
 
-def _user_key(username: str) -> str:
-    return f"login:user:{username.strip().lower()[:150]}"
+def _user_key(username: str, request: HttpRequest | None) -> str:
+    """Failures of one username from one address. Normalised as Django's login
+    form normalises it (NFKC), so a look-alike spelling counts as the same name;
+    kept per address, so nobody can lock a user out from elsewhere."""
+    name = unicodedata.normalize("NFKC", username).strip().lower()[:150]
+    return f"login:user:{client_address(request)}:{name}"
 
 
 def _address_key(prefix: str, request: HttpRequest | None) -> str:
@@ -56,7 +62,9 @@ def login_limit(request: HttpRequest, username: str) -> WindowCount | None:
         (_address_key("login", request), settings.NEXUS_LOGIN_FAILURES_PER_ADDRESS)
     ]
     if username:
-        checks.append((_user_key(username), settings.NEXUS_LOGIN_FAILURES_PER_USER))
+        checks.append(
+            (_user_key(username, request), settings.NEXUS_LOGIN_FAILURES_PER_USER)
+        )
     blocking = [
         window for key, limit in checks if (window := store.peek(key)).count >= limit
     ]
@@ -76,14 +84,14 @@ def _count_login_failure(
     store.hit(_address_key("login", request), window_seconds=window)
     username = str(credentials.get("username") or "")
     if username:
-        store.hit(_user_key(username), window_seconds=window)
+        store.hit(_user_key(username, request), window_seconds=window)
 
 
 @receiver(user_logged_in)
 def _forget_login_failures(
     sender: Any, request: HttpRequest, user: Any, **_: Any
 ) -> None:
-    shared_state().reset(_user_key(user.get_username()))
+    shared_state().reset(_user_key(user.get_username(), request))
 
 
 def login_rate_limited(

@@ -30,13 +30,27 @@ def test_thirty_wrong_passwords_then_the_right_one_is_refused_with_429(
     assert "_auth_user_id" not in client.session
 
 
-def test_the_username_lockout_holds_from_another_address(
+def test_nobody_can_lock_a_user_out_from_another_address(
     client: Client, operator: Any
 ) -> None:
     for n in range(5):
         attempt(client, "/login/", f"guess-{n}", REMOTE_ADDR="10.0.0.1")
+    assert attempt(
+        client, "/login/", "pw-olivia", REMOTE_ADDR="10.0.0.1"
+    ).status_code == (429)
     response = attempt(client, "/admin/login/", "pw-olivia", REMOTE_ADDR="10.0.0.2")
+    assert response.status_code == 302
+
+
+def test_a_look_alike_spelling_of_a_locked_username_is_locked_too(
+    client: Client, operator: Any
+) -> None:
+    for n in range(5):
+        attempt(client, "/login/", f"guess-{n}")
+    # Full-width 'ｏ': Django's login form normalises it (NFKC) to 'olivia'.
+    response = client.post("/login/", {"username": "ｏlivia", "password": "pw-olivia"})
     assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
 
 
 def test_one_address_trying_many_usernames_is_refused_after_its_limit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,14 +45,18 @@ def _lookup(key_hash: str) -> ApiKey | None:
 def api_key_cache_clear() -> None:
     """Forget cached key lookups and refused addresses (after revoking keys in
     bulk, and in tests)."""
+    global _active_hashes
     _key_cache.clear()
     _refused_until.clear()
+    _active_hashes = (-math.inf, frozenset())
 
 
 @receiver([post_save, post_delete], sender=ApiKey)
 def _forget_saved_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
     """A key revoked, edited or deleted in this process stops being trusted now."""
+    global _active_hashes
     _key_cache.pop(instance.key_hash, None)
+    _active_hashes = (-math.inf, frozenset())
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             )
         key_hash = hash_api_key(raw.strip())
         if key_hash not in _key_cache:
-            _refuse_while_limited(request)
+            _refuse_while_limited(request, key_hash)
         key = _lookup(key_hash)
         if key is None:
             _refuse_if_guessing(request)
@@ -101,10 +106,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="nexus"'
 
 
-#: Addresses this process refused (429), until when: while refused, keys this
-#: process has not looked up recently are refused without a database lookup, so
-#: a flood of random keys costs no query once it is over the limit.
+#: Addresses this process refused (429), until when: while refused, a key that
+#: is not among the active keys' hashes is refused without a lookup of its own, so
+#: a flood of random keys costs no query per key once it is over the limit.
 _refused_until: dict[str, float] = {}
+#: (when loaded, hashes of every active key): refreshed at most once per
+#: ``NEXUS_API_KEY_CACHE_SECONDS`` and only while some address is refused.
+_active_hashes: tuple[float, frozenset[str]] = (-math.inf, frozenset())
 
 
 def _throttled(address: str, wait: float) -> exceptions.Throttled:
@@ -116,8 +124,22 @@ def _throttled(address: str, wait: float) -> exceptions.Throttled:
     )
 
 
-def _refuse_while_limited(request: Request) -> None:
-    """429 without a lookup while this address is refused (see ``_refused_until``)."""
+def _is_active_key(key_hash: str) -> bool:
+    """Whether ``key_hash`` is an active key's, from one query per cache window."""
+    global _active_hashes
+    now = time.monotonic()
+    loaded_at, hashes = _active_hashes
+    if now - loaded_at >= settings.NEXUS_API_KEY_CACHE_SECONDS:
+        hashes = frozenset(
+            ApiKey.objects.filter(is_active=True).values_list("key_hash", flat=True)
+        )
+        _active_hashes = (now, hashes)
+    return key_hash in hashes
+
+
+def _refuse_while_limited(request: Request, key_hash: str) -> None:
+    """429 without a lookup of ``key_hash`` while this address is refused (see
+    ``_refused_until``), unless it is an active key: valid keys always work."""
     if not _refused_until:
         return
     address = client_address(request._request)
@@ -126,9 +148,10 @@ def _refuse_while_limited(request: Request) -> None:
         return
     wait = until - time.monotonic()
     if wait <= 0:
-        del _refused_until[address]
+        _refused_until.pop(address, None)  # another thread may have done it
         return
-    raise _throttled(address, wait)
+    if not _is_active_key(key_hash):
+        raise _throttled(address, wait)
 
 
 def _refuse_if_guessing(request: Request) -> None:
@@ -175,7 +198,13 @@ class ConfigPermission(permissions.DjangoModelPermissions):
         if isinstance(user, ApiClient):
             return request.method in permissions.SAFE_METHODS or user.is_admin
         if super().has_permission(request, view):
-            return True
+            if _may_write_models(request, view):
+                return True
+            self.message = (
+                "Writing a backend's models needs the permissions "
+                f"{', '.join(_MODEL_PERMISSIONS)} too (the 'admins' group has them)."
+            )
+            return False
         if _operates_backend(request, view):
             return True
         model = self._queryset(view).model
@@ -209,3 +238,25 @@ def _operates_backend(request: Request, view: Any) -> bool:
         and bool(data)
         and set(data) <= set(Backend.OPERATOR_FIELDS)
     )
+
+
+#: Replacing a backend's served models adds, changes and deletes model offers.
+_MODEL_PERMISSIONS = (
+    "routing.add_backendmodel",
+    "routing.change_backendmodel",
+    "routing.delete_backendmodel",
+)
+
+
+def _may_write_models(request: Request, view: Any) -> bool:
+    """A session writing a backend's ``models`` needs the offers' permissions too
+    (as the admin's inline does)."""
+    if (
+        request.method in permissions.SAFE_METHODS
+        or getattr(view, "basename", "") != "backend"
+        or not isinstance(request.data, dict)
+        or "models" not in request.data
+    ):
+        return True
+    user: Any = request.user
+    return bool(user.has_perms(_MODEL_PERMISSIONS))

@@ -23,7 +23,7 @@ from routing.pipeline import RoutingRequest
 from routing.pipeline.rules import ConfigRuleError, parse_privacy
 from routing.pipeline.types import TierMode
 
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}\Z")  # \Z: no trailing newline
 
 
 class NexusOptionsSerializer(serializers.Serializer):

@@ -120,3 +120,30 @@ def test_an_operator_may_not_change_what_a_backend_is(
     backend = Backend.objects.get(name="local-gpu")
     assert backend.base_url != "http://evil.example"
     assert backend.priority != 3
+
+
+def test_change_backend_alone_cannot_rewrite_the_served_models(
+    django_user_model: Any, fleet: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    editor = session(django_user_model, "eve")
+    user = django_user_model.objects.get(username="eve")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_backend", "change_backend"])
+    )
+    response = editor.patch(
+        "/api/v1/backends/local-gpu/",
+        {"models": [{"name": "brand-new-model"}]},
+        format="json",
+    )
+    assert response.status_code == 403
+    assert "routing.add_backendmodel" in response.json()["error"]["message"]
+    offers = Backend.objects.get(name="local-gpu").models.values_list("name", flat=True)
+    assert "brand-new-model" not in offers
+    assert (
+        editor.patch(
+            "/api/v1/backends/local-gpu/", {"priority": 4}, format="json"
+        ).status_code
+        == 200
+    )

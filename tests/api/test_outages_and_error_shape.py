@@ -172,3 +172,11 @@ def test_a_header_too_long_is_a_400_in_the_error_shape_naming_it(
     assert list(error["fields"]) == ["X-Nexus-Privacy"]
     assert "8190 bytes" in error["message"]
     assert GENERATED_ID.match(response["X-Request-ID"])
+
+
+def test_a_request_id_with_a_trailing_newline_is_replaced_not_a_500(
+    api_client: Any,
+) -> None:
+    response = api_client.get("/api/v1/zones/", HTTP_X_REQUEST_ID="abc\n")
+    assert response.status_code == 200
+    assert GENERATED_ID.match(response["X-Request-ID"])
