@@ -26,7 +26,6 @@ from routing.pipeline.intent import (
     NO_VIABLE_BACKEND,
     PIPELINE_ERROR,
     Constraints,
-    Rejection,
     Requirements,
     RoutingContext,
     RoutingIntent,
@@ -34,10 +33,17 @@ from routing.pipeline.intent import (
     TraceEntry,
 )
 from routing.pipeline.reconcilers import DEFAULT_ORDER
-from routing.pipeline.settings import DEFAULT_WEIGHTS, PipelineSettings, SettingsError
+from routing.pipeline.settings import (
+    DEFAULT_SCORERS,
+    DEFAULT_WEIGHTS,
+    PipelineSettings,
+    SettingsError,
+)
+from routing.pipeline.types import Rejection
 
 __all__ = [
     "DEFAULT_ORDER",
+    "DEFAULT_SCORERS",
     "DEFAULT_WEIGHTS",
     "MODEL_NOT_FOUND",
     "NO_VIABLE_BACKEND",

@@ -1,41 +1,22 @@
-"""Routing rules around the reconcilers, and ``route()``, the orchestration.
+"""Stage-1 rules, used by ``request_analyzer``: what a request asks for.
 
 - ``analyse_body``: requirements from an OpenAI chat-completions body.
 - ``match_policy`` / ``combine_constraints``: the first matching policy (over the
   requested name, every alias hop and the resolved model) and the
-  never-relaxing combination of request and policy constraints.
-- ``route``: runs the pipeline for the requested model and, if that is a
-  reject, for each model of its fallback chain, carrying every constraint
-  (request + every policy matched so far) into each fallback attempt.
-
-A fallback chain is the ``config.fallbacks`` entry of the first name found among
-the requested name, the alias hops and the resolved model. It is tried when the
-primary attempt is a ``no_viable_backend`` or ``model_not_found`` reject (not on
-alias errors or pipeline errors), and never when a matched policy has
-``fallback_allowed=false``; a fallback whose own policy forbids fallbacks is
-tried but ends the chain.
+  never-relaxing combination of request and policy constraints
+  (``constraints_for`` keeps each combination in the snapshot's index).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from routing.pipeline.decision import RoutingResult, build_result
-from routing.pipeline.index import SnapshotIndex, index_for
-from routing.pipeline.intent import (
-    MODEL_NOT_FOUND,
-    NO_VIABLE_BACKEND,
-    Constraints,
-    Requirements,
-    RoutingContext,
-    RoutingIntent,
-    RoutingRequest,
-)
+from routing.pipeline.index import SnapshotIndex
+from routing.pipeline.intent import Constraints, Requirements, RoutingRequest
 from routing.pipeline.rules import PrivacyConstraint, parse_privacy
-from routing.pipeline.types import Outcome, PolicySnapshot, PrivacyLevel, TierMode
+from routing.pipeline.types import PolicySnapshot, PrivacyLevel, TierMode
 
 _IMAGE_PART_TYPES = frozenset({"image_url", "image", "input_image"})
 _TEXT_PART_TYPES = frozenset({"text", "input_text"})
@@ -186,62 +167,18 @@ def combine_constraints(
     )
 
 
-# -- orchestration -----------------------------------------------------------------
-
-
-def fallback_chain(intent: RoutingIntent) -> tuple[str, ...]:
-    """Fallback models configured for the requested, an alias hop or resolved name."""
-    fallbacks = intent.context.config.fallbacks
-    names = policy_names(intent.requested_model, intent.alias_chain, intent.model)
-    for name in names:
-        chain = fallbacks.get(name)
-        if chain:
-            return tuple(chain)
-    return ()
-
-
-def _allows_fallback(intent: RoutingIntent) -> bool:
-    return all(policy.fallback_allowed for policy in intent.matched_policies)
-
-
-def route(
-    execute: Callable[[RoutingIntent], None],
-    request: RoutingRequest,
-    context: RoutingContext,
-) -> RoutingResult:
-    """Route ``request``: the primary model, then its fallback chain if needed."""
-    start = time.perf_counter_ns()
-    index = index_for(context.config)
-    primary = RoutingIntent(request, context, index)
-    execute(primary)
-    attempts = [primary]
-    if _should_fall_back(primary):
-        tried = {primary.requested_model, primary.model}
-        inherited = primary.matched_policies
-        for model in fallback_chain(primary):
-            if model in tried:
-                continue
-            attempt = RoutingIntent(
-                request,
-                context,
-                index,
-                requested_model=model,
-                inherited_policies=inherited,
-            )
-            execute(attempt)
-            attempts.append(attempt)
-            tried.update((attempt.requested_model, attempt.model))
-            inherited = attempt.matched_policies
-            if not _should_fall_back(attempt):
-                break
-    duration_us = (time.perf_counter_ns() - start) / 1000.0
-    return build_result(attempts, duration_us=duration_us)
-
-
-def _should_fall_back(attempt: RoutingIntent) -> bool:
-    return (
-        attempt.outcome is Outcome.REJECT
-        and attempt.error_type in (NO_VIABLE_BACKEND, MODEL_NOT_FOUND)
-        and not attempt.alias_error
-        and _allows_fallback(attempt)
+def constraints_for(
+    index: SnapshotIndex, request: RoutingRequest, policies: tuple[PolicySnapshot, ...]
+) -> Constraints:
+    """``combine_constraints``, kept in ``index`` per (request constraints,
+    policies): few distinct combinations occur."""
+    key = (
+        "constraints",
+        request.privacy,
+        request.min_tier,
+        request.tier_mode,
+        request.max_cost_usd,
+        tuple(request.sources.items()),
+        policies,
     )
+    return index.memo(key, lambda: combine_constraints(request, policies))
