@@ -32,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 from routing.pipeline.budgets import estimated_costs
 from routing.pipeline.intent import RoutingIntent
+from routing.pipeline.settings import SettingsError
 from routing.pipeline.types import BackendSnapshot
 
 LATENCY_REFERENCE_MS = 1000.0
@@ -155,7 +156,7 @@ BUILTIN_SCORERS: Mapping[str, type] = {
 }
 
 
-class ScorerConfigError(ValueError):
+class ScorerConfigError(SettingsError):
     """A scorer setting is invalid; the message says which and why."""
 
 

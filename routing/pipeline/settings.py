@@ -16,6 +16,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {"priority": 0.4, "load": 0.25, "latency": 0.2, "errors": 0.15, "cost": 0.5}
 )
 DEFAULT_SCORERS: tuple[tuple[str, float], ...] = tuple(DEFAULT_WEIGHTS.items())
+_NO_WEIGHTS: Mapping[str, float] = MappingProxyType({})
 
 #: Wait announced for a ``loading`` backend that gives no ``loading_eta_ms``.
 DEFAULT_LOADING_WAIT_MS = 30_000
@@ -37,7 +38,7 @@ class PipelineSettings:
     """
 
     strategy: Strategy = Strategy.SMART
-    weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_WEIGHTS)
+    weights: Mapping[str, float] = field(default_factory=lambda: _NO_WEIGHTS)
     scorers: tuple[tuple[str, float], ...] = DEFAULT_SCORERS
     default_output_tokens: int = 256
     random_seed: int | None = None
