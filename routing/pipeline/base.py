@@ -219,7 +219,7 @@ class ReconcilerPipeline:
             if intent.outcome is Outcome.REJECT:
                 break
             name = stage.reconciler.name
-            intent.current_reconciler = name
+            intent.begin_stage(name)
             version = intent.version
             mark = intent.log_position
             saved = intent.checkpoint() if stage.fail_open else None
@@ -244,9 +244,7 @@ class ReconcilerPipeline:
             after = intent.candidate_names() if intent.version != version else names
             excluded = intent.rejections_since(mark)
             if name != SELECTION and stage.excluded_key not in intent.annotations:
-                intent.annotate(
-                    stage.excluded_key, {r.backend: r.reason for r in excluded}
-                )
+                intent.annotate(stage.excluded_key, intent.stage_reasons)
             intent.trace.append(
                 TraceEntry(
                     intent.model,

@@ -15,7 +15,6 @@ from decimal import Decimal
 
 from routing.pipeline.intent import Requirements
 from routing.pipeline.types import (
-    BackendSnapshot,
     BudgetSnapshot,
     BudgetStatus,
     ModelOffer,
@@ -82,26 +81,24 @@ def estimate_cost(offer: ModelOffer, tokens_in: int, tokens_out: int) -> float:
 
 
 def estimated_costs(
-    candidates: Iterable[BackendSnapshot],
+    candidates: Iterable[str],
     offers: Mapping[str, ModelOffer],
     requirements: Requirements,
 ) -> dict[str, float]:
-    """``estimate_cost`` of each candidate's offer (0.0 without one), by name."""
-    tokens_in = requirements.estimated_input_tokens
-    tokens_out = requirements.estimated_output_tokens
-    costs = {}
-    for backend in candidates:
-        offer = offers.get(backend.name)
-        costs[backend.name] = (
-            0.0
-            if offer is None
-            else (  # estimate_cost, inlined: this runs for every candidate
-                tokens_in * offer.input_cost_per_1k
-                + tokens_out * offer.output_cost_per_1k
-            )
-            / 1000.0
+    """``estimate_cost`` of each named candidate's offer (0.0 without one)."""
+    # float(int) is the conversion ``int * float`` makes (same value), and
+    # float * float skips the mixed-type dispatch.
+    tokens_in = float(requirements.estimated_input_tokens)
+    tokens_out = float(requirements.estimated_output_tokens)
+    return {  # estimate_cost, inlined: this runs for every candidate
+        name: (
+            tokens_in * offer.input_cost_per_1k + tokens_out * offer.output_cost_per_1k
         )
-    return costs
+        / 1000.0
+        if (offer := offers.get(name)) is not None
+        else 0.0
+        for name in candidates
+    }
 
 
 def usd(amount: float) -> str:

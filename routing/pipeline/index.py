@@ -19,7 +19,7 @@ import math
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from routing.pipeline.rules import (
     AliasError,
@@ -83,9 +83,8 @@ class SnapshotIndex:
         self.serving: dict[str, tuple[BackendSnapshot, ...]] = {
             model: tuple(backends) for model, backends in serving.items()
         }
-        self.offers: dict[str, Mapping[str, ModelOffer]] = {
-            model: MappingProxyType(by_backend) for model, by_backend in offers.items()
-        }
+        # Plain dicts (read only by convention): their lookups are the fastest.
+        self.offers: dict[str, dict[str, ModelOffer]] = offers
         self.policies: tuple[PolicySnapshot, ...] = tuple(
             sorted(config.policies, key=lambda p: (p.order, p.name))
         )
@@ -98,11 +97,22 @@ class SnapshotIndex:
         """Backend name -> offer of ``model`` (empty when nobody serves it)."""
         return self.offers.get(model, _EMPTY_OFFERS)
 
-    def serving_by_name(self, model: str) -> Mapping[str, BackendSnapshot]:
+    def serving_by_name(self, model: str) -> dict[str, BackendSnapshot]:
         """Name -> backend of the backends offering ``model``, in snapshot order."""
         return self.memo(
             ("serving_by_name", model),
             lambda: {b.name: b for b in self.serving.get(model, ())},
+        )
+
+    def weighted_rows(
+        self, factors: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...]
+    ) -> dict[str, WeightedRow]:
+        """Name -> ``weighted_row(backend, factors)`` for every backend; computed
+        once per ``factors`` ((name, factor, weight), each factor depending only on
+        the backend)."""
+        return self.memo(
+            ("weighted_rows", factors),
+            lambda: {b.name: weighted_row(b, factors) for b in self.config.backends},
         )
 
     def per_backend(
@@ -117,12 +127,12 @@ class SnapshotIndex:
 
     def rejections(
         self, rule: Rule[Q], question: Q, model: str, reconciler: str
-    ) -> Mapping[str, Rejection]:
-        """Backend name -> ``Rejection`` (by ``reconciler``, for ``model``) of each
-        backend serving ``model`` that fails ``rule`` for ``question``, in snapshot
-        order; computed once per (rule, question, model, reconciler)."""
+    ) -> RuleTable:
+        """The ``Rejection`` (by ``reconciler``, for ``model``) of each backend
+        serving ``model`` that fails ``rule`` for ``question``, in snapshot order;
+        computed once per (rule, question, model, reconciler)."""
 
-        def compute() -> Mapping[str, Rejection]:
+        def compute() -> RuleTable:
             offers = self.offers_for(model)
             failing: dict[str, Rejection] = {}
             for backend in self.serving.get(model, ()):
@@ -131,7 +141,7 @@ class SnapshotIndex:
                     failing[backend.name] = Rejection(
                         backend.name, reconciler, verdict[0], verdict[1], model
                     )
-            return MappingProxyType(failing)
+            return RuleTable(failing, {n: r.reason for n, r in failing.items()})
 
         return self.memo(("rejections", rule, question, model, reconciler), compute)
 
@@ -187,6 +197,37 @@ class SnapshotIndex:
                 cache.clear()
             cache[key] = value
         return value
+
+
+class RuleTable(NamedTuple):
+    """A rule's verdicts: backend -> rejection, and backend -> its reason.
+
+    Plain dicts (read only by convention), so bulk updates from them run in C.
+    """
+
+    rejections: dict[str, Rejection]
+    reasons: dict[str, str]
+
+
+class WeightedRow(NamedTuple):
+    """A backend's values for some factors and their weighted sum."""
+
+    backend: BackendSnapshot
+    values: dict[str, float]  # copy before changing
+    total: float  # sum of weight x value, added in the factors' order
+
+
+def weighted_row(
+    backend: BackendSnapshot,
+    factors: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...],
+) -> WeightedRow:
+    """``backend``'s value for each factor and their weighted sum."""
+    values: dict[str, float] = {}
+    total = 0.0
+    for name, factor, weight in factors:
+        value = values[name] = factor(backend)
+        total += weight * value
+    return WeightedRow(backend, values, total)
 
 
 _cache: dict[int, SnapshotIndex] = {}

@@ -233,6 +233,7 @@ class RoutingIntent:
         "_excluders",
         "_foreign",
         "_log",
+        "_reasons",
         "_scorers",
         "_version",
     )
@@ -275,6 +276,7 @@ class RoutingIntent:
         self._candidates: dict[str, BackendSnapshot] = {}
         self._excluded: dict[str, Rejection] = {}
         self._log: list[Rejection] = []
+        self._reasons: dict[str, str] = {}  # backend -> reason, this stage
         self._excluders: dict[str, None] = {}  # reconcilers, by first rejection
         self._scorers: frozenset[str] = frozenset()
         self._version = 0
@@ -327,10 +329,10 @@ class RoutingIntent:
         """Make every backend serving the model a candidate (snapshot order),
         except those already excluded."""
         serving = self.index.serving_by_name(self.model)
-        if self._candidates or not self._excluded.keys().isdisjoint(serving):
+        if self._candidates or not self._excluded.keys().isdisjoint(serving.keys()):
             self.add_candidates(serving.values())
             return
-        self._candidates = dict(serving)
+        self._candidates = serving.copy()
         self._version += 1
 
     def exclude(
@@ -355,6 +357,7 @@ class RoutingIntent:
         )
         self._excluded[backend] = rejection
         self._log.append(rejection)
+        self._reasons[backend] = reason
         self._excluders.setdefault(by)
         self._version += 1
         return True
@@ -375,13 +378,23 @@ class RoutingIntent:
                     count += self.exclude(backend.name, *verdict)
             return count
         by = self.current_reconciler
-        table = self.index.rejections(rule, question, self.model, by)
+        table, reasons = self.index.rejections(rule, question, self.model, by)
         candidates = self._candidates
-        failing = [r for name, r in table.items() if name in candidates]
+        if table.keys() <= candidates.keys():  # all of them are candidates
+            names = list(table)
+            failing = list(table.values())
+            self._excluded.update(table)
+            self._reasons.update(reasons)
+        else:
+            names = [name for name in table if name in candidates]
+            failing = list(map(table.__getitem__, names))
+            self._excluded.update(zip(names, failing, strict=True))
+            self._reasons.update(
+                zip(names, map(reasons.__getitem__, names), strict=True)
+            )
         if failing:
-            for rejection in failing:
-                del candidates[rejection.backend]
-                self._excluded[rejection.backend] = rejection
+            for name in names:
+                del candidates[name]
             self._log.extend(failing)
             self._excluders.setdefault(by)
             self._version += 1
@@ -463,6 +476,16 @@ class RoutingIntent:
         """A counter that changes whenever the candidates change."""
         return self._version
 
+    def begin_stage(self, reconciler: str) -> None:
+        """``reconciler`` runs next: exclusions are made in its name."""
+        self.current_reconciler = reconciler
+        self._reasons = {}
+
+    @property
+    def stage_reasons(self) -> dict[str, str]:
+        """Backend -> reason of each exclusion since ``begin_stage``."""
+        return self._reasons
+
     @property
     def log_position(self) -> int:
         """How many rejections have been made so far (see ``rejections_since``)."""
@@ -493,6 +516,7 @@ class RoutingIntent:
         for rejection in self._log[saved.log_position :]:
             del excluded[rejection.backend]
         del self._log[saved.log_position :]
+        self._reasons = {}
         self._excluders = dict.fromkeys(r.reconciler for r in self._log)
         self._candidates = saved.candidates
         self.annotations = saved.annotations

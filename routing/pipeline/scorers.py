@@ -142,7 +142,8 @@ class CostScorer:
         self, candidates: Sequence[BackendSnapshot], intent: RoutingIntent
     ) -> Mapping[str, float]:
         """Each candidate's cost factor, from its estimated cost."""
-        costs = estimated_costs(candidates, intent.offers, intent.requirements)
+        names = [b.name for b in candidates]
+        costs = estimated_costs(names, intent.offers, intent.requirements)
         top = max(costs.values(), default=0.0)
         if not top > 0:
             return dict.fromkeys(costs, 1.0)

@@ -51,9 +51,7 @@ class BudgetReconciler:
     def reconcile(self, intent: RoutingIntent) -> None:
         """Annotate costs and budget status; exclude what the budgets forbid."""
         model = intent.model
-        costs = estimated_costs(
-            intent.candidates.values(), intent.offers, intent.requirements
-        )
+        costs = estimated_costs(intent.candidates, intent.offers, intent.requirements)
         earlier = intent.annotations.get("estimated_cost_usd")
         # Running twice changes nothing: keep the first run's estimates too.
         intent.annotate(
@@ -111,11 +109,16 @@ class BudgetReconciler:
                     if cost > 0.0:
                         intent.exclude(name, f"costs {usd(cost)} but {state}", fix)
 
+        # The highest estimate: a limit it does not pass excludes nothing. (A NaN
+        # first makes it NaN, and then ``top <= limit`` is false: no shortcut.)
+        top = max(costs.values(), default=0.0)
         for budget in budgets:  # projected overspend
             if budget.hard_limit_action == HardLimitAction.WARN:
                 continue
             used = budget.spent_usd + budget.reserved_usd
             room = limit_of(budget) - used + FLOAT_SLACK_USD
+            if top <= room:
+                continue
             resets = resets_on(budget)
             fix = (
                 f"Use a cheaper backend for '{model}', raise the limit of budget "
@@ -132,7 +135,7 @@ class BudgetReconciler:
                     )
 
         cap = intent.constraints.max_cost_usd
-        if cap is not None:
+        if cap is not None and not top <= cap:
             sources = ", ".join(intent.constraints.max_cost_sources)
             fix = (
                 f"Use a cheaper backend for '{model}', lower max_tokens or the "

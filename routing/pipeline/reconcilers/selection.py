@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
+from routing.pipeline.index import weighted_row
 from routing.pipeline.intent import NO_VIABLE_BACKEND, RoutingIntent
-from routing.pipeline.scorers import Scorer, load_scorer
+from routing.pipeline.scorers import BackendScorer, Scorer, load_scorer
 from routing.pipeline.settings import PipelineSettings
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, Strategy
 
@@ -108,18 +109,31 @@ class SelectionReconciler:
             or scorer.name in intent.scorers_in_use
         ]
         intent.annotate("scorer_weights", {s.name: w for s, w in counted})
-        tables = [(s.name, w, s.score(candidates, intent)) for s, w in counted]
         weight_sum = 0.0
-        for _, weight, _ in tables:
+        for _, weight in counted:
             weight_sum += weight
+        # The leading scorers that depend only on the backend: their values and
+        # weighted sum per backend come from the index.
+        fixed = []
+        for scorer, weight in counted:
+            if not isinstance(scorer, BackendScorer):
+                break
+            fixed.append((scorer.name, scorer.factor, weight))
+        rows = intent.index.weighted_rows(tuple(fixed))
+        rest = [
+            (s.name, w, s.score(candidates, intent)) for s, w in counted[len(fixed) :]
+        ]
         scores: Scores = {}
         breakdown: Breakdown = {}
         for b in candidates:
+            row = rows.get(b.name)
+            if row is None or row.backend is not b:
+                row = weighted_row(b, tuple(fixed))
             # A plain running sum: ``sum()`` of floats is compensated since
             # Python 3.12 and would round some scores differently.
-            total = 0.0
-            factors = {}
-            for name, weight, table in tables:
+            total = row.total
+            factors = dict(row.values)
+            for name, weight, table in rest:
                 value = factors[name] = table[b.name]
                 total += weight * value
             scores[b.name] = round(total / weight_sum, 6) if weight_sum > 0 else 0.0
