@@ -58,13 +58,13 @@ class Scorer(Protocol):
 class BackendScorer:
     """A scorer whose value depends only on the backend: ``factor(backend)``.
 
-    The index keeps every backend's factor per snapshot, so scoring is a lookup.
+    The index keeps every backend's factor per snapshot (and scorer instance),
+    so scoring is a lookup.
     """
 
     name = ""
 
-    @staticmethod
-    def factor(backend: BackendSnapshot) -> float:
+    def factor(self, backend: BackendSnapshot) -> float:
         """The backend's score in [0, 1]."""
         raise NotImplementedError
 
@@ -86,8 +86,7 @@ class PriorityScorer(BackendScorer):
 
     name = "priority"
 
-    @staticmethod
-    def factor(backend: BackendSnapshot) -> float:
+    def factor(self, backend: BackendSnapshot) -> float:
         """0-100 priority (lower preferred) as a 0-1 factor (higher better)."""
         return 1.0 - min(max(backend.priority, 0), 100) / 100.0
 
@@ -97,8 +96,7 @@ class LoadScorer(BackendScorer):
 
     name = "load"
 
-    @staticmethod
-    def factor(backend: BackendSnapshot) -> float:
+    def factor(self, backend: BackendSnapshot) -> float:
         """1 - min(pending_requests / max_concurrency, 1)."""
         pending = max(backend.pending_requests, 0)
         return 1.0 - min(pending / max(backend.max_concurrency, 1), 1.0)
@@ -109,8 +107,7 @@ class LatencyScorer(BackendScorer):
 
     name = "latency"
 
-    @staticmethod
-    def factor(backend: BackendSnapshot) -> float:
+    def factor(self, backend: BackendSnapshot) -> float:
         """1000 / (1000 + latency_ema_ms); 0.5 when unknown."""
         ms = backend.latency_ema_ms
         if ms is None:
@@ -123,8 +120,7 @@ class ErrorsScorer(BackendScorer):
 
     name = "errors"
 
-    @staticmethod
-    def factor(backend: BackendSnapshot) -> float:
+    def factor(self, backend: BackendSnapshot) -> float:
         """1 - error_rate."""
         return 1.0 - min(max(backend.error_rate, 0.0), 1.0)
 
@@ -186,9 +182,16 @@ def parse_scorers(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(entries)
 
 
-def load_scorer(name_or_path: str) -> Scorer:
-    """A built-in scorer by name, or ``pkg.module.Name`` (a class instantiated
-    with no arguments, a factory, or an instance)."""
+def load_scorer(name_or_path: str | Scorer) -> Scorer:
+    """A built-in scorer by name, ``pkg.module.Name`` (a class instantiated
+    with no arguments, a factory, or an instance), or a scorer object."""
+    if not isinstance(name_or_path, str):
+        if not _is_scorer(name_or_path):
+            raise ScorerConfigError(
+                f"{name_or_path!r} is not a scorer: it needs a str 'name' and a "
+                "score(candidates, intent) method."
+            )
+        return name_or_path
     builtin = BUILTIN_SCORERS.get(name_or_path)
     if builtin is not None:
         scorer: object = builtin()

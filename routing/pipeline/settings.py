@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from routing.pipeline.counters import CounterStore
 from routing.pipeline.types import Strategy
@@ -31,15 +32,16 @@ class PipelineSettings:
     """Everything configurable about the default reconcilers.
 
     ``scorers`` are the smart strategy's (scorer, weight) pairs in order: a
-    built-in name or a dotted path (see ``scorers.load_scorer``). ``weights``
-    overrides the weight of any subset of them. ``random_seed`` makes the
+    built-in name, a dotted path or a scorer object (see
+    ``scorers.load_scorer``). ``weights`` overrides the weight of any subset of
+    them, by name. ``random_seed`` makes the
     ``random`` strategy reproducible.
     ``counter_store`` is used by ``round_robin`` (in-memory when None).
     """
 
     strategy: Strategy = Strategy.SMART
     weights: Mapping[str, float] = field(default_factory=lambda: _NO_WEIGHTS)
-    scorers: tuple[tuple[str, float], ...] = DEFAULT_SCORERS
+    scorers: tuple[tuple[Any, float], ...] = DEFAULT_SCORERS
     default_output_tokens: int = 256
     random_seed: int | None = None
     counter_store: CounterStore | None = None
@@ -53,21 +55,28 @@ class PipelineSettings:
             raise SettingsError(
                 f"Unknown strategy {self.strategy!r}; choose one of {choices}."
             ) from None
-        known = [name for name, _ in self.scorers]
+        known = [_name(scorer) for scorer, _ in self.scorers]
         unknown = sorted(set(self.weights) - set(known))
         if unknown:
             raise SettingsError(
                 f"Unknown smart-strategy weight(s) {unknown}; "
                 f"known weights are {sorted(known)}."
             )
-        for key, value in (*self.weights.items(), *self.scorers):
+        pairs = [(_name(scorer), weight) for scorer, weight in self.scorers]
+        for key, value in (*self.weights.items(), *pairs):
             if not isinstance(value, int | float) or not value >= 0:
                 raise SettingsError(f"Weight {key!r} must be a number >= 0.")
         if self.default_output_tokens < 1:
             raise SettingsError("default_output_tokens must be at least 1.")
 
-    def effective_weights(self) -> dict[str, float]:
-        """Scorer -> weight, in order: ``scorers`` overridden by ``weights``."""
-        merged = {name: float(weight) for name, weight in self.scorers}
-        merged.update({k: float(v) for k, v in self.weights.items()})
-        return merged
+    def effective_scorers(self) -> list[tuple[Any, float]]:
+        """(scorer, weight) in order: ``scorers`` with ``weights`` applied."""
+        return [
+            (scorer, float(self.weights.get(_name(scorer), weight)))
+            for scorer, weight in self.scorers
+        ]
+
+
+def _name(scorer: Any) -> str:
+    """A scorer entry's name: the string itself, or the object's ``name``."""
+    return scorer if isinstance(scorer, str) else str(getattr(scorer, "name", scorer))

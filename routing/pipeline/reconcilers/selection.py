@@ -21,7 +21,12 @@ from typing import Any
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
 from routing.pipeline.index import weighted_row
 from routing.pipeline.intent import NO_VIABLE_BACKEND, RoutingIntent
-from routing.pipeline.scorers import BackendScorer, Scorer, load_scorer
+from routing.pipeline.scorers import (
+    BackendScorer,
+    Scorer,
+    ScorerConfigError,
+    load_scorer,
+)
 from routing.pipeline.settings import PipelineSettings
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, Strategy
 
@@ -46,9 +51,13 @@ class SelectionReconciler:
         settings = settings or PipelineSettings()
         self.strategy = Strategy(settings.strategy)
         self.scorers: tuple[tuple[Scorer, float], ...] = tuple(
-            (load_scorer(name), weight)
-            for name, weight in settings.effective_weights().items()
+            (load_scorer(scorer), weight)
+            for scorer, weight in settings.effective_scorers()
         )
+        names = [s.name for s, _ in self.scorers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ScorerConfigError(f"Scorer names repeat: {', '.join(repeated)}.")
         self.default_wait_ms = settings.default_loading_wait_ms
         self.counters: CounterStore = settings.counter_store or InMemoryCounterStore()
         self._random = random.Random(settings.random_seed)
