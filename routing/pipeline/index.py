@@ -43,6 +43,7 @@ Q = TypeVar("Q", bound=Hashable)
 Rule = Callable[[BackendSnapshot, ModelOffer | None, Q], tuple[str, str] | None]
 _EMPTY_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
 _CACHE_LIMIT = 4096
+_STEP_LIMIT = 256
 _INDEX_CACHE_SIZE = 8
 
 
@@ -68,6 +69,7 @@ class SnapshotIndex:
         "serving",
         "_cache",
         "_lock",
+        "_steps",
     )
 
     def __init__(self, config: ConfigSnapshot) -> None:
@@ -89,6 +91,7 @@ class SnapshotIndex:
             sorted(config.policies, key=lambda p: (p.order, p.name))
         )
         self._cache: dict[Hashable, Any] = {}
+        self._steps: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
 
     # -- backends --------------------------------------------------------------
@@ -179,7 +182,24 @@ class SnapshotIndex:
 
         return self.memo(("policy", names), compute)
 
-    # -- the cache ------------------------------------------------------------------
+    # -- the caches -----------------------------------------------------------------
+
+    def step(self, path: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()``, kept under ``path`` (how a set of candidates came about;
+        see ``RoutingIntent.exclude_failing``); at most 256, then cleared, as
+        each holds a candidate set."""
+        steps = self._steps
+        try:
+            value: _T = steps[path]
+            return value
+        except KeyError:
+            pass
+        value = compute()
+        with self._lock:
+            if len(steps) >= _STEP_LIMIT:
+                steps.clear()
+            steps[path] = value
+        return value
 
     def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         """``compute()``, kept per snapshot under ``key`` (at most 4096 entries,

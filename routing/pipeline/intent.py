@@ -184,6 +184,15 @@ _NO_CONSTRAINTS = Constraints()
 _NO_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
 
 
+class Step(NamedTuple):
+    """The effect of ``exclude_failing`` on some candidates (see ``_step``)."""
+
+    failing: list[Rejection]
+    excluded: dict[str, Rejection]
+    reasons: dict[str, str]
+    after: dict[str, BackendSnapshot]  # the candidates left
+
+
 class Checkpoint(NamedTuple):
     """What ``RoutingIntent.restore`` needs to undo a reconciler (opaque)."""
 
@@ -192,6 +201,7 @@ class Checkpoint(NamedTuple):
     annotations: dict[str, Any]
     warnings: list[str]
     scorers: frozenset[str]
+    path: tuple[Any, ...] | None
 
 
 class RoutingIntent:
@@ -233,6 +243,7 @@ class RoutingIntent:
         "_excluders",
         "_foreign",
         "_log",
+        "_path",
         "_reasons",
         "_scorers",
         "_version",
@@ -283,6 +294,9 @@ class RoutingIntent:
         # True once a candidate may not be, in snapshot order, one of the
         # backends serving the model (see ``exclude_failing``).
         self._foreign = False
+        # How the candidates came about, while only ``add_serving`` and
+        # ``exclude_failing`` changed them (None otherwise).
+        self._path: tuple[Any, ...] | None = None
 
     # -- candidates -------------------------------------------------------------
 
@@ -317,6 +331,7 @@ class RoutingIntent:
             return False
         self._candidates[name] = backend
         self._foreign = True
+        self._path = None
         self._version += 1
         return True
 
@@ -333,6 +348,7 @@ class RoutingIntent:
             self.add_candidates(serving.values())
             return
         self._candidates = serving.copy()
+        self._path = (self.model,)
         self._version += 1
 
     def exclude(
@@ -350,7 +366,8 @@ class RoutingIntent:
         """
         if backend in self._excluded:
             return False
-        self._candidates.pop(backend, None)
+        if self._candidates.pop(backend, None) is not None:
+            self._path = None
         by = reconciler or self.current_reconciler
         rejection = _new_tuple(
             Rejection, (backend, by, reason, suggested_action, self.model)
@@ -378,27 +395,40 @@ class RoutingIntent:
                     count += self.exclude(backend.name, *verdict)
             return count
         by = self.current_reconciler
+        if self._path is None:
+            return self._exclude_step(self._step(rule, question, by), by)
+        # The candidates are the model's serving backends narrowed only by
+        # earlier rules: this step is the same for every request that took the
+        # same path, so the index keeps it.
+        path = (*self._path, rule, question, by)
+        step = self.index.step(path, lambda: self._step(rule, question, by))
+        self._exclude_step(step, by)
+        self._path = path
+        return len(step.failing)
+
+    def _step(self, rule: Rule[Q], question: Q, by: str) -> Step:
+        """What excluding the candidates failing ``rule`` does to the candidates."""
         table, reasons = self.index.rejections(rule, question, self.model, by)
         candidates = self._candidates
         if table.keys() <= candidates.keys():  # all of them are candidates
-            names = list(table)
-            failing = list(table.values())
-            self._excluded.update(table)
-            self._reasons.update(reasons)
+            failing, excluded, why = list(table.values()), table, reasons
         else:
             names = [name for name in table if name in candidates]
-            failing = list(map(table.__getitem__, names))
-            self._excluded.update(zip(names, failing, strict=True))
-            self._reasons.update(
-                zip(names, map(reasons.__getitem__, names), strict=True)
-            )
-        if failing:
-            for name in names:
-                del candidates[name]
-            self._log.extend(failing)
+            failing = [table[name] for name in names]
+            excluded = dict(zip(names, failing, strict=True))
+            why = {name: reasons[name] for name in names}
+        after = {n: b for n, b in candidates.items() if n not in excluded}
+        return Step(failing, excluded, why, after)
+
+    def _exclude_step(self, step: Step, by: str) -> int:
+        if step.failing:
+            self._candidates = step.after.copy()
+            self._excluded.update(step.excluded)
+            self._reasons.update(step.reasons)
+            self._log.extend(step.failing)
             self._excluders.setdefault(by)
             self._version += 1
-        return len(failing)
+        return len(step.failing)
 
     def exclude_all(
         self, backends: Iterable[str], reason: str, suggested_action: str = ""
@@ -508,6 +538,7 @@ class RoutingIntent:
             dict(self.annotations),
             list(self.warnings),
             self._scorers,
+            self._path,
         )
 
     def restore(self, saved: Checkpoint) -> None:
@@ -522,4 +553,5 @@ class RoutingIntent:
         self.annotations = saved.annotations
         self.warnings = saved.warnings
         self._scorers = saved.scorers
+        self._path = saved.path
         self._version += 1
