@@ -88,3 +88,34 @@ def test_a_candidate_added_by_hand_is_judged_by_the_rule_too() -> None:
     intent.exclude_failing(slow, 1000.0)
     assert list(intent.candidates) == ["a", "b"]
     assert [r.backend for r in intent.rejections] == ["off", "c", "d", "outsider"]
+
+
+def _one_by_one(intent: RoutingIntent, limit: float) -> None:
+    for candidate in intent.candidate_list():
+        verdict = slow(candidate, None, limit)
+        if verdict is not None:
+            intent.exclude(candidate.name, *verdict)
+
+
+def test_a_kept_step_gives_what_excluding_one_by_one_gives_on_any_path() -> None:
+    index = SnapshotIndex(FLEET)
+
+    def fresh() -> RoutingIntent:
+        intent = RoutingIntent(RoutingRequest(model="llama3"), context(FLEET), index)
+        intent.current_reconciler = "speed"
+        intent.add_serving()
+        return intent
+
+    for detour in (False, True):
+        for _ in range(2):  # the second time the index has the steps
+            by_rule, one_by_one = fresh(), fresh()
+            if detour:  # a plain exclusion leaves the kept path
+                by_rule.exclude("b", "manual")
+                one_by_one.exclude("b", "manual")
+            by_rule.exclude_failing(slow, 2000.0)
+            by_rule.exclude_failing(slow, 1000.0)
+            _one_by_one(one_by_one, 2000.0)
+            _one_by_one(one_by_one, 1000.0)
+            assert by_rule.rejections == one_by_one.rejections
+            assert list(by_rule.candidates) == list(one_by_one.candidates)
+            assert by_rule.stage_reasons == one_by_one.stage_reasons
