@@ -1,10 +1,11 @@
 """Stage-1 rules, used by ``request_analyzer``: what a request asks for.
 
 - ``analyse_body``: requirements from an OpenAI chat-completions body.
-- ``match_policy`` / ``combine_constraints``: the first matching policy (over the
-  requested name, every alias hop and the resolved model) and the
-  never-relaxing combination of request and policy constraints
-  (``constraints_for`` keeps each combination in the snapshot's index).
+- ``combine_constraints``: the never-relaxing combination of request and
+  policy constraints (``constraints_for`` keeps each combination in the
+  snapshot's index). The alias resolution and the first matching policy (over
+  the requested name, every alias hop and the resolved model: ``policy_names``)
+  come from ``SnapshotIndex.resolve``.
 """
 
 from __future__ import annotations
@@ -80,18 +81,6 @@ def analyse_body(body: Mapping[str, Any], default_output_tokens: int) -> Require
 
 
 # -- policies and constraints ------------------------------------------------------
-
-
-def policy_names(
-    requested: str, alias_chain: tuple[str, ...], resolved: str
-) -> tuple[str, ...]:
-    """Every name a policy may match: requested, each alias hop, resolved."""
-    return tuple(dict.fromkeys((requested, *alias_chain, resolved)))
-
-
-def match_policy(index: SnapshotIndex, names: tuple[str, ...]) -> PolicySnapshot | None:
-    """The first policy by (order, name) matching any of ``names``."""
-    return index.first_matching_policy(names)
 
 
 def _policy_privacy(policy: PolicySnapshot) -> PrivacyConstraint:

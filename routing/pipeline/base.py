@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
-from routing.pipeline.analysis import policy_names
 from routing.pipeline.decision import RoutingResult, build_result
 from routing.pipeline.index import index_for
 from routing.pipeline.intent import (
@@ -39,6 +38,7 @@ from routing.pipeline.reconcilers.capability import CapabilityReconciler
 from routing.pipeline.reconcilers.privacy import PrivacyReconciler
 from routing.pipeline.reconcilers.request_analyzer import RequestAnalyzer
 from routing.pipeline.reconcilers.selection import SelectionReconciler
+from routing.pipeline.rules import policy_names
 from routing.pipeline.settings import PipelineSettings
 from routing.pipeline.types import ErrorPolicy, Outcome
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, TypeVar
 from routing.pipeline.rules import (
     AliasError,
     glob_matches,
+    policy_names,
     resolve_alias,
 )
 from routing.pipeline.types import (
@@ -160,14 +161,17 @@ class SnapshotIndex:
 
     # -- names and policies ------------------------------------------------------
 
-    def resolve(self, name: str) -> tuple[str, tuple[str, ...]] | str:
-        """(model, alias hops) for a requested ``name``, or the alias error."""
+    def resolve(self, name: str) -> Resolution | str:
+        """The model a requested ``name`` resolves to, its alias hops and the
+        first policy matching any of those names; or the alias error."""
 
-        def compute() -> tuple[str, tuple[str, ...]] | str:
+        def compute() -> Resolution | str:
             try:
-                return resolve_alias(self.config.aliases, name)
+                model, hops = resolve_alias(self.config.aliases, name)
             except AliasError as exc:
                 return f"Model '{name}' not found: {exc}"
+            policy = self.first_matching_policy(policy_names(name, hops, model))
+            return Resolution(model, hops, policy)
 
         return self.memo(("resolve", name), compute)
 
@@ -217,6 +221,14 @@ class SnapshotIndex:
                 cache.clear()
             cache[key] = value
         return value
+
+
+class Resolution(NamedTuple):
+    """What a requested model name resolves to (``SnapshotIndex.resolve``)."""
+
+    model: str
+    hops: tuple[str, ...]  # the alias names passed through
+    policy: PolicySnapshot | None  # the first matching policy
 
 
 class RuleTable(NamedTuple):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from routing.pipeline.analysis import analyse_body, constraints_for, policy_names
+from routing.pipeline.analysis import analyse_body, constraints_for
 from routing.pipeline.intent import MODEL_NOT_FOUND, RoutingIntent
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, ModelOffer
 
@@ -33,10 +33,9 @@ class RequestAnalyzer:
             intent.alias_error = True
             intent.reject(MODEL_NOT_FOUND, resolution)
             return
-        model, hops = resolution
+        model, hops, own = resolution
         intent.model = model
         intent.alias_chain = hops
-        own = index.first_matching_policy(policy_names(requested, hops, model))
         inherited = intent.inherited_policies
         if own is not None and all(p.name != own.name for p in inherited):
             intent.matched_policies = (*inherited, own)

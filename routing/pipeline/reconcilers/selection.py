@@ -15,8 +15,9 @@ The best is the highest score, then the lower priority number, then the name.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from itertools import combinations
+from typing import Any, NamedTuple
 
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
 from routing.pipeline.index import weighted_row
@@ -58,6 +59,14 @@ class SelectionReconciler:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ScorerConfigError(f"Scorer names repeat: {', '.join(repeated)}.")
+        self._optional = frozenset(
+            s.name for s, _ in self.scorers if getattr(s, "optional", False)
+        )
+        self._plans = {
+            frozenset(used): _plan(self.scorers, frozenset(used))
+            for n in range(len(self._optional) + 1)
+            for used in combinations(sorted(self._optional), n)
+        }
         self.default_wait_ms = settings.default_loading_wait_ms
         self.counters: CounterStore = settings.counter_store or InMemoryCounterStore()
         self._random = random.Random(settings.random_seed)
@@ -111,33 +120,17 @@ class SelectionReconciler:
         self, candidates: Sequence[BackendSnapshot], intent: RoutingIntent
     ) -> tuple[Scores, Breakdown]:
         """The weighted mean of the counting scorers' values, per candidate."""
-        counted = [
-            (scorer, weight)
-            for scorer, weight in self.scorers
-            if not getattr(scorer, "optional", False)
-            or scorer.name in intent.scorers_in_use
-        ]
-        intent.annotate("scorer_weights", {s.name: w for s, w in counted})
-        weight_sum = 0.0
-        for _, weight in counted:
-            weight_sum += weight
-        # The leading scorers that depend only on the backend: their values and
-        # weighted sum per backend come from the index.
-        fixed = []
-        for scorer, weight in counted:
-            if not isinstance(scorer, BackendScorer):
-                break
-            fixed.append((scorer.name, scorer.factor, weight))
-        rows = intent.index.weighted_rows(tuple(fixed))
-        rest = [
-            (s.name, w, s.score(candidates, intent)) for s, w in counted[len(fixed) :]
-        ]
+        plan = self._plans[intent.scorers_in_use & self._optional]
+        intent.annotate("scorer_weights", dict(plan.weights))
+        rows = intent.index.weighted_rows(plan.fixed)
+        rest = [(s.name, w, s.score(candidates, intent)) for s, w in plan.rest]
+        weight_sum = plan.weight_sum
         scores: Scores = {}
         breakdown: Breakdown = {}
         for b in candidates:
             row = rows.get(b.name)
             if row is None or row.backend is not b:
-                row = weighted_row(b, tuple(fixed))
+                row = weighted_row(b, plan.fixed)
             # A plain running sum: ``sum()`` of floats is compensated since
             # Python 3.12 and would round some scores differently.
             total = row.total
@@ -164,6 +157,39 @@ class SelectionReconciler:
             detail = {"random": True}
         scores = {b.name: 1.0 if b is chosen else 0.0 for b in candidates}
         return scores, {b.name: {**detail, "chosen": b is chosen} for b in candidates}
+
+
+class _Plan(NamedTuple):
+    """How ``smart`` scores when a given set of optional scorers counts."""
+
+    weights: dict[str, float]  # the counted scorers and their weights, in order
+    weight_sum: float
+    fixed: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...]
+    rest: tuple[tuple[Scorer, float], ...]  # the counted scorers after ``fixed``
+
+
+def _plan(scorers: Sequence[tuple[Scorer, float]], used: frozenset[str]) -> _Plan:
+    counted = [
+        (scorer, weight)
+        for scorer, weight in scorers
+        if not getattr(scorer, "optional", False) or scorer.name in used
+    ]
+    weight_sum = 0.0  # a plain running sum, as the scores below
+    for _, weight in counted:
+        weight_sum += weight
+    # The leading scorers that depend only on the backend: their values and
+    # weighted sum per backend come from the index.
+    fixed = []
+    for scorer, weight in counted:
+        if not isinstance(scorer, BackendScorer):
+            break
+        fixed.append((scorer.name, scorer.factor, weight))
+    return _Plan(
+        {s.name: w for s, w in counted},
+        weight_sum,
+        tuple(fixed),
+        tuple(counted[len(fixed) :]),
+    )
 
 
 def best_of(
