@@ -1,5 +1,11 @@
 """The pipeline machinery: the ``Reconciler`` protocol, the runner, the builder.
 
+``ReconcilerPipeline.route`` runs the reconcilers for the requested model and,
+when that attempt is a ``no_viable_backend`` or ``model_not_found`` reject (not
+an alias error, and only while every matched policy allows fallbacks), for
+each model of its fallback chain (``fallback_chain``), carrying the request's
+constraints and every policy matched so far into each attempt.
+
 A reconciler is any object with a ``name``, an ``error_policy`` and a
 ``reconcile(intent)`` method. It may only narrow the intent (``exclude``),
 annotate it and add warnings; ``selection`` decides. The runner executes the

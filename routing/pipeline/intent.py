@@ -2,9 +2,12 @@
 
 ``RoutingIntent`` is the one mutable object of a routing attempt. Reconcilers
 read it and may only *narrow* it: ``exclude()`` moves a candidate to
-``excluded`` (first reason kept, never restored) and ``add_candidate()`` refuses
-anything already excluded, so candidates and excluded stay disjoint whatever a
-reconciler does.
+``excluded`` (first reason kept, never restored), ``exclude_failing()`` does so
+for every candidate a pure rule fails (its verdicts kept in the index), and
+``add_candidate()`` refuses anything already excluded, so candidates and
+excluded stay disjoint whatever a reconciler does. The runner uses
+``begin_stage``, ``log_position``/``rejections_since``, ``stage_reasons``,
+``version``/``candidate_names`` and ``checkpoint``/``restore``.
 """
 
 from __future__ import annotations
