@@ -351,7 +351,11 @@ def compare(old_path: str, new_path: str, ignore: set[str]) -> int:
     keys: Counter[str] = Counter()
     examples: dict[str, int] = {}
     with open(old_path) as old, open(new_path) as new:
-        for line_old, line_new in zip(old, new, strict=True):
+        old_lines, new_lines = old.readlines(), new.readlines()
+        if len(old_lines) != len(new_lines):
+            print(f"{len(old_lines)} vs {len(new_lines)} routes: use the same --routes")
+            return 2
+        for line_old, line_new in zip(old_lines, new_lines, strict=True):
             total += 1
             if line_old == line_new:
                 same += 1
