@@ -223,6 +223,11 @@ NEXUS_EXTRA_RECONCILERS = env_list("NEXUS_EXTRA_RECONCILERS", [])
 NEXUS_SELECTION_STRATEGY = env_choice(
     "NEXUS_SELECTION_STRATEGY", "smart", ["smart", "round_robin", "priority", "random"]
 )
+# The smart strategy's scorers and weights, in order: built-in names or dotted
+# paths of custom scorers ("myapp.scorers.Affinity:0.3"). Checked at start-up.
+NEXUS_SCORERS = env_str(
+    "NEXUS_SCORERS", "priority:0.4,load:0.25,latency:0.2,errors:0.15,cost:0.5"
+)
 # A reservation not settled by POST /api/v1/usage within this time is released.
 NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
 NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)

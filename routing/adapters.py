@@ -29,6 +29,7 @@ from routing.pipeline import (
     default_pipeline,
     load_reconciler,
 )
+from routing.pipeline.scorers import parse_scorers
 from routing.pipeline.types import (
     BackendKind,
     BackendSnapshot,
@@ -185,14 +186,20 @@ def budget_snapshots(
 
 
 def pipeline_settings() -> PipelineSettings:
-    return PipelineSettings(strategy=Strategy(settings.NEXUS_SELECTION_STRATEGY))
+    """Strategy and scorers from ``NEXUS_SELECTION_STRATEGY`` and ``NEXUS_SCORERS``
+    (raises ``SettingsError`` naming a bad scorer entry)."""
+    return PipelineSettings(
+        strategy=Strategy(settings.NEXUS_SELECTION_STRATEGY),
+        scorers=parse_scorers(settings.NEXUS_SCORERS),
+    )
 
 
 def build_pipeline() -> ReconcilerPipeline:
     """The default pipeline plus ``NEXUS_EXTRA_RECONCILERS`` (before selection).
 
     Raises ``PipelineConfigError`` for an unimportable path, a duplicate name or a
-    pipeline whose last stage is not ``selection``.
+    pipeline whose last stage is not ``selection``, and ``SettingsError`` for a
+    bad ``NEXUS_SCORERS``.
     """
     extra = [load_reconciler(path) for path in settings.NEXUS_EXTRA_RECONCILERS]
     return default_pipeline(pipeline_settings(), extra=extra)

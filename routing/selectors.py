@@ -50,11 +50,6 @@ def budget_list() -> QuerySet[Budget]:
     return Budget.objects.all()
 
 
-def budget_rows_enabled() -> list[Budget]:
-    """Budgets with a limit (the ones routing checks and reserves on)."""
-    return routing_state().budgets
-
-
 @dataclass(frozen=True)
 class RoutingState:
     """What routing reads on every call: config versions and enabled budgets."""

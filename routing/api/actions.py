@@ -160,21 +160,43 @@ class UsageApi(APIView):
 
 
 class PipelineApi(APIView):
-    """The reconcilers in execution order with their error policies."""
+    """The reconcilers in execution order with their error policies, the smart
+    strategy's scorers in order with their weights, and the strategy."""
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
         responses={
             200: inline_serializer(
-                "PipelineStage",
+                "Pipeline",
                 {
-                    "name": serializers.CharField(),
-                    "error_policy": serializers.CharField(),
+                    "reconcilers": inline_serializer(
+                        "PipelineStage",
+                        {
+                            "name": serializers.CharField(),
+                            "error_policy": serializers.CharField(),
+                        },
+                        many=True,
+                    ),
+                    "scorers": inline_serializer(
+                        "PipelineScorer",
+                        {
+                            "name": serializers.CharField(),
+                            "weight": serializers.FloatField(),
+                        },
+                        many=True,
+                    ),
+                    "strategy": serializers.CharField(),
                 },
-                many=True,
             )
         }
     )
     def get(self, request: Request) -> Response:
-        return Response(shared_pipeline().describe())
+        pipeline = shared_pipeline()
+        return Response(
+            {
+                "reconcilers": pipeline.describe(),
+                "scorers": pipeline.describe_scorers(),
+                "strategy": pipeline.settings.strategy.value,
+            }
+        )

@@ -1,0 +1,3 @@
+"""Development tools: benchmark, golden comparison (not used by the server)."""
+
+from __future__ import annotations

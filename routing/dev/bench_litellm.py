@@ -27,12 +27,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 # The one place the fleet and request builders are imported from (the bench
 # module moves to routing.dev.bench; change this line then).
-from routing.pipeline import bench as pipeline_bench
+from routing.dev import bench as pipeline_bench
 from routing.pipeline.base import default_pipeline
 from routing.pipeline.intent import RoutingContext
 
@@ -79,9 +78,7 @@ def _time_calls(call: Callable[[], object], count: int) -> list[float]:
 def nexus_call(size: int = DEPLOYMENTS) -> Callable[[], object]:
     """One ``pipeline.route()`` of the benchmark's request at ``size`` backends."""
     pipeline = default_pipeline()
-    context = RoutingContext(
-        pipeline_bench.build_fleet(size), (pipeline_bench.BUDGET,), date(2026, 11, 15)
-    )
+    context = RoutingContext(pipeline_bench.build_fleet(size), (pipeline_bench.BUDGET,))
     request = pipeline_bench.REQUEST
     return lambda: pipeline.route(request, context)
 

@@ -224,7 +224,6 @@ def drive_server(port: int, key: str, total: int, clients: int, side: Side) -> N
 def drive_in_process(total: int, side: Side) -> None:
     """The same request, parsed the same way, routed ``total`` times in this
     process on the snapshot the server routes on."""
-    from django.utils import timezone
 
     from routing.adapters import budget_snapshots, config_snapshot, shared_pipeline
     from routing.api.routing_input import routing_request_from, validated_route_body
@@ -233,11 +232,7 @@ def drive_in_process(total: int, side: Side) -> None:
     request, _ = routing_request_from(
         validated_route_body(route_body()), route_headers()
     )
-    context = RoutingContext(
-        config=config_snapshot(),
-        budgets=budget_snapshots(),
-        today=timezone.now().date(),
-    )
+    context = RoutingContext(config=config_snapshot(), budgets=budget_snapshots())
     pipeline = shared_pipeline()
     for _ in range(total):
         payload = pipeline.route(request, context).to_dict()

@@ -74,6 +74,12 @@ class Candidate:
     breakdown: dict[str, Any]
     estimated_cost_usd: Any
     chosen: bool
+    weights: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def factors(self) -> list[tuple[str, Any, Any]]:
+        """(scorer, value, its weight or None) for each scored factor."""
+        return [(k, v, self.weights.get(k)) for k, v in self.breakdown.items()]
 
 
 @dataclass
@@ -234,6 +240,7 @@ def decision_view(payload: dict[str, Any]) -> DecisionView:
     models_tried = [str(m) for m in payload.get("models_tried") or []]
     scores = annotations.get("scores") or {}
     breakdowns = annotations.get("score_breakdown") or {}
+    weights = annotations.get("scorer_weights") or {}
     costs = annotations.get("estimated_cost_usd") or {}
     names = list(dict.fromkeys([*scores, *costs]))
     candidates = sorted(
@@ -244,6 +251,7 @@ def decision_view(payload: dict[str, Any]) -> DecisionView:
                 breakdown=breakdowns.get(name) or {},
                 estimated_cost_usd=costs.get(name),
                 chosen=name == backend,
+                weights=weights if isinstance(weights, dict) else {},
             )
             for name in names
         ),

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from routing.models.validators import at_least, in_range, validate_slug_name
+from routing.pipeline.budgets import budget_status
 from routing.pipeline.periods import budget_period
 from routing.pipeline.types import BudgetStatus, HardLimitAction
 
@@ -97,15 +98,14 @@ class Budget(models.Model):
 
     @property
     def status(self) -> BudgetStatus:
-        """Spent + reserved against the limit (normal while disabled)."""
-        if self.monthly_limit_usd is None:
-            return BudgetStatus.NORMAL
-        used = self.spent_usd + self.reserved_usd
-        if used >= self.monthly_limit_usd:
-            return BudgetStatus.HARD_LIMIT
-        if used * 100 >= self.monthly_limit_usd * self.soft_limit_percent:
-            return BudgetStatus.SOFT_LIMIT
-        return BudgetStatus.NORMAL
+        """Spent + reserved against the limit (normal while disabled), by the
+        pipeline's rule (``routing.pipeline.budgets.budget_status``)."""
+        return budget_status(
+            self.spent_usd,
+            self.reserved_usd,
+            self.monthly_limit_usd,
+            self.soft_limit_percent,
+        )
 
 
 class LedgerKind(models.TextChoices):

@@ -1,11 +1,11 @@
 """Nexus routing pipeline: pure Python, no Django.
 
 Reading order follows the pipeline: ``types`` and ``rules`` (vocabulary),
-``intent`` (request, requirements, constraints, the mutable intent),
-``routing`` (body analysis, policies, constraint combination, fallbacks),
+``intent`` (request, requirements, constraints, the mutable intent), ``index``
+(the per-snapshot index; every cache lives there), ``analysis`` (stage-1 rules),
 ``reconcilers`` (request_analyzer -> privacy -> budget -> capability ->
-selection), ``scoring``, ``decision`` (the result and its errors), ``base``
-(protocol, runner, builder).
+selection, with ``budgets`` and ``scorers``), ``decision`` (the result and its
+errors), ``base`` (protocol, runner with fallbacks, builder).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from routing.pipeline.intent import (
     NO_VIABLE_BACKEND,
     PIPELINE_ERROR,
     Constraints,
-    Rejection,
     Requirements,
     RoutingContext,
     RoutingIntent,
@@ -34,15 +33,24 @@ from routing.pipeline.intent import (
     TraceEntry,
 )
 from routing.pipeline.reconcilers import DEFAULT_ORDER
-from routing.pipeline.settings import DEFAULT_WEIGHTS, PipelineSettings, SettingsError
+from routing.pipeline.scorers import BackendScorer, Scorer, load_scorer, parse_scorers
+from routing.pipeline.settings import (
+    DEFAULT_SCORERS,
+    DEFAULT_WEIGHTS,
+    PipelineSettings,
+    SettingsError,
+)
+from routing.pipeline.types import Rejection
 
 __all__ = [
     "DEFAULT_ORDER",
+    "DEFAULT_SCORERS",
     "DEFAULT_WEIGHTS",
     "MODEL_NOT_FOUND",
     "NO_VIABLE_BACKEND",
     "PIPELINE_ERROR",
     "Constraints",
+    "BackendScorer",
     "CounterStore",
     "InMemoryCounterStore",
     "PipelineBuilder",
@@ -56,9 +64,12 @@ __all__ = [
     "RoutingIntent",
     "RoutingRequest",
     "RoutingResult",
+    "Scorer",
     "SettingsError",
     "TraceEntry",
     "default_pipeline",
     "default_reconcilers",
     "load_reconciler",
+    "load_scorer",
+    "parse_scorers",
 ]

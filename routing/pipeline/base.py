@@ -1,5 +1,11 @@
 """The pipeline machinery: the ``Reconciler`` protocol, the runner, the builder.
 
+``ReconcilerPipeline.route`` runs the reconcilers for the requested model and,
+when that attempt is a ``no_viable_backend`` or ``model_not_found`` reject (not
+an alias error, and only while every matched policy allows fallbacks), for
+each model of its fallback chain (``fallback_chain``), carrying the request's
+constraints and every policy matched so far into each attempt.
+
 A reconciler is any object with a ``name``, an ``error_policy`` and a
 ``reconcile(intent)`` method. It may only narrow the intent (``exclude``),
 annotate it and add warnings; ``selection`` decides. The runner executes the
@@ -18,11 +24,14 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
-from routing.pipeline.decision import RoutingResult
+from routing.pipeline.decision import RoutingResult, build_result
+from routing.pipeline.index import index_for
 from routing.pipeline.intent import (
+    MODEL_NOT_FOUND,
+    NO_VIABLE_BACKEND,
     PIPELINE_ERROR,
     RoutingContext,
     RoutingIntent,
@@ -35,16 +44,12 @@ from routing.pipeline.reconcilers.capability import CapabilityReconciler
 from routing.pipeline.reconcilers.privacy import PrivacyReconciler
 from routing.pipeline.reconcilers.request_analyzer import RequestAnalyzer
 from routing.pipeline.reconcilers.selection import SelectionReconciler
-from routing.pipeline.routing import route as _route
+from routing.pipeline.rules import policy_names
 from routing.pipeline.settings import PipelineSettings
-from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Outcome
+from routing.pipeline.suggestions import suggest_alternatives
+from routing.pipeline.types import ErrorPolicy, Outcome
 
 SELECTION = "selection"
-# ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).
-_new_tuple = tuple.__new__
-# Enum members bound once: attribute access on an Enum class is slow in 3.12.
-_REJECT = Outcome.REJECT
-_FAIL_OPEN = ErrorPolicy.FAIL_OPEN
 
 
 @runtime_checkable
@@ -135,13 +140,7 @@ class ReconcilerPipeline:
         self._by_name = {r.name: r for r in checked}
         # Per stage, what the runner needs on every request, computed once.
         self._stages = tuple(
-            _Stage(
-                r,
-                r.name,
-                p,
-                p is _FAIL_OPEN,
-                None if r.name == SELECTION else f"{r.name}_excluded",
-            )
+            _Stage(r, p, p is ErrorPolicy.FAIL_OPEN, f"{r.name}_excluded")
             for r, p in zip(checked, self._policies, strict=True)
         )
         self.settings = settings or PipelineSettings()
@@ -174,79 +173,99 @@ class ReconcilerPipeline:
             for r, p in zip(self._reconcilers, self._policies, strict=True)
         ]
 
+    def describe_scorers(self) -> list[dict[str, Any]]:
+        """``[{"name": ..., "weight": ...}, ...]``: the smart strategy's scorers
+        in order (empty when ``selection`` is a custom one without scorers)."""
+        describe = getattr(self._by_name[SELECTION], "describe_scorers", None)
+        return list(describe()) if callable(describe) else []
+
     def __repr__(self) -> str:
         return f"ReconcilerPipeline({' -> '.join(self.names)})"
 
     # -- running ------------------------------------------------------------------
 
     def route(self, request: RoutingRequest, context: RoutingContext) -> RoutingResult:
-        """Route ``request`` fully: aliases, policies, pipeline, fallbacks."""
-        return _route(self.execute, request, context)
+        """Route ``request``: the requested model, then its fallback chain if that
+        attempt is a ``no_viable_backend`` or ``model_not_found`` reject.
+
+        Each fallback attempt carries the request's constraints and every policy
+        matched so far, so a fallback can never escape a constraint.
+        """
+        start = time.perf_counter_ns()
+        index = index_for(context.config)
+        primary = RoutingIntent(request, context, index)
+        self.execute(primary)
+        attempts = [primary]
+        if _should_fall_back(primary):
+            tried = {primary.requested_model, primary.model}
+            inherited = primary.matched_policies
+            for model in fallback_chain(primary):
+                if model in tried:
+                    continue
+                attempt = RoutingIntent(
+                    request,
+                    context,
+                    index,
+                    requested_model=model,
+                    inherited_policies=inherited,
+                )
+                self.execute(attempt)
+                attempts.append(attempt)
+                tried.update((attempt.requested_model, attempt.model))
+                inherited = attempt.matched_policies
+                if not _should_fall_back(attempt):
+                    break
+        duration_us = (time.perf_counter_ns() - start) / 1000.0
+        final = attempts[-1]
+        hint = (
+            suggest_alternatives(attempts) if final.outcome is Outcome.REJECT else None
+        )
+        return build_result(attempts, duration_us=duration_us, hint=hint)
 
     def execute(self, intent: RoutingIntent) -> None:
         """Run every reconciler on one attempt, recording the trace."""
         perf = time.perf_counter_ns
-        names = tuple(intent._candidates)
-        version = intent._version
-        annotations = intent.annotations
-        trace = intent.trace
-        for reconciler, name, policy, fail_open, excluded_key in self._stages:
-            if intent.outcome is _REJECT:
+        names = intent.candidate_names()
+        for stage in self._stages:
+            if intent.outcome is Outcome.REJECT:
                 break
-            mark = len(intent._log)
-            intent.current_reconciler = name
-            saved: _Saved | None = None
-            if fail_open:
-                saved = (
-                    dict(intent.annotations),
-                    list(intent.warnings),
-                    dict(intent._candidates),
-                    intent._origin,
-                )
+            name = stage.reconciler.name
+            intent.begin_stage(name)
+            version = intent.version
+            mark = intent.log_position
+            saved = intent.checkpoint() if stage.fail_open else None
             error: str | None = None
             start = perf()
             try:
-                reconciler.reconcile(intent)
+                stage.reconciler.reconcile(intent)
             except Exception as exc:  # noqa: BLE001 - the error policy decides
                 error = f"{type(exc).__name__}: {exc}"[:500]
             duration_us = (perf() - start) / 1000.0
-            if error is not None:
-                if saved is not None:
-                    intent._rollback(saved[2], saved[3], mark)
-                    intent.annotations, intent.warnings = saved[0], saved[1]
-                    annotations = intent.annotations
-                    intent.warn(
-                        f"Reconciler '{name}' failed and was skipped (fail-open): "
-                        f"{error}"
-                    )
-                else:
-                    intent.reject(
-                        PIPELINE_ERROR,
-                        f"Reconciler '{name}' failed ({error}); it is fail-closed, "
-                        "so the request was rejected.",
-                    )
-            if intent._version != version:
-                after = tuple(intent._candidates)
-                version = intent._version
-            else:
-                after = names
-            log = intent._log
-            excluded = tuple(log[mark:]) if len(log) > mark else ()
-            if excluded_key is not None and excluded_key not in annotations:
-                annotations[excluded_key] = {r.backend: r.reason for r in excluded}
-            trace.append(
-                _new_tuple(
-                    TraceEntry,
-                    (
-                        intent.model,
-                        name,
-                        policy,
-                        names,
-                        after,
-                        excluded,
-                        duration_us,
-                        error,
-                    ),
+            if error is not None and saved is not None:
+                intent.restore(saved)
+                intent.warn(
+                    f"Reconciler '{name}' failed and was skipped (fail-open): {error}"
+                )
+            elif error is not None:
+                intent.reject(
+                    PIPELINE_ERROR,
+                    f"Reconciler '{name}' failed ({error}); it is fail-closed, "
+                    "so the request was rejected.",
+                )
+            after = intent.candidate_names() if intent.version != version else names
+            excluded = intent.rejections_since(mark)
+            if name != SELECTION and stage.excluded_key not in intent.annotations:
+                intent.annotate(stage.excluded_key, intent.stage_reasons)
+            intent.trace.append(
+                TraceEntry(
+                    intent.model,
+                    name,
+                    stage.policy,
+                    names,
+                    after,
+                    excluded,
+                    duration_us,
+                    error,
                 )
             )
             names = after
@@ -257,22 +276,32 @@ class ReconcilerPipeline:
             )
 
 
-# What a fail-open reconciler may have to give back: annotations, warnings,
-# candidates and their origin as they were before it ran.
-_Saved = tuple[
-    dict[str, Any],
-    list[str],
-    dict[str, BackendSnapshot],
-    Mapping[str, BackendSnapshot] | None,
-]
+def fallback_chain(intent: RoutingIntent) -> tuple[str, ...]:
+    """Fallback models configured for the requested, an alias hop or resolved name."""
+    fallbacks = intent.context.config.fallbacks
+    for name in policy_names(intent.requested_model, intent.alias_chain, intent.model):
+        chain = fallbacks.get(name)
+        if chain:
+            return tuple(chain)
+    return ()
+
+
+def _should_fall_back(attempt: RoutingIntent) -> bool:
+    """A no-viable-backend or model-not-found reject (not an alias error) whose
+    matched policies all allow fallbacks."""
+    return (
+        attempt.outcome is Outcome.REJECT
+        and attempt.error_type in (NO_VIABLE_BACKEND, MODEL_NOT_FOUND)
+        and not attempt.alias_error
+        and all(policy.fallback_allowed for policy in attempt.matched_policies)
+    )
 
 
 class _Stage(NamedTuple):
     reconciler: Reconciler
-    name: str
     policy: ErrorPolicy
     fail_open: bool
-    excluded_key: str | None  # ``<name>_excluded``; None for selection
+    excluded_key: str  # ``<name>_excluded``
 
 
 def default_reconcilers(settings: PipelineSettings | None = None) -> list[Reconciler]:

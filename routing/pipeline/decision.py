@@ -15,18 +15,22 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from routing.pipeline.budgets import estimate_cost
 from routing.pipeline.intent import (
     MODEL_NOT_FOUND,
     NO_VIABLE_BACKEND,
     PIPELINE_ERROR,
     Constraints,
-    Rejection,
     Requirements,
     RoutingIntent,
     TraceEntry,
 )
-from routing.pipeline.scoring import estimate_cost
-from routing.pipeline.types import BackendSnapshot, Outcome, positional_constructor
+from routing.pipeline.types import (
+    BackendSnapshot,
+    Outcome,
+    Rejection,
+    positional_constructor,
+)
 
 MAX_SUGGESTED_ACTIONS = 5
 MAX_BACKENDS_PER_GROUP = 5
@@ -188,7 +192,17 @@ def build_result(
     backend = final.selected if outcome is not Outcome.REJECT else None
     if backend is not None:
         offer = final.offers.get(backend.name)
-        cost = round(estimate_cost(offer, final.requirements), 8) if offer else None
+        req = final.requirements
+        cost = (
+            round(
+                estimate_cost(
+                    offer, req.estimated_input_tokens, req.estimated_output_tokens
+                ),
+                8,
+            )
+            if offer
+            else None
+        )
     if outcome is Outcome.REJECT:
         rejections = log
         error_type, error_message, suggested = _build_error(attempts, rejections, hint)

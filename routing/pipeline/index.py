@@ -1,41 +1,65 @@
-"""Per-snapshot indexes, built once per ``ConfigSnapshot`` and shared by requests.
+"""The per-snapshot index: lookups built once per ``ConfigSnapshot``.
 
 ``index_for(config)`` returns the cached ``SnapshotIndex`` of a snapshot. The
 cache holds the last few snapshots by identity (``id`` plus an ``is`` check, so a
 recycled id can never return a stale index); a new config version is a new
-snapshot object and gets a new index on first use. Building is O(backends x
-models); every per-request lookup afterwards is O(1) or O(backends serving the
-model).
+snapshot object and gets a new index on first use.
+
+Reconcilers ask the index plain questions (who serves this model, who is
+available, which backends satisfy these privacy constraints) and combine the
+answers with set operations. Every cache of the pipeline lives here: the
+answers that depend on a key (a model, a set of privacy constraints, a
+requested name) are computed on first use and kept, bounded, for the life of
+the snapshot.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from routing.pipeline.rules import glob_matches
+from routing.pipeline.rules import (
+    AliasError,
+    glob_matches,
+    policy_names,
+    resolve_alias,
+)
 from routing.pipeline.types import (
     BackendSnapshot,
     ConfigSnapshot,
-    Health,
     ModelOffer,
     PolicySnapshot,
+    Rejection,
 )
 
 _T = TypeVar("_T")
+Q = TypeVar("Q", bound=Hashable)
+
+#: A rule: (backend, its offer of the model or None, question) -> (reason,
+#: suggested action) when the backend fails, None when it passes. Pure: the
+#: answer may depend only on its arguments (see ``SnapshotIndex.rejections``).
+Rule = Callable[[BackendSnapshot, ModelOffer | None, Q], tuple[str, str] | None]
 _EMPTY_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
-_POLICY_CACHE_LIMIT = 4096
+_CACHE_LIMIT = 4096
+_STEP_LIMIT = 256
 _INDEX_CACHE_SIZE = 8
 
 
 class SnapshotIndex:
     """Read-only lookups over one ``ConfigSnapshot``.
 
-    ``serving[model]`` lists the backends that offer ``model`` (in snapshot
-    order), ``offers[model]`` maps backend name to that offer, and
-    ``policies`` are sorted by (order, name).
+    - ``backends_by_name``; ``serving[model]``: the backends offering ``model``
+      (snapshot order); ``offers[model]``: backend name -> that offer;
+    - ``serving_by_name(model)``, ``smallest_window(model)``;
+    - ``rejections(rule, question, model, reconciler)``: a rule's verdicts on
+      the backends serving a model (see ``RoutingIntent.exclude_failing``);
+    - ``per_backend(factor)``: a factor of every backend (for scorers);
+    - ``resolve(name)`` (alias resolution), ``first_matching_policy(names)``;
+    - ``memo(key, compute)``: a bounded cache for anything else derived from the
+      snapshot and a small key.
     """
 
     __slots__ = (
@@ -44,9 +68,9 @@ class SnapshotIndex:
         "offers",
         "policies",
         "serving",
-        "_constraint_cache",
+        "_cache",
         "_lock",
-        "_policy_cache",
+        "_steps",
     )
 
     def __init__(self, config: ConfigSnapshot) -> None:
@@ -62,74 +86,130 @@ class SnapshotIndex:
         self.serving: dict[str, tuple[BackendSnapshot, ...]] = {
             model: tuple(backends) for model, backends in serving.items()
         }
-        self.offers: dict[str, Mapping[str, ModelOffer]] = {
-            model: MappingProxyType(by_backend) for model, by_backend in offers.items()
-        }
+        # Plain dicts (read only by convention): their lookups are the fastest.
+        self.offers: dict[str, dict[str, ModelOffer]] = offers
         self.policies: tuple[PolicySnapshot, ...] = tuple(
             sorted(config.policies, key=lambda p: (p.order, p.name))
         )
-        self._policy_cache: dict[tuple[str, ...], PolicySnapshot | None] = {}
-        self._constraint_cache: dict[Hashable, Any] = {}
+        self._cache: dict[Hashable, Any] = {}
+        self._steps: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
 
-    def availability(
-        self, model: str
-    ) -> tuple[dict[str, BackendSnapshot], tuple[tuple[str, str, str], ...]]:
-        """(available backends by name, (name, reason, action) of the disabled and
-        unhealthy ones) among the backends offering ``model``; memoised."""
-        return self.memo(("availability", model), lambda: self._availability(model))
-
-    def _availability(
-        self, model: str
-    ) -> tuple[dict[str, BackendSnapshot], tuple[tuple[str, str, str], ...]]:
-        available: dict[str, BackendSnapshot] = {}
-        unavailable: list[tuple[str, str, str]] = []
-        for backend in self.serving.get(model, ()):
-            if not backend.enabled:
-                unavailable.append(
-                    (
-                        backend.name,
-                        "disabled by an operator",
-                        f"Enable backend '{backend.name}'.",
-                    )
-                )
-            elif backend.health == Health.UNHEALTHY:
-                unavailable.append(
-                    (
-                        backend.name,
-                        "unhealthy (failed its last health check)",
-                        f"Check backend '{backend.name}' and its health probe.",
-                    )
-                )
-            else:
-                available[backend.name] = backend
-        return available, tuple(unavailable)
+    # -- backends --------------------------------------------------------------
 
     def offers_for(self, model: str) -> Mapping[str, ModelOffer]:
         """Backend name -> offer of ``model`` (empty when nobody serves it)."""
         return self.offers.get(model, _EMPTY_OFFERS)
 
+    def serving_by_name(self, model: str) -> dict[str, BackendSnapshot]:
+        """Name -> backend of the backends offering ``model``, in snapshot order."""
+        return self.memo(
+            ("serving_by_name", model),
+            lambda: {b.name: b for b in self.serving.get(model, ())},
+        )
+
+    def weighted_rows(
+        self, factors: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...]
+    ) -> dict[str, WeightedRow]:
+        """Name -> ``weighted_row(backend, factors)`` for every backend; computed
+        once per ``factors`` ((name, factor, weight), each factor depending only on
+        the backend)."""
+        return self.memo(
+            ("weighted_rows", factors),
+            lambda: {b.name: weighted_row(b, factors) for b in self.config.backends},
+        )
+
+    def per_backend(
+        self, factor: Callable[[BackendSnapshot], float]
+    ) -> Mapping[str, tuple[BackendSnapshot, float]]:
+        """Name -> (backend, ``factor(backend)``) for every backend; computed once
+        per ``factor`` (which must depend only on the backend)."""
+        return self.memo(
+            ("per_backend", factor),
+            lambda: {b.name: (b, factor(b)) for b in self.config.backends},
+        )
+
+    def rejections(
+        self, rule: Rule[Q], question: Q, model: str, reconciler: str
+    ) -> RuleTable:
+        """The ``Rejection`` (by ``reconciler``, for ``model``) of each backend
+        serving ``model`` that fails ``rule`` for ``question``, in snapshot order;
+        computed once per (rule, question, model, reconciler)."""
+
+        def compute() -> RuleTable:
+            offers = self.offers_for(model)
+            failing: dict[str, Rejection] = {}
+            for backend in self.serving.get(model, ()):
+                verdict = rule(backend, offers.get(backend.name), question)
+                if verdict is not None:
+                    failing[backend.name] = Rejection(
+                        backend.name, reconciler, verdict[0], verdict[1], model
+                    )
+            return RuleTable(failing, {n: r.reason for n, r in failing.items()})
+
+        return self.memo(("rejections", rule, question, model, reconciler), compute)
+
+    def smallest_window(self, model: str) -> float:
+        """The smallest context window of any offer of ``model`` (inf if none)."""
+        return self.memo(
+            ("smallest_window", model),
+            lambda: min(
+                (o.context_window for o in self.offers_for(model).values()),
+                default=math.inf,
+            ),
+        )
+
+    # -- names and policies ------------------------------------------------------
+
+    def resolve(self, name: str) -> Resolution | str:
+        """The model a requested ``name`` resolves to, its alias hops and the
+        first policy matching any of those names; or the alias error."""
+
+        def compute() -> Resolution | str:
+            try:
+                model, hops = resolve_alias(self.config.aliases, name)
+            except AliasError as exc:
+                return f"Model '{name}' not found: {exc}"
+            policy = self.first_matching_policy(policy_names(name, hops, model))
+            return Resolution(model, hops, policy)
+
+        return self.memo(("resolve", name), compute)
+
     def first_matching_policy(self, names: tuple[str, ...]) -> PolicySnapshot | None:
         """The first policy (by order, name) whose pattern matches any of ``names``."""
-        cache = self._policy_cache
+
+        def compute() -> PolicySnapshot | None:
+            for policy in self.policies:
+                if any(glob_matches(policy.model_pattern, name) for name in names):
+                    return policy
+            return None
+
+        return self.memo(("policy", names), compute)
+
+    # -- the caches -----------------------------------------------------------------
+
+    def step(self, path: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()``, kept under ``path`` (how a set of candidates came about;
+        see ``RoutingIntent.exclude_failing``); at most 256, then cleared, as
+        each holds a candidate set."""
+        steps = self._steps
         try:
-            return cache[names]
+            value: _T = steps[path]
+            return value
         except KeyError:
             pass
-        found: PolicySnapshot | None = None
-        for policy in self.policies:
-            if any(glob_matches(policy.model_pattern, name) for name in names):
-                found = policy
-                break
+        value = compute()
         with self._lock:
-            if len(cache) >= _POLICY_CACHE_LIMIT:
-                cache.clear()
-            cache[names] = found
-        return found
+            if len(steps) >= _STEP_LIMIT:
+                steps.clear()
+            steps[path] = value
+        return value
 
     def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
-        """Per-snapshot memo (bounded) for values derived from config + key."""
-        cache = self._constraint_cache
+        """``compute()``, kept per snapshot under ``key`` (at most 4096 entries,
+        then cleared); ``key`` must say everything the value depends on besides
+        the snapshot."""
+        cache = self._cache
         try:
             value: _T = cache[key]
             return value
@@ -137,10 +217,49 @@ class SnapshotIndex:
             pass
         value = compute()
         with self._lock:
-            if len(cache) >= _POLICY_CACHE_LIMIT:
+            if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[key] = value
         return value
+
+
+class Resolution(NamedTuple):
+    """What a requested model name resolves to (``SnapshotIndex.resolve``)."""
+
+    model: str
+    hops: tuple[str, ...]  # the alias names passed through
+    policy: PolicySnapshot | None  # the first matching policy
+
+
+class RuleTable(NamedTuple):
+    """A rule's verdicts: backend -> rejection, and backend -> its reason.
+
+    Plain dicts (read only by convention), so bulk updates from them run in C.
+    """
+
+    rejections: dict[str, Rejection]
+    reasons: dict[str, str]
+
+
+class WeightedRow(NamedTuple):
+    """A backend's values for some factors and their weighted sum."""
+
+    backend: BackendSnapshot
+    values: dict[str, float]  # copy before changing
+    total: float  # sum of weight x value, added in the factors' order
+
+
+def weighted_row(
+    backend: BackendSnapshot,
+    factors: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...],
+) -> WeightedRow:
+    """``backend``'s value for each factor and their weighted sum."""
+    values: dict[str, float] = {}
+    total = 0.0
+    for name, factor, weight in factors:
+        value = values[name] = factor(backend)
+        total += weight * value
+    return WeightedRow(backend, values, total)
 
 
 _cache: dict[int, SnapshotIndex] = {}

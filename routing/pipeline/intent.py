@@ -2,24 +2,22 @@
 
 ``RoutingIntent`` is the one mutable object of a routing attempt. Reconcilers
 read it and may only *narrow* it: ``exclude()`` moves a candidate to
-``excluded`` (first reason kept, never restored) and ``add_candidate()`` refuses
-anything already excluded, so candidates and excluded stay disjoint whatever a
-reconciler does.
-
-Hot path: while the candidates are an unmodified copy of a per-snapshot memo
-(``step_origin``), a reconciler may apply a memoised ``CandidateStep`` that makes
-the same rejections in bulk (``apply_step``); any other change drops the origin.
+``excluded`` (first reason kept, never restored), ``exclude_failing()`` does so
+for every candidate a pure rule fails (its verdicts kept in the index), and
+``add_candidate()`` refuses anything already excluded, so candidates and
+excluded stay disjoint whatever a reconciler does. The runner uses
+``begin_stage``, ``log_position``/``rejections_since``, ``stage_reasons``,
+``version``/``candidate_names`` and ``checkpoint``/``restore``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from routing.pipeline.index import SnapshotIndex
+from routing.pipeline.index import Q, Rule, SnapshotIndex
 from routing.pipeline.rules import PrivacyConstraint
 from routing.pipeline.types import (
     BackendSnapshot,
@@ -30,6 +28,7 @@ from routing.pipeline.types import (
     Outcome,
     PolicySnapshot,
     PrivacyLevel,
+    Rejection,
     TierMode,
 )
 
@@ -64,11 +63,10 @@ class RoutingRequest:
 
 @dataclass(frozen=True, slots=True)
 class RoutingContext:
-    """The world a request is routed in: configuration, budgets, today's date."""
+    """The world a request is routed in: configuration and budgets."""
 
     config: ConfigSnapshot
     budgets: tuple[BudgetSnapshot, ...]
-    today: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +122,6 @@ class Constraints:
             return PrivacyLevel.UNRESTRICTED.value
         return "+".join(str(c) for c in self.privacy)
 
-    def allows_zone(self, zone: str | None, zone_private: bool) -> bool:
-        """Whether a backend in ``zone`` satisfies every privacy constraint."""
-        return all(c.allows(zone=zone, zone_private=zone_private) for c in self.privacy)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON form: each constraint's value and where it came from."""
         return {
@@ -147,30 +141,6 @@ class Constraints:
                 "value": self.max_cost_usd,
                 "sources": list(self.max_cost_sources),
             },
-        }
-
-
-class Rejection(NamedTuple):
-    """Why one backend was excluded, by which reconciler, and what would fix it.
-
-    A named tuple (immutable and cheap to create: the hot path makes one per
-    excluded backend).
-    """
-
-    backend: str
-    reconciler: str
-    reason: str
-    suggested_action: str = ""
-    model: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form used in ``error.rejections``."""
-        return {
-            "backend": self.backend,
-            "reconciler": self.reconciler,
-            "reason": self.reason,
-            "suggested_action": self.suggested_action,
-            "model": self.model,
         }
 
 
@@ -211,76 +181,30 @@ class TraceEntry(NamedTuple):
         }
 
 
-class CandidateStep(NamedTuple):
-    """A memoised change of the candidates (see ``RoutingIntent.apply_step``).
-
-    From candidates that are an unmodified copy of ``before`` (same names, same
-    order, same objects), making ``rejections`` one by one leaves ``after``.
-    Build it with ``prepare_step`` (or ``initial_step``) and keep it where
-    ``before`` is memoised.
-    """
-
-    before: Mapping[str, BackendSnapshot]
-    after: Mapping[str, BackendSnapshot]
-    rejections: tuple[Rejection, ...]
-    by_backend: Mapping[str, Rejection]
-    reasons: Mapping[str, str]  # backend -> reason, for a ``*_excluded`` map
-    excluders: tuple[str, ...]  # the rejections' reconcilers, first seen first
-
-
-#: The origin of a fresh intent: no candidates, nothing excluded yet.
-FRESH: Mapping[str, BackendSnapshot] = MappingProxyType({})
-
-
-def _step(
-    before: Mapping[str, BackendSnapshot],
-    after: Mapping[str, BackendSnapshot],
-    rejections: tuple[Rejection, ...],
-) -> CandidateStep:
-    return CandidateStep(
-        before,
-        after,
-        rejections,
-        {r.backend: r for r in rejections},
-        {r.backend: r.reason for r in rejections},
-        tuple(dict.fromkeys(r.reconciler for r in rejections)),
-    )
-
-
-def prepare_step(
-    before: Mapping[str, BackendSnapshot], rejections: Iterable[Rejection]
-) -> CandidateStep | None:
-    """The step excluding ``rejections`` from ``before``; None unless each names a
-    different backend of ``before`` (then exclude them one by one instead)."""
-    rejections = tuple(rejections)
-    names = {r.backend for r in rejections}
-    if len(names) != len(rejections) or not names <= before.keys():
-        return None
-    if not rejections:
-        return _step(before, before, rejections)
-    after = {name: b for name, b in before.items() if name not in names}
-    return _step(before, after, rejections)
-
-
-def initial_step(
-    candidates: Mapping[str, BackendSnapshot], rejections: Iterable[Rejection]
-) -> CandidateStep | None:
-    """The step of a fresh intent that excludes ``rejections`` (backends that
-    are not candidates), then ``add_candidates(candidates, memoised=True)``;
-    None unless the rejections name different backends, none a candidate."""
-    rejections = tuple(rejections)
-    names = {r.backend for r in rejections}
-    if len(names) != len(rejections) or not names.isdisjoint(candidates):
-        return None
-    return _step(
-        FRESH, dict(candidates) if candidates is FRESH else candidates, rejections
-    )
-
-
 # Immutable defaults shared by every fresh intent (cheaper than building them).
 _NO_REQUIREMENTS = Requirements()
 _NO_CONSTRAINTS = Constraints()
 _NO_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
+
+
+class Step(NamedTuple):
+    """The effect of ``exclude_failing`` on some candidates (see ``_step``)."""
+
+    failing: list[Rejection]
+    excluded: dict[str, Rejection]
+    reasons: dict[str, str]
+    after: dict[str, BackendSnapshot]  # the candidates left
+
+
+class Checkpoint(NamedTuple):
+    """What ``RoutingIntent.restore`` needs to undo a reconciler (opaque)."""
+
+    candidates: dict[str, BackendSnapshot]
+    log_position: int
+    annotations: dict[str, Any]
+    warnings: list[str]
+    scorers: frozenset[str]
+    path: tuple[Any, ...] | None
 
 
 class RoutingIntent:
@@ -320,8 +244,11 @@ class RoutingIntent:
         "_candidates",
         "_excluded",
         "_excluders",
+        "_foreign",
         "_log",
-        "_origin",
+        "_path",
+        "_reasons",
+        "_scorers",
         "_version",
     )
 
@@ -363,11 +290,16 @@ class RoutingIntent:
         self._candidates: dict[str, BackendSnapshot] = {}
         self._excluded: dict[str, Rejection] = {}
         self._log: list[Rejection] = []
+        self._reasons: dict[str, str] = {}  # backend -> reason, this stage
         self._excluders: dict[str, None] = {}  # reconcilers, by first rejection
-        # The memoised mapping the candidates are an unmodified copy of, if any
-        # (FRESH: nothing added or excluded yet).
-        self._origin: Mapping[str, BackendSnapshot] | None = FRESH
+        self._scorers: frozenset[str] = frozenset()
         self._version = 0
+        # True once a candidate may not be, in snapshot order, one of the
+        # backends serving the model (see ``exclude_failing``).
+        self._foreign = False
+        # How the candidates came about, while only ``add_serving`` and
+        # ``exclude_failing`` changed them (None otherwise).
+        self._path: tuple[Any, ...] | None = None
 
     # -- candidates -------------------------------------------------------------
 
@@ -401,24 +333,25 @@ class RoutingIntent:
         if name in self._excluded or name in self._candidates:
             return False
         self._candidates[name] = backend
-        self._origin = None
+        self._foreign = True
+        self._path = None
         self._version += 1
         return True
 
-    def add_candidates(
-        self, backends: Mapping[str, BackendSnapshot], *, memoised: bool = False
-    ) -> None:
-        """Add many candidates at once (same rules as ``add_candidate``).
+    def add_candidates(self, backends: Iterable[BackendSnapshot]) -> None:
+        """Add many candidates at once (same rules as ``add_candidate``)."""
+        for backend in backends:
+            self.add_candidate(backend)
 
-        ``memoised``: ``backends`` is a per-snapshot memo that never changes, so
-        memoised steps from it (``apply_step``) may apply to these candidates.
-        """
-        if not self._candidates and self._excluded.keys().isdisjoint(backends):
-            self._candidates = dict(backends)
-            self._origin = backends if memoised else None
-        else:
-            for backend in backends.values():
-                self.add_candidate(backend)
+    def add_serving(self) -> None:
+        """Make every backend serving the model a candidate (snapshot order),
+        except those already excluded."""
+        serving = self.index.serving_by_name(self.model)
+        if self._candidates or not self._excluded.keys().isdisjoint(serving.keys()):
+            self.add_candidates(serving.values())
+            return
+        self._candidates = serving.copy()
+        self._path = (self.model,)
         self._version += 1
 
     def exclude(
@@ -434,108 +367,90 @@ class RoutingIntent:
         Works for backends that never were candidates too (e.g. disabled ones),
         so they appear in the rejections with a reason.
         """
-        return bool(
-            self.exclude_many(((backend, reason, suggested_action),), reconciler)
-        )
-
-    def exclude_many(
-        self,
-        exclusions: Iterable[tuple[str, str, str]],
-        reconciler: str | None = None,
-    ) -> list[str]:
-        """Exclude each (backend, reason, suggested_action); return the names
-        newly excluded (same rules as ``exclude``, one call for many)."""
-        excluded = self._excluded
-        pop = self._candidates.pop
-        log = self._log
+        if backend in self._excluded:
+            return False
+        if self._candidates.pop(backend, None) is not None:
+            self._path = None
         by = reconciler or self.current_reconciler
-        model = self.model
-        done: list[str] = []
-        for backend, reason, action in exclusions:
-            if backend in excluded:
-                continue
-            pop(backend, None)
-            rejection = _new_tuple(Rejection, (backend, by, reason, action, model))
-            excluded[backend] = rejection
-            log.append(rejection)
-            done.append(backend)
-        if done:
-            self._version += 1
-            self._origin = None
-            self._excluders.setdefault(by)
-        return done
+        rejection = _new_tuple(
+            Rejection, (backend, by, reason, suggested_action, self.model)
+        )
+        self._excluded[backend] = rejection
+        self._log.append(rejection)
+        self._reasons[backend] = reason
+        self._excluders.setdefault(by)
+        self._version += 1
+        return True
 
-    def exclude_rejections(
-        self,
-        rejections: Sequence[Rejection],
-        record: dict[str, str] | None = None,
-    ) -> int:
-        """Exclude with prebuilt rejections (same rules as ``exclude``); return how
-        many backends were newly excluded.
+    def exclude_failing(self, rule: Rule[Q], question: Q) -> int:
+        """Exclude every candidate for which ``rule(backend, offer, question)``
+        returns (reason, suggested action), in candidate order; return how many.
 
-        For reconcilers that memoise ``Rejection`` tuples per snapshot: each must
-        already name this attempt's ``model`` and the current reconciler.
-        ``record`` (a ``*_excluded`` map) gets backend -> reason for each newly
-        excluded backend; a backend given twice gets its last reason, as when the
-        map is built from ``exclude_many``'s result.
+        ``rule`` must be pure (e.g. a module-level function): its answers for
+        the snapshot's backends are kept in the index per (rule, question,
+        model), so each is worked out once per snapshot.
         """
-        excluded = self._excluded
-        pop = self._candidates.pop
-        log = self._log
-        excluders = self._excluders
-        last_by = None
-        before = len(log)
-        for rejection in rejections:
-            backend = rejection.backend
-            if backend in excluded:
-                continue
-            pop(backend, None)
-            excluded[backend] = rejection
-            log.append(rejection)
-            if rejection.reconciler is not last_by:
-                last_by = rejection.reconciler
-                excluders.setdefault(last_by)
-        added = len(log) - before
-        if added:
+        if self._foreign:
+            count = 0
+            for backend in self.candidate_list():
+                verdict = rule(backend, self.offers.get(backend.name), question)
+                if verdict is not None:
+                    count += self.exclude(backend.name, *verdict)
+            return count
+        by = self.current_reconciler
+        if self._path is None:
+            return self._exclude_step(self._step(rule, question, by), by)
+        # The candidates are the model's serving backends narrowed only by
+        # earlier rules: this step is the same for every request that took the
+        # same path, so the index keeps it.
+        path = (*self._path, rule, question, by)
+        step = self.index.step(path, lambda: self._step(rule, question, by))
+        self._exclude_step(step, by)
+        self._path = path
+        return len(step.failing)
+
+    def _step(self, rule: Rule[Q], question: Q, by: str) -> Step:
+        """What excluding the candidates failing ``rule`` does to the candidates."""
+        table, reasons = self.index.rejections(rule, question, self.model, by)
+        candidates = self._candidates
+        if table.keys() <= candidates.keys():  # all of them are candidates
+            failing, excluded, why = list(table.values()), table, reasons
+        else:
+            names = [name for name in table if name in candidates]
+            failing = [table[name] for name in names]
+            excluded = dict(zip(names, failing, strict=True))
+            why = {name: reasons[name] for name in names}
+        after = {n: b for n, b in candidates.items() if n not in excluded}
+        return Step(failing, excluded, why, after)
+
+    def _exclude_step(self, step: Step, by: str) -> int:
+        if step.failing:
+            self._candidates = step.after.copy()
+            self._excluded.update(step.excluded)
+            self._reasons.update(step.reasons)
+            self._log.extend(step.failing)
+            self._excluders.setdefault(by)
             self._version += 1
-            self._origin = None
-            if record is not None:
-                if added == len(rejections):  # all new, so no backend repeats
-                    for rejection in rejections:
-                        record[rejection.backend] = rejection.reason
-                else:
-                    reasons = {r.backend: r.reason for r in rejections}
-                    for rejection in log[before:]:
-                        record[rejection.backend] = reasons[rejection.backend]
-        return added
+        return len(step.failing)
+
+    def exclude_all(
+        self, backends: Iterable[str], reason: str, suggested_action: str = ""
+    ) -> int:
+        """Exclude each of ``backends`` for the same reason; return how many were
+        newly excluded (same rules as ``exclude``)."""
+        return sum(self.exclude(name, reason, suggested_action) for name in backends)
+
+    # -- scorers ----------------------------------------------------------------
+
+    def use_scorer(self, name: str) -> None:
+        """Count the optional scorer ``name`` (e.g. ``cost``) in this attempt's
+        smart score, with its configured weight."""
+        self._scorers = self._scorers | {name}
 
     @property
-    def step_origin(self) -> Mapping[str, BackendSnapshot] | None:
-        """The memoised mapping the candidates are an unmodified copy of (given to
-        ``add_candidates(..., memoised=True)``, or a step's ``after``), or None."""
-        return self._origin
-
-    def apply_step(
-        self, step: CandidateStep, record: dict[str, str] | None = None
-    ) -> bool:
-        """Apply a memoised ``step`` if the candidates are an unmodified copy of
-        ``step.before``: the same result as making its rejections with
-        ``exclude_rejections(step.rejections, record)``, without the per-backend
-        work. Returns False, changing nothing, otherwise."""
-        if self._origin is not step.before:
-            return False
-        if step.after is not step.before:
-            self._candidates = dict(step.after)
-            self._origin = step.after
-            self._version += 1
-        if step.rejections:
-            self._log.extend(step.rejections)
-            self._excluded.update(step.by_backend)
-            for by in step.excluders:
-                self._excluders.setdefault(by)
-            if record is not None:
-                record.update(step.reasons)
-        return True
+    def scorers_in_use(self) -> frozenset[str]:
+        """The optional scorers a reconciler asked for (``use_scorer``)."""
+        return self._scorers
 
     # -- annotations and warnings -----------------------------------------------
 
@@ -587,21 +502,59 @@ class RoutingIntent:
         self.error_type = error_type
         self.error_message = message
 
-    # -- used by the pipeline runner only ---------------------------------------
+    # -- for the runner -----------------------------------------------------------
 
-    def _rollback(
-        self,
-        candidates: dict[str, BackendSnapshot],
-        origin: Mapping[str, BackendSnapshot] | None,
-        mark: int,
-    ) -> None:
-        """Undo a failed fail-open reconciler: restore ``candidates`` and
-        ``origin`` (as saved before it ran) and forget the rejections it made."""
+    @property
+    def version(self) -> int:
+        """A counter that changes whenever the candidates change."""
+        return self._version
+
+    def begin_stage(self, reconciler: str) -> None:
+        """``reconciler`` runs next: exclusions are made in its name."""
+        self.current_reconciler = reconciler
+        self._reasons = {}
+
+    @property
+    def stage_reasons(self) -> dict[str, str]:
+        """Backend -> reason of each exclusion since ``begin_stage``."""
+        return self._reasons
+
+    @property
+    def log_position(self) -> int:
+        """How many rejections have been made so far (see ``rejections_since``)."""
+        return len(self._log)
+
+    def rejections_since(self, position: int) -> tuple[Rejection, ...]:
+        """The rejections made after ``log_position`` was ``position``."""
+        log = self._log
+        return tuple(log[position:]) if len(log) > position else ()
+
+    def candidate_names(self) -> tuple[str, ...]:
+        """The candidates' names, in order."""
+        return tuple(self._candidates)
+
+    def checkpoint(self) -> Checkpoint:
+        """Everything a reconciler may change, to ``restore`` if it fails."""
+        return Checkpoint(
+            dict(self._candidates),
+            len(self._log),
+            dict(self.annotations),
+            list(self.warnings),
+            self._scorers,
+            self._path,
+        )
+
+    def restore(self, saved: Checkpoint) -> None:
+        """Undo everything done since ``checkpoint()`` returned ``saved``."""
         excluded = self._excluded
-        for rejection in self._log[mark:]:
+        for rejection in self._log[saved.log_position :]:
             del excluded[rejection.backend]
-        del self._log[mark:]
+        del self._log[saved.log_position :]
+        self._reasons = {}
         self._excluders = dict.fromkeys(r.reconciler for r in self._log)
-        self._candidates = candidates
-        self._origin = origin
+        self._candidates = saved.candidates
+        self.annotations = saved.annotations
+        self.warnings = saved.warnings
+        self._scorers = saved.scorers
+        self._path = saved.path
         self._version += 1

@@ -164,3 +164,10 @@ def resolve_alias(aliases: Mapping[str, str], name: str) -> tuple[str, tuple[str
             )
         current = aliases[current]
     return current, tuple(seen)
+
+
+def policy_names(
+    requested: str, alias_chain: tuple[str, ...], resolved: str
+) -> tuple[str, ...]:
+    """Every name a policy may match: requested, each alias hop, resolved."""
+    return tuple(dict.fromkeys((requested, *alias_chain, resolved)))

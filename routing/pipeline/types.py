@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -192,3 +192,27 @@ class ConfigSnapshot:
     aliases: Mapping[str, str] = field(default_factory=_frozen_mapping)
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=_frozen_mapping)
     policies: tuple[PolicySnapshot, ...] = ()
+
+
+class Rejection(NamedTuple):
+    """Why one backend was excluded, by which reconciler, and what would fix it.
+
+    A named tuple (immutable and cheap to create: the hot path makes one per
+    excluded backend).
+    """
+
+    backend: str
+    reconciler: str
+    reason: str
+    suggested_action: str = ""
+    model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form used in ``error.rejections``."""
+        return {
+            "backend": self.backend,
+            "reconciler": self.reconciler,
+            "reason": self.reason,
+            "suggested_action": self.suggested_action,
+            "model": self.model,
+        }

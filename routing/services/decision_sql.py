@@ -29,6 +29,7 @@ from routing.models import (
     LedgerKind,
     RoutingDecision,
 )
+from routing.pipeline.budgets import SOFT_LIMIT_SQL
 from routing.pipeline.types import HardLimitAction
 from routing.services.ledger import (
     RESERVE_NOTE,
@@ -199,6 +200,11 @@ def _guard_condition() -> str:
     limit with the headroom; a remembered one must still be enabled.
     """
     quote = connection.ops.quote_name
+    at_soft_limit = SOFT_LIMIT_SQL.format(
+        used="(g.spent_usd + g.reserved_usd + %(headroom)s::numeric)",
+        limit="g.monthly_limit_usd",
+        percent="g.soft_limit_percent",
+    )
     return (
         f"EXISTS (SELECT 1 FROM {quote(ConfigVersion._meta.db_table)} v "
         "WHERE v.id = 1 AND v.version = %(config_version)s "
@@ -209,8 +215,7 @@ def _guard_condition() -> str:
         "WHERE CASE WHEN g.id IS NULL OR g.monthly_limit_usd IS NULL "
         "THEN k.id IS NOT NULL "
         "ELSE k.id IS NULL OR g.period_start IS DISTINCT FROM k.period_start "
-        "OR g.spent_usd + g.reserved_usd + %(headroom)s::numeric >= "
-        "g.monthly_limit_usd * g.soft_limit_percent / 100.0 END)"
+        f"OR {at_soft_limit} END)"
     )
 
 

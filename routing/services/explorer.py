@@ -17,7 +17,7 @@ from django.db import transaction
 
 from routing.models import Backend, PrivacyZone, RoutingDecision
 from routing.pipeline import RoutingRequest
-from routing.pipeline.routing import image_tokens
+from routing.pipeline.analysis import image_tokens
 from routing.pipeline.rules import parse_privacy
 from routing.pipeline.types import TierMode
 from routing.services.backends import backend_save

@@ -23,6 +23,7 @@ from routing.models import (
     RoutingDecision,
     UsageReport,
 )
+from routing.pipeline.budgets import HARD_LIMIT_SQL, SOFT_LIMIT_SQL
 from routing.pipeline.types import BudgetStatus, HardLimitAction, Outcome
 
 MICRO = Decimal("0.000001")
@@ -81,11 +82,14 @@ def status_rank_sql(alias: str = "") -> str:
     in the pipeline computes it, on exact decimals).
     """
     b = f"{alias}." if alias else ""
-    used = f"{b}spent_usd + {b}reserved_usd"
+    columns = {
+        "used": f"({b}spent_usd + {b}reserved_usd)",
+        "limit": f"{b}monthly_limit_usd",
+        "percent": f"{b}soft_limit_percent",
+    }
     return (
-        f"CASE WHEN {used} >= {b}monthly_limit_usd THEN 2 "
-        f"WHEN {used} >= {b}monthly_limit_usd * {b}soft_limit_percent / 100.0 "
-        "THEN 1 ELSE 0 END"
+        f"CASE WHEN {HARD_LIMIT_SQL.format(**columns)} THEN 2 "
+        f"WHEN {SOFT_LIMIT_SQL.format(**columns)} THEN 1 ELSE 0 END"
     )
 
 

@@ -33,7 +33,7 @@ from routing.pipeline import (
     RoutingRequest,
     RoutingResult,
 )
-from routing.pipeline.reconcilers.budget import budgets_leave_room
+from routing.pipeline.budgets import budgets_leave_room
 from routing.pipeline.types import BudgetSnapshot, HardLimitAction, Outcome
 from routing.selectors import RoutingState, routing_state
 from routing.services.decision_sql import StateGuard
@@ -102,9 +102,7 @@ def _route_once(
     versions: tuple[int, int],
 ) -> tuple[RoutingResult | None, dict[str, Any], int]:
     config = config_snapshot(versions)
-    context = RoutingContext(
-        config=config, budgets=budgets, today=timezone.now().date()
-    )
+    context = RoutingContext(config=config, budgets=budgets)
     try:
         result = shared_pipeline().route(request, context)
     except Exception as exc:  # noqa: BLE001 - recorded as a pipeline_error reject

@@ -268,17 +268,27 @@ def test_exclusions_are_indexed_per_reconciler(
     ) == [("privacy", 1)]
 
 
-def test_the_pipeline_endpoint_lists_reconcilers_in_order(
+def test_the_pipeline_endpoint_lists_reconcilers_and_scorers_in_order(
     api_client: APIClient,
 ) -> None:
     response = api_client.get("/api/v1/pipeline/")
-    assert response.json() == [
-        {"name": "request_analyzer", "error_policy": "fail_closed"},
-        {"name": "privacy", "error_policy": "fail_closed"},
-        {"name": "budget", "error_policy": "fail_open"},
-        {"name": "capability", "error_policy": "fail_open"},
-        {"name": "selection", "error_policy": "fail_closed"},
-    ]
+    assert response.json() == {
+        "reconcilers": [
+            {"name": "request_analyzer", "error_policy": "fail_closed"},
+            {"name": "privacy", "error_policy": "fail_closed"},
+            {"name": "budget", "error_policy": "fail_open"},
+            {"name": "capability", "error_policy": "fail_open"},
+            {"name": "selection", "error_policy": "fail_closed"},
+        ],
+        "scorers": [
+            {"name": "priority", "weight": 0.4},
+            {"name": "load", "weight": 0.25},
+            {"name": "latency", "weight": 0.2},
+            {"name": "errors", "weight": 0.15},
+            {"name": "cost", "weight": 0.5},
+        ],
+        "strategy": "smart",
+    }
 
 
 def test_a_body_over_the_size_limit_is_a_json_400(

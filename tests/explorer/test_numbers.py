@@ -128,6 +128,7 @@ def test_the_decision_page_writes_scores_and_durations_with_three_digits(
         **decision.annotations,
         "scores": {"cloud-llama": 0.823456, "local-gpu": 0.0123456},
         "score_breakdown": {"cloud-llama": {"latency": 0.456789}},
+        "scorer_weights": {"latency": 0.2},
     }
     trace = [{**entry, "duration_us": 4.56789} for entry in decision.trace]
     RoutingDecision.objects.filter(pk=decision.pk).update(
@@ -139,6 +140,7 @@ def test_the_decision_page_writes_scores_and_durations_with_three_digits(
     assert '<td class="num">0.823</td>' in html
     assert '<td class="num">0.0123</td>' in html
     assert "latency 0.457" in html
+    assert 'latency 0.457 <span class="muted" title="weight">×0.2</span>' in html
     assert "Pipeline time</dt><dd>1.23 ms</dd>" in html
     assert "4.57 µs" in html
     assert "0.823456" not in html.split("All annotations")[0]

@@ -108,11 +108,9 @@ def budget(
     )
 
 
-def context(
-    cfg: ConfigSnapshot, *budgets: BudgetSnapshot, today: date = TODAY
-) -> RoutingContext:
+def context(cfg: ConfigSnapshot, *budgets: BudgetSnapshot) -> RoutingContext:
     """A routing context."""
-    return RoutingContext(config=cfg, budgets=tuple(budgets), today=today)
+    return RoutingContext(config=cfg, budgets=tuple(budgets))
 
 
 def request(

@@ -98,8 +98,8 @@ def test_the_strictest_action_of_budgets_at_their_hard_limit_applies() -> None:
     assert result.outcome is Outcome.REJECT
 
 
-def test_estimates_are_exactly_scoring_estimate_cost_for_every_candidate() -> None:
-    from routing.pipeline.scoring import estimate_cost
+def test_estimates_are_exactly_estimate_cost_for_every_candidate() -> None:
+    from routing.pipeline.budgets import estimate_cost
 
     fleet = [
         cloud("c1", price=0.37),
@@ -108,11 +108,13 @@ def test_estimates_are_exactly_scoring_estimate_cost_for_every_candidate() -> No
     ]
     cfg = config(*fleet)
     for req in (request(text="x" * 1234, max_tokens=77), request(privacy="restricted")):
-        for _ in range(2):  # the second run reads the memoised price table
+        for _ in range(2):  # the second run uses the snapshot's warm index
             result = route(cfg, req, budget(100, spent=80))
             costs = result.annotations["estimated_cost_usd"]
+            tokens_in = result.requirements.estimated_input_tokens
+            tokens_out = result.requirements.estimated_output_tokens
             assert costs == {
-                b.name: estimate_cost(b.models["llama3"], result.requirements)
+                b.name: estimate_cost(b.models["llama3"], tokens_in, tokens_out)
                 for b in fleet
                 if b.name in costs
             }
@@ -120,7 +122,7 @@ def test_estimates_are_exactly_scoring_estimate_cost_for_every_candidate() -> No
 
 
 def test_budgets_leave_room_only_strictly_below_the_soft_limit() -> None:
-    from routing.pipeline.reconcilers.budget import budgets_leave_room
+    from routing.pipeline.budgets import budgets_leave_room
 
     assert budgets_leave_room([budget(100.0, spent=74.0, reserved=0.5)], 0.49)
     assert not budgets_leave_room([budget(100.0, spent=74.0, reserved=0.5)], 0.5)
@@ -130,7 +132,7 @@ def test_budgets_leave_room_only_strictly_below_the_soft_limit() -> None:
 
 
 def test_figures_that_leave_room_for_every_estimate_decide_alike() -> None:
-    from routing.pipeline.reconcilers.budget import budgets_leave_room
+    from routing.pipeline.budgets import budgets_leave_room
 
     cfg = config(local("l"), cloud("c"))
 

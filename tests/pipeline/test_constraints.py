@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from routing.pipeline.routing import combine_constraints
+from routing.pipeline.analysis import combine_constraints
 from routing.pipeline.types import PolicySnapshot, TierMode
 
 from .fleet import request

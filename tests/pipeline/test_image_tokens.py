@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routing.pipeline.routing import analyse_body
+from routing.pipeline.analysis import analyse_body
 
 from .fleet import config, local, offer, request, route
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from routing.pipeline import MODEL_NOT_FOUND, NO_VIABLE_BACKEND, RoutingRequest
-from routing.pipeline.routing import analyse_body
+from routing.pipeline.analysis import analyse_body
 from routing.pipeline.types import Health, Outcome, PolicySnapshot
 
 from .fleet import backend, cloud, config, local, offer, request, route

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from routing.pipeline import NO_VIABLE_BACKEND, InMemoryCounterStore
-from routing.pipeline.scoring import smart_score
 from routing.pipeline.types import Health, Outcome, Strategy
 
 from .fleet import config, local, request, route
@@ -29,9 +28,9 @@ def test_smart_prefers_low_priority_numbers_low_load_and_few_errors() -> None:
 def test_unknown_latency_is_neutral() -> None:
     known_slow = local("slow", latency_ema_ms=1000.0)
     unknown = local("unknown")
-    assert smart_score(known_slow, {"latency": 1.0}) == smart_score(
-        unknown, {"latency": 1.0}
-    )
+    result = route(config(known_slow, unknown), request(), weights={"latency": 1.0})
+    breakdown = result.annotations["score_breakdown"]
+    assert breakdown["slow"]["latency"] == breakdown["unknown"]["latency"] == 0.5
 
 
 def test_ties_break_on_priority_then_name() -> None:
@@ -104,33 +103,46 @@ def test_no_remaining_candidate_is_a_no_viable_backend_reject() -> None:
     assert result.error_type == NO_VIABLE_BACKEND
 
 
-def test_the_inlined_smart_formula_matches_the_scoring_helper() -> None:
-    from routing.pipeline import DEFAULT_WEIGHTS
-
+def test_the_smart_score_is_the_documented_weighted_mean() -> None:
     fleet = [
         local("a", priority=10, pending_requests=3, max_concurrency=4),
-        local("b", latency_ema_ms=250.0, error_rate=0.2),
-        local("c", priority=100, latency_ema_ms=None),
+        local("b", priority=50, latency_ema_ms=250.0, error_rate=0.2),
     ]
     result = route(config(*fleet), request())
-    for b in fleet:
-        expected, factors = smart_score(b, DEFAULT_WEIGHTS)
-        assert result.annotations["scores"][b.name] == expected
-        assert result.annotations["score_breakdown"][b.name] == factors
+    # a: priority 0.9, load 0.25, latency 0.5 (unknown), errors 1.0
+    # b: priority 0.5, load 1.0, latency 1000/1250 = 0.8, errors 0.8
+    assert result.annotations["score_breakdown"]["a"] == {
+        "priority": 0.9,
+        "load": 0.25,
+        "latency": 0.5,
+        "errors": 1.0,
+    }
+    assert result.annotations["scores"] == {
+        "a": round(0.4 * 0.9 + 0.25 * 0.25 + 0.2 * 0.5 + 0.15 * 1.0, 6),
+        "b": round(0.4 * 0.5 + 0.25 * 1.0 + 0.2 * 0.8 + 0.15 * 0.8, 6),
+    }
+    assert result.annotations["scorer_weights"] == {
+        "priority": 0.4,
+        "load": 0.25,
+        "latency": 0.2,
+        "errors": 0.15,
+    }
 
 
-def test_the_inlined_formula_matches_the_helper_when_cost_counts() -> None:
-    from routing.pipeline import DEFAULT_WEIGHTS
-
+def test_the_cost_scorer_counts_with_its_weight_only_at_a_budget_limit() -> None:
     from .fleet import budget, cloud
 
-    fleet = [cloud("a", price=0.5), cloud("b", price=0.1), local("c")]
-    result = route(config(*fleet), request(max_tokens=100), budget(100, spent=80))
-    costs = result.annotations["estimated_cost_usd"]
-    top = max(costs.values())
-    for b in fleet:
-        expected, factors = smart_score(
-            b, DEFAULT_WEIGHTS, cost=costs[b.name], max_cost=top
-        )
-        assert result.annotations["scores"][b.name] == expected
-        assert result.annotations["score_breakdown"][b.name]["cost"] == factors["cost"]
+    fleet = [cloud("a", price=0.5), cloud("b", price=0.1)]
+    calm = route(config(*fleet), request(max_tokens=100), budget(100, spent=10))
+    assert "cost" not in calm.annotations["scorer_weights"]
+    assert "cost" not in calm.annotations["score_breakdown"]["a"]
+    tight = route(config(*fleet), request(max_tokens=100), budget(100, spent=80))
+    assert tight.annotations["scorer_weights"]["cost"] == 0.5
+    breakdown = tight.annotations["score_breakdown"]
+    assert breakdown["a"]["cost"] == 0.0  # the most expensive
+    assert breakdown["b"]["cost"] == 1.0 - 0.1 / 0.5
+    weights = tight.annotations["scorer_weights"]
+    for name in ("a", "b"):
+        total = sum(weights[k] * v for k, v in breakdown[name].items())
+        expected = round(total / sum(weights.values()), 6)
+        assert abs(tight.annotations["scores"][name] - expected) <= 1e-6

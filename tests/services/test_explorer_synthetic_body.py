@@ -3,7 +3,7 @@ now that images count as input tokens."""
 
 from __future__ import annotations
 
-from routing.pipeline.routing import analyse_body
+from routing.pipeline.analysis import analyse_body
 from routing.services.explorer import synthetic_body
 
 

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from typing import NamedTuple
-
+from routing.pipeline.budgets import (
+    FLOAT_SLACK_USD,
+    estimated_costs,
+    resets_on,
+    snapshot_status,
+    usd,
+)
 from routing.pipeline.intent import RoutingIntent
-from routing.pipeline.scoring import estimated_costs
 from routing.pipeline.types import (
     BudgetSnapshot,
     BudgetStatus,
     ErrorPolicy,
     HardLimitAction,
 )
-
-#: Budget figures are exact 6-decimal amounts seen as floats: ``limit - used``
-#: can come out a few 1e-18 short, and an estimate that exactly fits (which
-#: the database, comparing decimals, accepts) must not be excluded for it.
-FLOAT_SLACK_USD = 1e-9
 
 _STATUS_RANK = {
     BudgetStatus.NORMAL: 0,
@@ -32,66 +29,13 @@ _ACTION_RANK = {
 }
 
 
-def usd(amount: float) -> str:
-    """``$0.0123``-style amount: up to 6 decimals, at least 2."""
-    text = f"{amount:.6f}".rstrip("0")
-    whole, _, decimals = text.partition(".")
-    return f"${whole}.{decimals.ljust(2, '0')}"
-
-
-def budget_status(budget: BudgetSnapshot) -> BudgetStatus:
-    """Status of an enabled budget: spent + reserved against its limit."""
-    limit = budget.monthly_limit_usd
-    if limit is None:
-        return BudgetStatus.NORMAL
-    used = budget.spent_usd + budget.reserved_usd
-    if used >= limit:
-        return BudgetStatus.HARD_LIMIT
-    if used >= limit * budget.soft_limit_percent / 100.0:
-        return BudgetStatus.SOFT_LIMIT
-    return BudgetStatus.NORMAL
-
-
-def budgets_leave_room(budgets: Iterable[BudgetSnapshot], estimate: float) -> bool:
-    """Whether every enabled budget stays below its soft limit with ``estimate`` more.
-
-    Then no budget is at a soft or hard limit and none can exclude a candidate
-    estimated at ``estimate`` or less: the budget stage decides nothing, so any
-    budget figures with this property lead to the same decision.
-    """
-    if not math.isfinite(estimate):
-        return False
-    for budget in budgets:
-        limit = budget.monthly_limit_usd
-        if limit is None:
-            continue
-        used = budget.spent_usd + budget.reserved_usd
-        if not used + estimate < limit * budget.soft_limit_percent / 100.0:
-            return False
-    return True
-
-
-def resets_on(budget: BudgetSnapshot) -> str:
-    """``resets on 2026-12-01`` (or the start of the next period when unknown)."""
-    if budget.period_end is not None:
-        return f"resets on {budget.period_end.isoformat()}"
-    return "resets at the start of its next period"
-
-
-class _Assessed(NamedTuple):
-    budget: BudgetSnapshot
-    status: BudgetStatus
-    used: float
-    limit: float
-
-
 class BudgetReconciler:
     """Estimates costs and enforces budgets (fail-open) and cost caps.
 
     - ``estimated_cost_usd`` per candidate = input tokens / 1000 x input price +
       output tokens / 1000 x output price of the resolved model's offer.
     - ``budget_status`` is the worst status over enabled budgets (limit set).
-    - soft limit: ``prefer_cheaper`` = true (selection then weighs cost).
+    - at a soft or hard limit, ``prefer_cheaper``: the ``cost`` scorer counts.
     - hard limit: ``block_all`` excludes everything, ``block_cloud`` every
       candidate with a cost above zero, ``warn`` only warns. The strictest action
       of the budgets at their hard limit applies.
@@ -106,135 +50,108 @@ class BudgetReconciler:
 
     def reconcile(self, intent: RoutingIntent) -> None:
         """Annotate costs and budget status; exclude what the budgets forbid."""
-        estimates = estimated_costs(intent)
-        annotations = intent.annotations
-        if "estimated_cost_usd" in annotations:
-            costs = dict(annotations["estimated_cost_usd"])
-            costs.update(estimates)
-        else:
-            costs = estimates  # not changed below, so no copy needed
-        annotations["estimated_cost_usd"] = costs
-        # Merge with an earlier run so running twice changes nothing.
-        excluded: dict[str, str] = dict(annotations.get("budget_excluded", {}))
         model = intent.model
-        # The highest estimate: a limit it does not pass excludes nothing.
-        top = max(estimates.values(), default=0.0)
+        costs = estimated_costs(intent.candidates, intent.offers, intent.requirements)
+        earlier = intent.annotations.get("estimated_cost_usd")
+        # Running twice changes nothing: keep the first run's estimates too.
+        intent.annotate(
+            "estimated_cost_usd", {**earlier, **costs} if earlier else costs
+        )
 
-        def exclude(batch: list[tuple[str, str, str]]) -> None:
-            if batch:
-                reasons = {name: reason for name, reason, _ in batch}
-                for name in intent.exclude_many(batch):
-                    excluded[name] = reasons[name]
+        budgets = [b for b in intent.context.budgets if b.monthly_limit_usd is not None]
+        statuses = [snapshot_status(b) for b in budgets]
+        status = max(
+            statuses, key=_STATUS_RANK.__getitem__, default=BudgetStatus.NORMAL
+        )
+        intent.annotate("budget_status", status.value)
+        intent.annotate("prefer_cheaper", status is not BudgetStatus.NORMAL)
+        if status is not BudgetStatus.NORMAL:
+            intent.use_scorer("cost")
 
-        assessed = [
-            _Assessed(
-                b,
-                budget_status(b),
-                b.spent_usd + b.reserved_usd,
-                b.monthly_limit_usd,
-            )
-            for b in intent.context.budgets
-            if b.monthly_limit_usd is not None
+        at_hard = [
+            b
+            for b, s in zip(budgets, statuses, strict=True)
+            if s is BudgetStatus.HARD_LIMIT
         ]
-        status = BudgetStatus.NORMAL
-        for item in assessed:
-            if _STATUS_RANK[item.status] > _STATUS_RANK[status]:
-                status = item.status
-        annotations["budget_status"] = status._value_  # = .value, minus 2 calls
-        annotations["prefer_cheaper"] = status is not BudgetStatus.NORMAL
-
-        at_hard = [a for a in assessed if a.status is BudgetStatus.HARD_LIMIT]
         if at_hard:
-            worst = max(at_hard, key=lambda a: _ACTION_RANK[a.budget.hard_limit_action])
-            budget = worst.budget
-            action = budget.hard_limit_action
+            budget = max(at_hard, key=lambda b: _ACTION_RANK[b.hard_limit_action])
+            spent = budget.spent_usd + budget.reserved_usd
+            figures = f"{usd(spent)} of {usd(limit_of(budget))}"
             resets = resets_on(budget)
-            annotations["budget_resets_on"] = _iso(budget)
-            state = (
-                f"budget '{budget.name}' is at its hard limit "
-                f"({usd(worst.used)} of {usd(worst.limit)}) and {resets}"
+            intent.annotate(
+                "budget_resets_on",
+                budget.period_end.isoformat()
+                if budget.period_end is not None
+                else None,
             )
+            state = (
+                f"budget '{budget.name}' is at its hard limit ({figures}) and {resets}"
+            )
+            action = budget.hard_limit_action
             if action == HardLimitAction.WARN:
                 intent.warn(
-                    f"Budget '{budget.name}' is over its hard limit "
-                    f"({usd(worst.used)} of {usd(worst.limit)}); action is 'warn', "
-                    f"so routing continues. It {resets}."
+                    f"Budget '{budget.name}' is over its hard limit ({figures}); "
+                    f"action is 'warn', so routing continues. It {resets}."
                 )
             elif action == HardLimitAction.BLOCK_ALL:
-                fix = (
+                intent.exclude_all(
+                    costs,
+                    f"all routing is blocked: {state}",
                     f"Raise the limit of budget '{budget.name}' or wait until it "
-                    f"{resets}."
+                    f"{resets}.",
                 )
-                reason = f"all routing is blocked: {state}"
-                exclude([(name, reason, fix) for name in estimates])
             else:
                 fix = (
                     f"Use a zero-cost (local) backend for '{model}', raise the limit "
                     f"of budget '{budget.name}', or wait until it {resets}."
                 )
-                exclude(
-                    [
-                        (name, f"costs {usd(cost)} but {state}", fix)
-                        for name, cost in estimates.items()
-                        if cost > 0.0
-                    ]
-                )
+                for name, cost in costs.items():
+                    if cost > 0.0:
+                        intent.exclude(name, f"costs {usd(cost)} but {state}", fix)
 
-        for item in assessed:
-            if item.budget.hard_limit_action == HardLimitAction.WARN:
+        # The highest estimate: a limit it does not pass excludes nothing. (A NaN
+        # first makes it NaN, and then ``top <= limit`` is false: no shortcut.)
+        top = max(costs.values(), default=0.0)
+        for budget in budgets:  # projected overspend
+            if budget.hard_limit_action == HardLimitAction.WARN:
                 continue
-            room = item.limit - item.used + FLOAT_SLACK_USD
-            if not _may_exceed(top, room) or not _may_exceed(top, 0.0):
+            used = budget.spent_usd + budget.reserved_usd
+            room = limit_of(budget) - used + FLOAT_SLACK_USD
+            if top <= room:
                 continue
-            budget = item.budget
             resets = resets_on(budget)
             fix = (
                 f"Use a cheaper backend for '{model}', raise the limit of budget "
                 f"'{budget.name}', or wait until it {resets}."
             )
-            exclude(
-                [
-                    (
+            for name, cost in costs.items():
+                if cost > 0.0 and cost > room:
+                    intent.exclude(
                         name,
                         f"estimated {usd(cost)} would take budget '{budget.name}' "
-                        f"past its limit ({usd(item.used)} of {usd(item.limit)} used; "
-                        f"it {resets})",
+                        f"past its limit ({usd(used)} of {usd(limit_of(budget))} "
+                        f"used; it {resets})",
                         fix,
                     )
-                    for name, cost in estimates.items()
-                    if cost > 0.0 and cost > room
-                ]
-            )
 
         cap = intent.constraints.max_cost_usd
-        if cap is not None and _may_exceed(top, cap):
+        if cap is not None and not top <= cap:
             sources = ", ".join(intent.constraints.max_cost_sources)
             fix = (
                 f"Use a cheaper backend for '{model}', lower max_tokens or the "
                 "prompt size, or raise the cost cap."
             )
-            exclude(
-                [
-                    (
+            for name, cost in costs.items():
+                if cost > cap:
+                    intent.exclude(
                         name,
                         f"estimated {usd(cost)} exceeds the cost cap {usd(cap)} "
                         f"({sources})",
                         fix,
                     )
-                    for name, cost in estimates.items()
-                    if cost > cap
-                ]
-            )
-        annotations["budget_excluded"] = excluded
 
 
-def _may_exceed(top: float, limit: float) -> bool:
-    """Whether some estimate may be above ``limit``, given the highest one.
-
-    ``max()`` can return NaN only when NaN comes first, and then hides the rest.
-    """
-    return top > limit or top != top
-
-
-def _iso(budget: BudgetSnapshot) -> str | None:
-    return budget.period_end.isoformat() if budget.period_end is not None else None
+def limit_of(budget: BudgetSnapshot) -> float:
+    """The limit of an enabled budget (callers keep only those)."""
+    assert budget.monthly_limit_usd is not None
+    return budget.monthly_limit_usd

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import NamedTuple
-
-from routing.pipeline.intent import (
-    CandidateStep,
-    Rejection,
-    RoutingIntent,
-    prepare_step,
-)
+from routing.pipeline.intent import Requirements, RoutingIntent
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, ModelOffer, TierMode
 
 
@@ -24,8 +15,8 @@ class CapabilityReconciler:
     candidate below ``min_tier``; flexible mode does too unless *no* capable
     candidate meets it, in which case it keeps the highest lower tier available
     and adds a warning naming the required and the used tier (never silent).
-    Annotates ``required_tier``, ``tier_mode``, ``capability_excluded`` (and
-    ``tier_used`` when flexible mode went lower).
+    Annotates ``required_tier``, ``tier_mode`` (and ``tier_used`` when flexible
+    mode went lower).
     """
 
     name = "capability"
@@ -33,208 +24,92 @@ class CapabilityReconciler:
 
     def reconcile(self, intent: RoutingIntent) -> None:
         """Exclude incapable candidates, then apply the tier rule."""
-        constraints = intent.constraints
-        required = constraints.min_tier
-        mode = constraints.tier_mode
-        annotations = intent.annotations
-        annotations["required_tier"] = required
-        annotations["tier_mode"] = mode._value_  # = .value, minus 2 calls
-        # Merge with an earlier run so running twice changes nothing.
-        excluded: dict[str, str] = dict(annotations.get("capability_excluded", {}))
-        req = intent.requirements
-        offers = intent.offers
+        required = intent.constraints.min_tier
+        mode = intent.constraints.tier_mode
         model = intent.model
-        needed = req.estimated_total_tokens
-        by = intent.current_reconciler
-        table = intent.index.memo(
-            ("capability", model, req.vision, req.tools, req.json_mode, by),
-            lambda: _table(intent, by),
-        )
-        capable: list[BackendSnapshot] = []
-        origin = intent.step_origin
-        fits = table.offers is offers and needed <= table.smallest_window
-        step = _step(table, origin) if fits and origin is not None else None
-        if step is not None and intent.apply_step(step, excluded):
-            # Every window is large enough and the candidates are a memoised
-            # set: excluding those that lack a capability is a memoised step.
-            capable = intent.candidate_list()
-        elif fits:
-            # Every window is large enough: only a missing capability fails, and
-            # its rejection is the same for every request.
-            lacking = table.lacking
-            rejections: list[Rejection] = []
-            for backend in intent.candidates.values():
-                rejection = lacking.get(backend.name)
-                if rejection is None:
-                    capable.append(backend)
-                else:
-                    rejections.append(rejection)
-            intent.exclude_rejections(rejections, excluded)
+        intent.annotate("required_tier", required)
+        intent.annotate("tier_mode", mode.value)
+        req = intent.requirements
+        if req.estimated_total_tokens <= intent.index.smallest_window(model):
+            # Every context window fits: only the capabilities (few questions)
+            # can fail, so the index keeps the answers.
+            needs = (req.vision, req.tools, req.json_mode, model)
+            intent.exclude_failing(lacking, needs)
         else:
-            # Reasons depend only on (missing capabilities, context window):
-            # build each distinct one once per request.
-            verdicts: dict[tuple[bool, bool, bool, bool, int], tuple[str, str]] = {}
-            failing: list[tuple[str, str, str]] = []
             for backend in intent.candidate_list():
-                offer = offers.get(backend.name)
-                if offer is None:
-                    capable.append(backend)
-                    continue
-                no_vision = req.vision and not offer.vision
-                no_tools = req.tools and not offer.tools
-                no_json = req.json_mode and not offer.json_mode
-                too_small = offer.context_window < needed
-                if not (no_vision or no_tools or no_json or too_small):
-                    capable.append(backend)
-                    continue
-                key = (no_vision, no_tools, no_json, too_small, offer.context_window)
-                verdict = verdicts.get(key)
-                if verdict is None:
-                    verdict = verdicts[key] = _verdict(key, intent)
-                failing.append((backend.name, *verdict))
-            _apply(intent, failing, excluded)
+                offer = intent.offers.get(backend.name)
+                if offer is not None and _lacks(offer, req):
+                    intent.exclude(backend.name, *_why(offer, req, model))
 
-        if required is not None and capable:
-            floor = required
-            if mode is TierMode.FLEXIBLE and not any(
-                b.capability_tier >= required for b in capable
-            ):
-                floor = max(b.capability_tier for b in capable)
-                annotations["tier_used"] = floor
-                intent.warn(
-                    f"No backend for '{model}' meets the required tier {required}; "
-                    f"flexible mode used tier {floor} instead."
-                )
-            rule = (required, floor, constraints.min_tier_sources, mode, model, by)
-            origin = intent.step_origin
-            step = _tier_step(table, origin, rule) if origin is not None else None
-            if step is None or not intent.apply_step(step, excluded):
-                intent.exclude_rejections(_below_tier(capable, rule), excluded)
-        annotations["capability_excluded"] = excluded
-
-
-# ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).
-_new_tuple = tuple.__new__
-_MAX_STEPS = 32
-
-
-class _Table(NamedTuple):
-    """Per (snapshot, model, needed capabilities, reconciler): what fails always."""
-
-    offers: Mapping[str, ModelOffer]  # the offers it was built from
-    smallest_window: float  # of every offer (inf when none)
-    lacking: dict[str, Rejection]  # backend -> rejection for a missing capability
-    steps: dict[int, CandidateStep]  # id(candidate origin) -> its step
-    tier_steps: dict[tuple[object, ...], CandidateStep]  # (id(origin), rule) -> step
-
-
-def _step(table: _Table, origin: Mapping[str, BackendSnapshot]) -> CandidateStep | None:
-    """The step excluding, from exactly ``origin``, the backends that lack a
-    capability; memoised per origin (a step keeps its origin alive, so the id
-    stays unique), for at most ``_MAX_STEPS`` origins."""
-    step = table.steps.get(id(origin))
-    if step is not None and step.before is origin:
-        return step
-    lacking = table.lacking
-    step = prepare_step(
-        origin, [lacking[b.name] for b in origin.values() if b.name in lacking]
-    )
-    if step is not None and len(table.steps) < _MAX_STEPS:
-        table.steps[id(origin)] = step
-    return step
-
-
-# (required tier, floor, min_tier sources, tier mode, model, reconciler)
-_TierRule = tuple[int, int, tuple[str, ...], TierMode, str, str]
-
-
-def _below_tier(capable: list[BackendSnapshot], rule: _TierRule) -> list[Rejection]:
-    """A rejection for each of ``capable`` below the floor tier, in order."""
-    required, floor, min_tier_sources, mode, model, by = rule
-    sources = ", ".join(min_tier_sources)
-    action = f"Add or enable a tier-{required} backend serving '{model}'" + (
-        ", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."
-    )
-    reasons: dict[int, str] = {}
-    below: list[Rejection] = []
-    for backend in capable:
-        tier = backend.capability_tier
-        if tier < floor:
-            reason = reasons.get(tier)
-            if reason is None:
-                reason = reasons[tier] = (
-                    f"capability tier {tier} is below the required tier "
-                    f"{required} ({sources})"
-                    + (
-                        f"; flexible mode kept tier {floor} instead"
-                        if floor != required
-                        else ""
-                    )
-                )
-            below.append(
-                _new_tuple(Rejection, (backend.name, by, reason, action, model))
+        capable = intent.candidate_list()
+        if required is None or not capable:
+            return
+        floor = required
+        if mode is TierMode.FLEXIBLE and all(
+            b.capability_tier < required for b in capable
+        ):
+            floor = max(b.capability_tier for b in capable)
+            intent.annotate("tier_used", floor)
+            intent.warn(
+                f"No backend for '{model}' meets the required tier {required}; "
+                f"flexible mode used tier {floor} instead."
             )
-    return below
+        sources = ", ".join(intent.constraints.min_tier_sources)
+        intent.exclude_failing(below_tier, (required, floor, sources, mode, model))
 
 
-def _tier_step(
-    table: _Table, origin: Mapping[str, BackendSnapshot], rule: _TierRule
-) -> CandidateStep | None:
-    """The step excluding, from exactly ``origin``, the backends below the tier
-    floor of ``rule``; memoised per (origin, rule) like ``_step``."""
-    key = (id(origin), *rule[:4])
-    step = table.tier_steps.get(key)
-    if step is not None and step.before is origin:
-        return step
-    step = prepare_step(origin, _below_tier(list(origin.values()), rule))
-    if step is not None and len(table.tier_steps) < _MAX_STEPS:
-        table.tier_steps[key] = step
-    return step
+def lacking(
+    backend: BackendSnapshot,
+    offer: ModelOffer | None,
+    needs: tuple[bool, bool, bool, str],
+) -> tuple[str, str] | None:
+    """Why ``offer`` lacks vision, tools or json mode the request needs."""
+    vision, tools, json_mode, model = needs
+    req = Requirements(vision=vision, tools=tools, json_mode=json_mode)
+    if offer is None or not _lacks(offer, req):
+        return None
+    return _why(offer, req, model)
 
 
-def _table(intent: RoutingIntent, by: str) -> _Table:
-    req = intent.requirements
-    model = intent.model
-    offers = intent.index.offers_for(model)
-    lacking: dict[str, Rejection] = {}
-    for name, offer in offers.items():
-        no_vision = req.vision and not offer.vision
-        no_tools = req.tools and not offer.tools
-        no_json = req.json_mode and not offer.json_mode
-        if no_vision or no_tools or no_json:
-            key = (no_vision, no_tools, no_json, False, offer.context_window)
-            lacking[name] = Rejection(name, by, *_verdict(key, intent), model)
-    smallest = min((o.context_window for o in offers.values()), default=math.inf)
-    return _Table(offers, smallest, lacking, {}, {})
+def below_tier(
+    backend: BackendSnapshot,
+    offer: ModelOffer | None,
+    rule: tuple[int, int, str, TierMode, str],
+) -> tuple[str, str] | None:
+    """Why ``backend`` is below the tier ``floor`` (the required tier, or lower
+    in flexible mode)."""
+    required, floor, sources, mode, model = rule
+    tier = backend.capability_tier
+    if tier >= floor:
+        return None
+    kept = f"; flexible mode kept tier {floor} instead" if floor != required else ""
+    return (
+        f"capability tier {tier} is below the required tier {required} "
+        f"({sources}){kept}",
+        f"Add or enable a tier-{required} backend serving '{model}'"
+        + (", or ask for tier_mode 'flexible'." if mode is TierMode.STRICT else "."),
+    )
 
 
-def _apply(
-    intent: RoutingIntent,
-    failing: list[tuple[str, str, str]],
-    excluded: dict[str, str],
-) -> None:
-    """Exclude ``failing`` and record the newly excluded in ``excluded``."""
-    if failing:
-        reasons = {name: reason for name, reason, _ in failing}
-        for name in intent.exclude_many(failing):
-            excluded[name] = reasons[name]
+def _lacks(offer: ModelOffer, req: Requirements) -> bool:
+    return (
+        (req.vision and not offer.vision)
+        or (req.tools and not offer.tools)
+        or (req.json_mode and not offer.json_mode)
+        or offer.context_window < req.estimated_total_tokens
+    )
 
 
-def _verdict(
-    key: tuple[bool, bool, bool, bool, int], intent: RoutingIntent
-) -> tuple[str, str]:
-    """(reason, suggested action) for a backend missing what the request needs."""
-    no_vision, no_tools, no_json, too_small, window = key
-    req = intent.requirements
-    model = intent.model
+def _why(offer: ModelOffer, req: Requirements, model: str) -> tuple[str, str]:
+    """(reason, suggested action) for an offer missing what the request needs."""
     missing = [
         label
-        for label, lacking in (
-            ("vision", no_vision),
-            ("tools", no_tools),
-            ("json_mode", no_json),
+        for label, needed, offered in (
+            ("vision", req.vision, offer.vision),
+            ("tools", req.tools, offer.tools),
+            ("json_mode", req.json_mode, offer.json_mode),
         )
-        if lacking
+        if needed and not offered
     ]
     problems = []
     action = ""
@@ -244,9 +119,9 @@ def _verdict(
             f"Use a backend whose '{model}' supports {', '.join(missing)}, "
             "or drop that part of the request."
         )
-    if too_small:
+    if offer.context_window < req.estimated_total_tokens:
         problems.append(
-            f"context window {window} tokens is below the estimated "
+            f"context window {offer.context_window} tokens is below the estimated "
             f"{req.estimated_total_tokens} ({req.estimated_input_tokens} in + "
             f"{req.estimated_output_tokens} out)"
         )

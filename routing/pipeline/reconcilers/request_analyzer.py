@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from routing.pipeline.intent import (
-    MODEL_NOT_FOUND,
-    CandidateStep,
-    Rejection,
-    RoutingIntent,
-    initial_step,
-)
-from routing.pipeline.routing import (
-    analyse_body,
-    combine_constraints,
-    match_policy,
-    policy_names,
-)
-from routing.pipeline.rules import AliasError, resolve_alias
-from routing.pipeline.types import BackendSnapshot, ErrorPolicy, PolicySnapshot
+from routing.pipeline.analysis import analyse_body, constraints_for
+from routing.pipeline.intent import MODEL_NOT_FOUND, RoutingIntent
+from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, ModelOffer
 
 
 class RequestAnalyzer:
@@ -40,88 +26,52 @@ class RequestAnalyzer:
 
     def reconcile(self, intent: RoutingIntent) -> None:
         """Fill the intent's model, policies, constraints, requirements, candidates."""
-        requested = intent.requested_model
         index = intent.index
-        inherited = intent.inherited_policies
-        resolution = index.memo(
-            ("resolution", requested, inherited),
-            lambda: _resolve(intent, requested, inherited),
-        )
+        requested = intent.requested_model
+        resolution = index.resolve(requested)
         if isinstance(resolution, str):
             intent.alias_error = True
             intent.reject(MODEL_NOT_FOUND, resolution)
             return
-        resolved, hops, own = resolution
-        intent.model = resolved
+        model, hops, own = resolution
+        intent.model = model
         intent.alias_chain = hops
-        if own is not None:
+        inherited = intent.inherited_policies
+        if own is not None and all(p.name != own.name for p in inherited):
             intent.matched_policies = (*inherited, own)
-        request = intent.request
         policies = intent.matched_policies
-        key = (
-            "constraints",
-            request.privacy,
-            request.min_tier,
-            request.tier_mode,
-            request.max_cost_usd,
-            tuple(request.sources.items()),
-            policies,
+        intent.constraints = constraints_for(index, intent.request, policies)
+        intent.requirements = analyse_body(
+            intent.request.body, self.default_output_tokens
         )
-        intent.constraints = index.memo(
-            key, lambda: combine_constraints(request, policies)
-        )
-        intent.requirements = analyse_body(request.body, self.default_output_tokens)
-        annotations = intent.annotations
         if hops:
-            annotations["alias_chain"] = [*hops, resolved]
-        annotations["matched_policies"] = [p.name for p in policies]
-
-        serving = index.serving.get(resolved, ())
-        not_serving = len(index.backends_by_name) - len(serving)
-        annotations["backends_not_serving"] = not_serving
+            intent.annotate("alias_chain", [*hops, model])
+        intent.annotate("matched_policies", [p.name for p in policies])
+        serving = index.serving.get(model, ())
+        intent.annotate(
+            "backends_not_serving", len(index.backends_by_name) - len(serving)
+        )
         if not serving:
-            via = f" (resolved from '{requested}')" if resolved != requested else ""
+            via = f" (resolved from '{requested}')" if model != requested else ""
             intent.reject(
                 MODEL_NOT_FOUND,
-                f"Model '{resolved}'{via} is not served by any configured backend.",
+                f"Model '{model}'{via} is not served by any configured backend.",
             )
             return
-        intent.offers = index.offers_for(resolved)
-        by = intent.current_reconciler
-        start = index.memo(("start", resolved, by), lambda: _start(intent, by))
-        if start.step is None or not intent.apply_step(start.step):
-            intent.exclude_rejections(start.unavailable)
-            intent.add_candidates(start.available, memoised=True)
+        intent.offers = index.offers_for(model)
+        intent.add_serving()
+        intent.exclude_failing(unavailable, None)
 
 
-def _resolve(
-    intent: RoutingIntent, requested: str, inherited: tuple[PolicySnapshot, ...]
-) -> str | tuple[str, tuple[str, ...], PolicySnapshot | None]:
-    """(resolved model, alias hops, its own matching policy unless inherited), or
-    the alias error message; depends only on config, requested name, inherited."""
-    try:
-        resolved, hops = resolve_alias(intent.index.config.aliases, requested)
-    except AliasError as exc:
-        return f"Model '{requested}' not found: {exc}"
-    own = match_policy(intent.index, policy_names(requested, hops, resolved))
-    if own is not None and any(p.name == own.name for p in inherited):
-        own = None
-    return resolved, hops, own
-
-
-class _Start(NamedTuple):
-    available: dict[str, BackendSnapshot]
-    unavailable: tuple[Rejection, ...]
-    step: CandidateStep | None  # both at once, for a fresh intent
-
-
-def _start(intent: RoutingIntent, by: str) -> _Start:
-    """The available backends serving the intent's model and a rejection for each
-    disabled or unhealthy one; depends only on config, model and ``by``."""
-    model = intent.model
-    available, unavailable = intent.index.availability(model)
-    rejections = tuple(
-        Rejection(name, by, reason, action, model)
-        for name, reason, action in unavailable
-    )
-    return _Start(available, rejections, initial_step(available, rejections))
+def unavailable(
+    backend: BackendSnapshot, offer: ModelOffer | None, question: None
+) -> tuple[str, str] | None:
+    """Why ``backend`` cannot serve at all: disabled, or unhealthy."""
+    if not backend.enabled:
+        return "disabled by an operator", f"Enable backend '{backend.name}'."
+    if backend.health == Health.UNHEALTHY:
+        return (
+            "unhealthy (failed its last health check)",
+            f"Check backend '{backend.name}' and its health probe.",
+        )
+    return None

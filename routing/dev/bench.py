@@ -1,4 +1,4 @@
-"""Benchmark: ``python -m routing.pipeline.bench [--quick]``.
+"""Benchmark: ``python -m routing.dev.bench [--quick]``.
 
 Routes one realistic request through the default pipeline at 5, 10, 50, 200
 and 1000 backends with every constraint active (a restricted policy, a minimum
@@ -15,8 +15,7 @@ import sys
 import time
 from datetime import date
 
-from routing.pipeline.base import default_pipeline
-from routing.pipeline.intent import RoutingContext, RoutingRequest
+from routing.pipeline import RoutingContext, RoutingRequest, default_pipeline
 from routing.pipeline.reconcilers import DEFAULT_ORDER
 from routing.pipeline.rules import parse_privacy
 from routing.pipeline.types import (
@@ -126,7 +125,7 @@ def run(sizes: tuple[int, ...] = SIZES, seconds: float = 2.0) -> list[list[str]]
     pipeline = default_pipeline()
     rows = []
     for size in sizes:
-        context = RoutingContext(build_fleet(size), (BUDGET,), date(2026, 11, 15))
+        context = RoutingContext(build_fleet(size), (BUDGET,))
         for _ in range(50):
             pipeline.route(REQUEST, context)
         totals: list[float] = []
