@@ -27,6 +27,7 @@ scorer by dotted path, ``"myapp.scorers.Affinity:0.3"``).
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -55,18 +56,18 @@ class Scorer(Protocol):
         ...
 
 
-class BackendScorer:
+class BackendScorer(ABC):
     """A scorer whose value depends only on the backend: ``factor(backend)``.
 
     The index keeps every backend's factor per snapshot (and scorer instance),
-    so scoring is a lookup.
+    so scoring is a lookup. Subclasses set ``name`` and define ``factor``.
     """
 
     name = ""
 
+    @abstractmethod
     def factor(self, backend: BackendSnapshot) -> float:
         """The backend's score in [0, 1]."""
-        raise NotImplementedError
 
     def score(
         self, candidates: Sequence[BackendSnapshot], intent: RoutingIntent

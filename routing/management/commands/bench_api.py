@@ -19,7 +19,6 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from routing.dev.bench_server import gunicorn_command
 from routing.models import ApiKey, RoutingDecision
 from routing.services.api_keys import api_key_issue
 
@@ -159,20 +159,7 @@ class Command(BaseCommand):
         port = _free_port()
         env = {**os.environ, "NEXUS_ROOT_URLCONF": "nexus_site.urls_bench"}
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "nexus_site.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(options["workers"]),
-                "--threads",
-                str(options["threads"]),
-                "--log-level",
-                "warning",
-            ],
+            gunicorn_command(port, options["workers"], options["threads"]),
             env=env,
         )
         try:
