@@ -159,6 +159,16 @@ class UsageReport(models.Model):
     input_tokens = models.PositiveIntegerField()
     output_tokens = models.PositiveIntegerField()
     cost_usd = models.DecimalField(**MONEY)
+    # upstream: read from the proxied answer; estimated: counted from the
+    # characters when the upstream sent none; reported: POST /api/v1/usage.
+    source = models.CharField(
+        max_length=16,
+        choices=[(s, s) for s in ("upstream", "estimated", "reported")],
+        default="reported",
+    )
+    latency_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,6 +14,7 @@ from django.db import models
 from routing.models.validators import (
     at_least,
     in_range,
+    validate_env_var_name,
     validate_model_name,
     validate_pattern,
     validate_privacy,
@@ -80,6 +81,13 @@ class Backend(models.Model):
         help_text="0-100; lower is preferred.",
     )
     enabled = models.BooleanField(default=True)
+    api_key_env = models.CharField(
+        max_length=128,
+        blank=True,
+        validators=[validate_env_var_name],
+        help_text="Name of the environment variable holding the upstream API key "
+        "(e.g. OPENAI_API_KEY); the key itself is never stored.",
+    )
     max_concurrency = models.PositiveIntegerField(
         default=4, validators=at_least(1, "Max concurrency")
     )
@@ -105,6 +113,7 @@ class Backend(models.Model):
         "priority",
         "enabled",
         "max_concurrency",
+        "api_key_env",
     )
     #: What the ``operate_backend`` permission (the ``operators`` group) may
     #: change: where traffic may go, not what the backend is.

@@ -54,6 +54,9 @@ class RoutingDecision(models.Model):
     annotations = models.JSONField(default=dict)
     trace = models.JSONField(default=list)
     warnings = models.JSONField(default=list)
+    # Proxied requests: each upstream attempt in order (backend, outcome,
+    # status, error, duration_ms, ttft_ms); empty for decision-only calls.
+    attempts = models.JSONField(default=list, blank=True)
     details = models.JSONField(
         default=dict,
         help_text="The rest of the response: error, queue fields, models tried.",

@@ -93,3 +93,17 @@ def in_range(low: int, high: int, what: str) -> list[Bounds]:
 def at_least(low: int | float, what: str) -> list[Bounds]:
     """A lower bound with a message naming the field."""
     return [Bounds(what, low)]
+
+
+def validate_env_var_name(value: str) -> None:
+    """An environment variable name: upper-case letters, digits and ``_``, not
+    starting with a digit (e.g. ``OPENAI_API_KEY``), at most 128 characters."""
+    import re
+
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,127}", value):
+        raise ValidationError(
+            f"{value!r} is not an environment variable name: use upper-case "
+            "letters, digits and '_', not starting with a digit "
+            "(e.g. OPENAI_API_KEY).",
+            code="invalid",
+        )

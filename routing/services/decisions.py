@@ -183,5 +183,6 @@ def _columns(payload: dict[str, Any], **known: Any) -> dict[str, Any]:
         "annotations": payload.get("annotations", {}),
         "trace": payload.get("trace", []),
         "warnings": payload.get("warnings", []),
+        "attempts": [],
         "details": {k: v for k, v in payload.items() if k not in COLUMNS},
     }
