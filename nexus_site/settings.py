@@ -161,7 +161,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     # A request failed by a database outage logs one line, not a traceback.
     "filters": {"outage_one_line": {"()": "routing.request_log.OutageOneLineFilter"}},
-    "loggers": {"django.request": {"filters": ["outage_one_line"]}},
+    "loggers": {
+        "django.request": {"filters": ["outage_one_line"]},
+        # One line per proxied upstream call is noise; failures are logged by Nexus.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
     "root": {"handlers": ["console"], "level": env_str("NEXUS_LOG_LEVEL", "INFO")},
 }
 

@@ -136,7 +136,8 @@ class SseRelay:
     """Cuts upstream SSE bytes into whole events and learns from them.
 
     ``feed(data)`` returns the bytes to pass on to the client now (whole events
-    only; a partial event waits for its end). It raises ``MalformedEvent`` on an
+    only; a partial event waits for its end; ``[DONE]`` is held back and only
+    noted in ``done``). It raises ``MalformedEvent`` on an
     event that is not JSON; events before it in the same data are in
     ``pending`` so they can still be sent.
     """
@@ -173,8 +174,8 @@ class SseRelay:
         if not data:
             return True  # comments and keep-alives pass through
         if data.strip() == b"[DONE]":
-            self.done = True
-            return True
+            self.done = True  # held back: sent once the request is recorded
+            return False
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -57,6 +57,7 @@ from routing.services.proxy import (
 logger = logging.getLogger(__name__)
 
 UPSTREAM_ERROR = "upstream_error"
+DONE_EVENT = b"data: [DONE]\n\n"
 #: Upstream statuses that fail over (before the first byte): 5xx, 408, 429.
 RETRYABLE = frozenset({408, 429})
 #: Response headers passed on from the upstream.
@@ -391,8 +392,14 @@ async def _relay(
             out = relay.feed(data)
             if out:
                 yield out
+            if relay.done:
+                break
         if relay.done:
             attempt.outcome = OK
+            # Recorded before [DONE]: a client that has the whole answer can
+            # already read its usage.
+            await _finish_stream(upstream, relay, plan, attempt, outcome, started)
+            yield DONE_EVENT
         else:
             attempt.outcome = INTERRUPTED
             attempt.error = "the stream ended without [DONE]"
@@ -422,16 +429,30 @@ async def _relay(
         attempt.error = "the client disconnected"
         raise
     finally:
-        await upstream.aclose()
-        attempt.duration_ms = _ms(started)
-        await _release(attempt)
-        found = relay.usage
-        outcome.usage = (
-            Usage(found[0], found[1], "upstream")
-            if found and attempt.outcome == OK
-            else _estimate(plan, relay.characters)
-        )
-        await asyncio.shield(outcome.record())
+        await _finish_stream(upstream, relay, plan, attempt, outcome, started)
+
+
+async def _finish_stream(
+    upstream: httpx.Response,
+    relay: SseRelay,
+    plan: Plan,
+    attempt: Attempt,
+    outcome: _Outcome,
+    started: float,
+) -> None:
+    """Close the upstream, count it out, record the request (once)."""
+    if outcome.recorded:
+        return
+    await upstream.aclose()
+    attempt.duration_ms = _ms(started)
+    await _release(attempt)
+    found = relay.usage
+    outcome.usage = (
+        Usage(found[0], found[1], "upstream")
+        if found and attempt.outcome == OK
+        else _estimate(plan, relay.characters)
+    )
+    await asyncio.shield(outcome.record())
 
 
 @require_GET
