@@ -553,9 +553,8 @@ class FakeUpstream:
                 error_body("bad request from fake", "invalid_request_error"),
             )
             return True
-        model = (
-            body.get("model") if isinstance(body.get("model"), str) else self.models[0]
-        )
+        requested = body.get("model")
+        model = requested if isinstance(requested, str) else self.models[0]
         pieces = answer_pieces(f"Hello from {self.name}.", self.chunks)
         usage = None if mode == "no_usage" else usage_for(body, pieces)
         completion_id = f"chatcmpl-{self.name}-{next(self._ids)}"

@@ -354,6 +354,22 @@ def test_hits_record_the_path_body_and_headers_of_each_chat_request(
     assert third.body == {"model": "second"}
 
 
+def test_a_chunked_request_body_is_read_whole(upstream: FakeUpstream) -> None:
+    raw = json.dumps({"model": "chunked", "messages": MESSAGES}).encode()
+    half = len(raw) // 2
+    with socket.create_connection(("127.0.0.1", upstream.port), timeout=3) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            b"%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\n\r\n"
+            % (half, raw[:half], len(raw) - half, raw[half:])
+        )
+        answer = sock.recv(65536)
+
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert upstream.hits[0].body == {"model": "chunked", "messages": MESSAGES}
+
+
 def test_one_connection_serves_several_requests(upstream: FakeUpstream) -> None:
     request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(("127.0.0.1", upstream.port), timeout=3) as sock:
