@@ -117,12 +117,23 @@ def _database() -> dict[str, object]:
         }
         config["CONN_MAX_AGE"] = 0
     else:
-        config["CONN_HEALTH_CHECKS"] = True
+        # Under ASGI every request runs its sync code in a thread of its own, so
+        # connections kept per thread would never be reused: a pool per process
+        # hands each request a connection and takes it back at the request's end.
+        config["CONN_MAX_AGE"] = 0
+        options: dict[str, object] = {
+            "pool": {
+                "min_size": 1,
+                "max_size": env_int("NEXUS_PG_POOL_SIZE", 10, minimum=1),
+                "timeout": 10,
+            }
+        }
         if env_bool("NEXUS_PG_PREPARED_STATEMENTS", True):
             # Parameters bound by the server, and statements run 5 times on a
             # connection kept prepared: ~20% less time per route call. Turn off
             # behind PgBouncer in transaction mode older than 1.21.
-            config["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+            options.update(server_side_binding=True, prepare_threshold=5)
+        config["OPTIONS"] = options
     return config
 
 

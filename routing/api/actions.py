@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from routing import metrics
 from routing.adapters import shared_pipeline
 from routing.api.auth import ApiClient, client_name
-from routing.api.fields import PlainDecimalField, PlainIntegerField
+from routing.api.fields import PlainDecimalField, PlainFloatField, PlainIntegerField
 from routing.api.renderers import FastJSONRenderer
 from routing.api.routing_input import (
     RouteInputSerializer,
@@ -25,6 +25,7 @@ from routing.api.routing_input import (
 from routing.pipeline import MODEL_NOT_FOUND
 from routing.pipeline.types import Outcome
 from routing.services.ledger import UsageReporter, usage_record
+from routing.services.proxy import REPORTED_OUTCOMES, reported_attempt_observe
 from routing.services.routing import route_request
 
 HEADERS = [
@@ -119,6 +120,17 @@ class UsageInputSerializer(serializers.Serializer):
     cost_usd = PlainDecimalField(
         max_digits=14, decimal_places=6, min_value=0, required=False, allow_null=True
     )
+    # Optional, for clients that call backends themselves: they feed the same
+    # moving averages and passive health as the proxy's own attempts.
+    latency_ms = PlainFloatField(
+        min_value=0, max_value=86_400_000, required=False, allow_null=True
+    )
+    ttft_ms = PlainFloatField(
+        min_value=0, max_value=86_400_000, required=False, allow_null=True
+    )
+    outcome = serializers.ChoiceField(
+        choices=list(REPORTED_OUTCOMES), required=False, allow_blank=False
+    )
 
 
 class UsageApi(APIView):
@@ -144,8 +156,15 @@ class UsageApi(APIView):
     def post(self, request: Request) -> Response:
         data = UsageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = usage_record(**data.validated_data, reporter=_reporter(request))
+        values = dict(data.validated_data)
+        result = usage_record(**values, source="reported", reporter=_reporter(request))
         report = result.report
+        if result.created and ("outcome" in values or values.get("ttft_ms")):
+            reported_attempt_observe(
+                decision_id=report.decision_id,
+                outcome=values.get("outcome", "ok"),
+                ttft_ms=values.get("ttft_ms"),
+            )
         metrics.usage_observed(float(report.cost_usd), created=result.created)
         return Response(
             {

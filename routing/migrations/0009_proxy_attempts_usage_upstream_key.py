@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='usagereport',
             name='outcome',
-            field=models.CharField(blank=True, max_length=16),
+            field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
             model_name='usagereport',

@@ -168,7 +168,7 @@ class UsageReport(models.Model):
     )
     latency_ms = models.FloatField(null=True, blank=True)
     ttft_ms = models.FloatField(null=True, blank=True)
-    outcome = models.CharField(max_length=16, blank=True)
+    outcome = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -63,8 +64,25 @@ RETRYABLE = frozenset({408, 429})
 #: Response headers passed on from the upstream.
 PASSED_HEADERS = ("content-type", "openai-processing-ms", "x-ratelimit-remaining")
 
-_decide = DecideView.as_view()
+_decide_view = DecideView.as_view()
 _models = ModelsView.as_view()
+
+
+def _released[**P, R](work: Callable[P, R]) -> Callable[P, R]:
+    """``work``, then this thread's database connections go back (to the pool
+    on PostgreSQL): a stream in flight holds none while it waits on upstream."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return work(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return run
+
+
+_decide = _released(_decide_view)
+_record = _released(proxy_outcome_record)
 _clients: dict[int, httpx.AsyncClient] = {}
 
 
@@ -131,7 +149,7 @@ class _Outcome:
             return
         self.recorded = True
         try:
-            await sync_to_async(proxy_outcome_record)(
+            await sync_to_async(_record)(
                 decision_id=self.plan.decision_id,
                 attempts=self.attempts,
                 served=self.served,

@@ -93,3 +93,22 @@ def proxy_outcome_record(
             ttft_ms=attempt.ttft_ms,
             retry_after_s=attempt.retry_after_s,
         )
+
+
+#: Outcomes a client may report with its usage (``POST /api/v1/usage``).
+REPORTED_OUTCOMES = ("ok", "error", "timeout", "interrupted")
+
+
+def reported_attempt_observe(
+    *, decision_id: uuid.UUID, outcome: str, ttft_ms: float | None
+) -> None:
+    """Feed a client's own report (``/api/v1/usage``) into passive health."""
+    backend = (
+        RoutingDecision.objects.filter(pk=decision_id)
+        .values_list("backend_name", flat=True)
+        .first()
+    )
+    if backend:
+        backend_attempt_observe(
+            backend_name=backend, ok=outcome == "ok", ttft_ms=ttft_ms
+        )

@@ -1,0 +1,125 @@
+"""In-flight counts under concurrency, and usage reports that feed the same loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from routing.models import Backend, RoutingDecision, UsageReport
+from routing.services.passive_health import in_flight_counts
+from tests.proxy.conftest import MODEL, register
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+MESSAGES = [{"role": "user", "content": "count me"}]
+
+
+def test_in_flight_counts_return_to_zero_after_64_concurrent_streams(
+    postgres, nexus_url, api_key, upstreams
+):
+    """Streams that finish, fail before the first byte, are cut, or whose
+    client leaves early: every count goes back to 0, and the counts were up
+    while the streams were in flight. (PostgreSQL: 64 requests write at once,
+    which the test's in-memory SQLite cannot take.)"""
+    for upstream, priority in zip(upstreams, (10, 20, 30), strict=True):
+        register(upstream, priority=priority)
+        upstream.chunks = 8
+        upstream.chunk_delay_s = 0.05
+    upstreams[1].mode = "cut"
+    seen_in_flight: list[int] = []
+
+    async def one(client: httpx.AsyncClient, n: int) -> str:
+        body: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": True}
+        async with client.stream("POST", "/v1/chat/completions", json=body) as reply:
+            if n % 4 == 3:  # this client leaves after the first chunk
+                async for _ in reply.aiter_raw():
+                    break
+                return "left"
+            text = "".join([line async for line in reply.aiter_lines()])
+            return "done" if "[DONE]" in text else "cut"
+
+    async def watch() -> None:
+        for _ in range(20):
+            seen_in_flight.append(sum(in_flight_counts().values()))
+            await asyncio.sleep(0.05)
+
+    async def main() -> list[str]:
+        async with httpx.AsyncClient(
+            base_url=nexus_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=30,
+            limits=httpx.Limits(max_connections=64),
+        ) as client:
+            watcher = asyncio.create_task(watch())
+            results = await asyncio.gather(*(one(client, n) for n in range(64)))
+            await watcher
+            return results
+
+    upstreams[0].mode = "ok"
+    results = asyncio.run(main())
+    assert results.count("left") == 16
+    deadline = time.monotonic() + 10
+    while in_flight_counts() or RoutingDecision.objects.filter(attempts=[]).exists():
+        assert time.monotonic() < deadline, in_flight_counts()
+        time.sleep(0.05)
+    assert max(seen_in_flight) > 1
+    assert RoutingDecision.objects.count() == 64
+    assert UsageReport.objects.count() == 64
+
+
+def test_a_reported_usage_with_timings_feeds_latency_and_passive_health(
+    api_client, settings
+):
+    from tests.fleet_rows import make_fleet
+
+    make_fleet()
+    routed = api_client.post(
+        "/api/v1/route",
+        {"model": "llama3.1:8b", "messages": [{"role": "user", "content": "hi"}]},
+        format="json",
+    ).json()
+    backend = routed["backend"]["name"]
+    reply = api_client.post(
+        "/api/v1/usage",
+        {
+            "decision_id": routed["decision_id"],
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "latency_ms": 900,
+            "ttft_ms": 120,
+            "outcome": "error",
+        },
+        format="json",
+    )
+    assert reply.status_code == 201, reply.json()
+    report = UsageReport.objects.get()
+    assert (report.source, report.latency_ms, report.ttft_ms, report.outcome) == (
+        "reported",
+        900,
+        120,
+        "error",
+    )
+    row = Backend.objects.get(name=backend)
+    assert row.consecutive_failures == 1 and row.error_rate > 0
+
+
+def test_a_reported_outcome_outside_the_list_is_refused_naming_the_field(
+    api_client,
+):
+    reply = api_client.post(
+        "/api/v1/usage",
+        {
+            "decision_id": "00000000-0000-0000-0000-000000000000",
+            "input_tokens": 1,
+            "output_tokens": 1,
+            "outcome": "meh",
+            "ttft_ms": -1,
+        },
+        format="json",
+    )
+    assert reply.status_code == 400
+    assert set(reply.json()["error"]["fields"]) == {"outcome", "ttft_ms"}
