@@ -194,6 +194,11 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": False,
 }
 SPECTACULAR_SETTINGS = {
+    # Two choice sets are both called "outcome": the decision's and a usage report's.
+    "ENUM_NAME_OVERRIDES": {
+        "DecisionOutcomeEnum": [(o, o) for o in ("route", "queue", "reject")],
+        "ReportedOutcomeEnum": "routing.services.proxy.REPORTED_OUTCOMES",
+    },
     "TITLE": "Nexus routing API",
     "DESCRIPTION": "Decides where each LLM inference request runs, and records why.",
     "VERSION": "1.0.0",

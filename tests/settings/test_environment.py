@@ -121,8 +121,15 @@ def test_the_default_database_is_a_sqlite_file_in_wal_mode(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("switch", "options"),
     [
-        ({}, "{'server_side_binding': True, 'prepare_threshold': 5}"),
-        ({"NEXUS_PG_PREPARED_STATEMENTS": "false"}, "{}"),
+        (
+            {},
+            "{'pool': {'min_size': 1, 'max_size': 10, 'timeout': 10}, "
+            "'server_side_binding': True, 'prepare_threshold': 5}",
+        ),
+        (
+            {"NEXUS_PG_PREPARED_STATEMENTS": "false", "NEXUS_PG_POOL_SIZE": "4"},
+            "{'pool': {'min_size': 1, 'max_size': 4, 'timeout': 10}}",
+        ),
     ],
 )
 def test_postgresql_prepares_statements_unless_turned_off(
