@@ -28,7 +28,7 @@ from routing.models import (
 )
 from routing.models.validators import Bounds
 from routing.services.api_keys import api_key_issue
-from routing.services.backends import backend_save
+from routing.services.backends import backend_api_key_set, backend_save
 from routing.services.config import config_built_in, config_delete, config_save
 
 admin.site.site_header = "Nexus control plane"
@@ -154,7 +154,7 @@ class BackendAdmin(AuditedAdmin):
     list_editable = ("privacy_zone", "capability_tier", "priority", "enabled")
     search_fields = ("name", "base_url", "models__name")
     inlines = [BackendModelInline]
-    readonly_fields = (
+    probed_fields = (
         "health",
         "loading_eta_ms",
         "pending_requests",
@@ -163,8 +163,18 @@ class BackendAdmin(AuditedAdmin):
         "consecutive_failures",
         "last_probe_at",
     )
+    readonly_fields = (*probed_fields, "api_key_set")
     fieldsets = (
         (None, {"fields": ("name", "kind", "base_url", "enabled")}),
+        (
+            "Upstream key",
+            {
+                "fields": ("api_key_env", "api_key_set"),
+                "description": "The name of an environment variable of the "
+                "server that holds the key sent upstream; the key itself is "
+                "never stored or shown.",
+            },
+        ),
         (
             "Routing",
             {
@@ -176,8 +186,12 @@ class BackendAdmin(AuditedAdmin):
                 )
             },
         ),
-        ("Probed state", {"fields": readonly_fields}),
+        ("Probed state", {"fields": probed_fields}),
     )
+
+    @admin.display(description="key variable set on this server", boolean=True)
+    def api_key_set(self, obj: Backend) -> bool:
+        return backend_api_key_set(backend=obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """``routing.operate_backend`` (operators) may change the operator fields."""

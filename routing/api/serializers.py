@@ -6,13 +6,18 @@ as DRF validation errors, so the API says exactly what the admin says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
 
-from routing.api.fields import PlainNumbersModelSerializer
+from routing.api.fields import (
+    PlainFloatField,
+    PlainIntegerField,
+    PlainNumbersModelSerializer,
+)
 from routing.models import (
     Alias,
     Backend,
@@ -23,8 +28,15 @@ from routing.models import (
     RoutingDecision,
     TrafficPolicy,
 )
-from routing.services.backends import backend_save
+from routing.models.validators import validate_env_var_name
+from routing.pipeline.types import Health
+from routing.services.backends import backend_api_key_set, backend_save
 from routing.services.config import config_save
+from routing.services.health import (
+    OBSERVED_FIELDS,
+    backend_observed_set,
+    observed_value_error,
+)
 
 
 def _save(instance: models.Model, actor: str) -> None:
@@ -65,12 +77,105 @@ class BackendModelSerializer(PlainNumbersModelSerializer):
         fields = list(BackendModel.AUDITED_FIELDS)
 
 
+ENV_VAR_NAME_MESSAGE = (
+    "Give the name of the environment variable that holds the upstream key, "
+    "never the key itself: upper-case letters, digits and '_', not starting "
+    "with a digit, at most 128 characters (e.g. OPENAI_API_KEY); empty for a "
+    "backend without a key."
+)
+
+
+def _env_var_name(value: str) -> None:
+    """The model's rule, with a message that does not repeat the value (it may be
+    a key pasted by mistake)."""
+    if not value:
+        return
+    try:
+        validate_env_var_name(value)
+    except DjangoValidationError:
+        raise serializers.ValidationError(ENV_VAR_NAME_MESSAGE) from None
+
+
+def _observed_rule(field: str) -> Callable[[Any], None]:
+    """The service's rule for an observed field, so the API says what it says."""
+
+    def check(value: Any) -> None:
+        message = observed_value_error(field, value)
+        if message is not None:
+            raise serializers.ValidationError(message)
+
+    return check
+
+
+OBSERVED_NOTE = (
+    "Observed state: written by probes and traffic, or with an admin API key "
+    "(not audited, no config version)."
+)
+
+
+class ObservedFloatField(PlainFloatField):
+    """A number that is not a boolean (``true`` is no error rate)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return float(super().to_internal_value(data))
+
+
 class BackendSerializer(AuditedModelSerializer):
+    """A backend, its served models, and its observed state.
+
+    ``api_key_env`` names an environment variable; ``api_key_set`` says whether
+    it is set here. Observed fields may be written with an admin key only (the
+    view checks who) and are stored like a probe result, not audited.
+    """
+
     privacy_zone = serializers.SlugRelatedField(
         slug_field="name",
         queryset=PrivacyZone.objects.all(),
         allow_null=True,
         required=False,
+    )
+    api_key_env = serializers.CharField(
+        max_length=128,
+        allow_blank=True,
+        required=False,
+        validators=[_env_var_name],
+        help_text=Backend._meta.get_field("api_key_env").help_text,
+    )
+    api_key_set = serializers.SerializerMethodField(
+        help_text="Whether the variable named by api_key_env is set (and not "
+        "empty) in the server's environment."
+    )
+    health = serializers.ChoiceField(
+        choices=[h.value for h in Health],
+        required=False,
+        error_messages={"invalid_choice": observed_value_error("health", None)},
+        help_text=f"{OBSERVED_NOTE} ``unknown`` = never probed (routable).",
+    )
+    loading_eta_ms = PlainIntegerField(
+        required=False,
+        allow_null=True,
+        validators=[_observed_rule("loading_eta_ms")],
+        help_text=f"{OBSERVED_NOTE} Milliseconds until a loading backend serves, "
+        "0 or more; null when unknown.",
+    )
+    pending_requests = PlainIntegerField(
+        required=False,
+        validators=[_observed_rule("pending_requests")],
+        help_text=f"{OBSERVED_NOTE} Requests in flight to it, 0 or more.",
+    )
+    latency_ema_ms = ObservedFloatField(
+        required=False,
+        allow_null=True,
+        validators=[_observed_rule("latency_ema_ms")],
+        help_text=f"{OBSERVED_NOTE} Moving average latency in ms, 0 or more; "
+        "null when unknown.",
+    )
+    error_rate = ObservedFloatField(
+        required=False,
+        validators=[_observed_rule("error_rate")],
+        help_text=f"{OBSERVED_NOTE} Moving average share of failures, 0 to 1.",
     )
     models = BackendModelSerializer(many=True, required=False)
 
@@ -85,27 +190,34 @@ class BackendSerializer(AuditedModelSerializer):
             "priority",
             "enabled",
             "max_concurrency",
-            "health",
-            "loading_eta_ms",
-            "pending_requests",
-            "latency_ema_ms",
-            "error_rate",
+            "api_key_env",
+            "api_key_set",
+            *OBSERVED_FIELDS,
             "models",
         ]
-        read_only_fields = [
-            "health",
-            "loading_eta_ms",
-            "pending_requests",
-            "latency_ema_ms",
-            "error_rate",
-        ]
+
+    def get_api_key_set(self, backend: Backend) -> bool:
+        return backend_api_key_set(backend=backend)
 
     def _write(self, instance: Backend, validated_data: dict[str, Any]) -> Backend:
+        observed = {
+            field: validated_data.pop(field)
+            for field in OBSERVED_FIELDS
+            if field in validated_data
+        }
         offers = validated_data.pop("models", None)
         for field, value in validated_data.items():
             setattr(instance, field, value)
         try:
-            return backend_save(backend=instance, models=offers, actor=self._actor())
+            if observed and instance.pk and not validated_data and offers is None:
+                # Only observed state: no configuration save, no audit, no version.
+                return backend_observed_set(backend=instance, values=observed)
+            return backend_save(
+                backend=instance,
+                models=offers,
+                actor=self._actor(),
+                observed=observed,
+            )
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
 

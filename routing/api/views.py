@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Model
@@ -13,9 +14,11 @@ from rest_framework.request import Request
 
 from routing import selectors
 from routing.api import serializers
-from routing.api.auth import ConfigPermission, actor_name
+from routing.api.auth import ApiClient, ConfigPermission, actor_name
 from routing.api.filters import DecisionFilter
+from routing.errors import NexusError
 from routing.services.config import config_delete
+from routing.services.health import OBSERVED_FIELDS
 from routing.timestamps import parse_utc
 
 NAME_IN_PATH = r"[^/]+"
@@ -38,7 +41,45 @@ class ZoneViewSet(ConfigViewSet):
     lookup_field = "name"
 
 
+class ObservedFieldsForbidden(NexusError):
+    """A write of observed backend fields without the right to make it."""
+
+    status_code = 403
+    error_type = "forbidden"
+
+
+class ObservedFieldsPermission(permissions.BasePermission):
+    """Observed backend fields (health, load, latency, error rate) are written
+    only with an admin API key or a superuser's login: they steer routing at
+    once, like a probe result. Anyone else sending them gets a 403 naming
+    them, never a write that silently drops them."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user: Any = request.user
+        if request.method in permissions.SAFE_METHODS or not (
+            user and user.is_authenticated
+        ):
+            return True  # ConfigPermission answers reads and 401s
+        data = request.data
+        sent = [f for f in OBSERVED_FIELDS if isinstance(data, Mapping) and f in data]
+        if not sent or _may_write_observed(user):
+            return True
+        raise ObservedFieldsForbidden(
+            f"Writing the observed fields {', '.join(sent)} needs an admin API "
+            "key (they are stored like a probe result); leave them out of "
+            "this request.",
+            fields={field: ["Needs an admin API key."] for field in sent},
+        )
+
+
+def _may_write_observed(user: Any) -> bool:
+    if isinstance(user, ApiClient):
+        return user.is_admin
+    return bool(getattr(user, "is_superuser", False))
+
+
 class BackendViewSet(ConfigViewSet):
+    permission_classes = [ObservedFieldsPermission, ConfigPermission]
     queryset = selectors.backend_list()
     serializer_class = serializers.BackendSerializer
     lookup_field = "name"

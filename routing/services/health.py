@@ -18,6 +18,9 @@ Rules:
 - probed state is written with ``queryset.update`` (not audited, no config
   version); a change of health or of served models bumps
   ``ConfigVersion.state_version`` so routing snapshots rebuild;
+- an admin may set the same observed fields through the backends API
+  (``backend_observed_set``, for external health checkers): stored the same
+  way, and ``state_version`` is bumped on any change;
 - models a server lists that the backend does not serve yet are created with
   zero prices and every capability off, through ``config_save`` (audited as
   ``system:health-probe``); an admin sets their prices and capabilities.
@@ -34,10 +37,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +55,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from routing import metrics
+from routing.errors import NotFoundError
 from routing.models import Backend, BackendModel, ConfigVersion
 from routing.pipeline.types import Health
 from routing.services.config import CONFIG_VERSION_PK, config_save
@@ -299,6 +304,101 @@ def backend_probe_apply(
         _state_version_bump()
     for field, value in values.items():
         setattr(backend, field, value)
+    return backend
+
+
+#: Probed state an external health checker may set through the backends API.
+OBSERVED_FIELDS = (
+    "health",
+    "loading_eta_ms",
+    "pending_requests",
+    "latency_ema_ms",
+    "error_rate",
+)
+#: The largest value a PositiveIntegerField holds on every supported database.
+_MAX_COUNT = 2_147_483_647
+_HEALTH_VALUES = tuple(h.value for h in Health)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def observed_value_error(field: str, value: object) -> str | None:
+    """What is wrong with ``value`` for the observed ``field``, or None if it is fine."""
+    if field == "health":
+        if value in _HEALTH_VALUES:
+            return None
+        return f"Health must be one of {', '.join(_HEALTH_VALUES)}."
+    if field in {"loading_eta_ms", "pending_requests"}:
+        if (value is None and field == "loading_eta_ms") or (
+            _whole(value) and 0 <= value <= _MAX_COUNT  # type: ignore[operator]
+        ):
+            return None
+        if field == "loading_eta_ms":
+            return (
+                "Loading ETA must be a whole number of milliseconds from 0 to "
+                f"{_MAX_COUNT}, or null when unknown."
+            )
+        return f"Pending requests must be a whole number from 0 to {_MAX_COUNT}."
+    if field == "latency_ema_ms":
+        if value is None or (_number(value) and value >= 0):  # type: ignore[operator]
+            return None
+        return "Latency must be a number of milliseconds, 0 or more, or null."
+    if field == "error_rate":
+        if _number(value) and 0 <= value <= 1:  # type: ignore[operator]
+            return None
+        return "Error rate must be a number between 0 and 1 (0.05 is 5 %)."
+    return f"Not an observed field; these are {', '.join(OBSERVED_FIELDS)}."
+
+
+@transaction.atomic
+def backend_observed_set(*, backend: Backend, values: Mapping[str, object]) -> Backend:
+    """Store observed fields as a probe result is stored; return ``backend`` updated.
+
+    For external health checkers (through the backends API, admin keys only):
+    not audited and no config version, but ``state_version`` is bumped when a
+    value changes, so routing sees it on its next call. The next probe of the
+    backend reports over it, as probes do over each other.
+
+    Raises ValidationError naming every bad field; then nothing is written.
+    """
+    errors = {
+        field: [message]
+        for field, value in values.items()
+        if (message := observed_value_error(field, value)) is not None
+    }
+    if errors:
+        raise ValidationError(errors)
+    current = (
+        Backend.objects.select_for_update()
+        .filter(pk=backend.pk)
+        .values(*OBSERVED_FIELDS)
+        .first()
+    )
+    if current is None:
+        raise NotFoundError(f"Backend {backend.name!r} no longer exists.")
+    changed = {f: v for f, v in values.items() if current[f] != v}
+    if changed:
+        Backend.objects.filter(pk=backend.pk).update(**changed)
+        _state_version_bump()
+    if "health" in changed:
+        logger.info(
+            "Backend %s is now %s (was %s), set through the API",
+            backend.name,
+            changed["health"],
+            current["health"],
+        )
+    for field in OBSERVED_FIELDS:
+        setattr(backend, field, changed.get(field, current[field]))
     return backend
 
 
