@@ -1,4 +1,5 @@
-"""Prometheus metrics: decisions, exclusions, latencies, budget spend and status."""
+"""Prometheus metrics: decisions, exclusions, latencies, budget spend and status,
+and what the proxy saw upstream (attempts, time to first byte, tokens, cost, load)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,122 @@ def usage_observed(cost_usd: float, *, created: bool) -> None:
         USAGE_USD.inc(cost_usd)
 
 
+#: Upstream waits are seconds to minutes, not the pipeline's microseconds.
+UPSTREAM_BUCKETS_S = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+#: Attempt outcomes whose time to first byte is not an answer's (refused,
+#: timed out, or a 5xx, 408 or 429 status).
+_NO_ANSWER = frozenset({"failed_over", "failed"})
+
+PROXY_REQUESTS = Counter(
+    "nexus_proxy_requests",
+    "Proxied upstream attempts, by backend and outcome.",
+    ["backend", "outcome"],
+    registry=REGISTRY,
+)
+PROXY_FAILOVERS = Counter(
+    "nexus_proxy_failovers",
+    "Upstream attempts that failed before the first byte and passed the request "
+    "to the next backend.",
+    ["backend"],
+    registry=REGISTRY,
+)
+PROXY_TTFT_SECONDS = Histogram(
+    "nexus_proxy_ttft_seconds",
+    "Time to the first byte of upstream answers (failed attempts not counted).",
+    ["backend"],
+    buckets=UPSTREAM_BUCKETS_S,
+    registry=REGISTRY,
+)
+PROXY_UPSTREAM_SECONDS = Histogram(
+    "nexus_proxy_upstream_seconds",
+    "Duration of each upstream attempt, from connecting to its end.",
+    ["backend"],
+    buckets=UPSTREAM_BUCKETS_S,
+    registry=REGISTRY,
+)
+PROXY_TOKENS = Counter(
+    "nexus_proxy_tokens",
+    "Tokens of proxied requests, by serving backend and direction (input, output).",
+    ["backend", "direction"],
+    registry=REGISTRY,
+)
+PROXY_COST_USD = Counter(
+    "nexus_proxy_cost_usd",
+    "Cost booked for proxied requests, by serving backend.",
+    ["backend"],
+    registry=REGISTRY,
+)
+
+
+def _seconds(milliseconds: object) -> float | None:
+    if isinstance(milliseconds, int | float) and not isinstance(milliseconds, bool):
+        return milliseconds / 1000
+    return None
+
+
+def proxy_observed(
+    *,
+    attempts: list[dict[str, object]],
+    backend: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cost_usd: float,
+) -> None:
+    """Count one proxied request: each attempt (as recorded on the decision),
+    then the tokens and booked cost on ``backend``, the one that served it
+    (None: no backend did, nothing is counted for it)."""
+    for attempt in attempts:
+        name = str(attempt.get("backend") or "")
+        outcome = str(attempt.get("outcome") or "")
+        PROXY_REQUESTS.labels(name, outcome).inc()
+        if outcome == "failed_over":
+            PROXY_FAILOVERS.labels(name).inc()
+        ttft = _seconds(attempt.get("ttft_ms"))
+        if ttft is not None and outcome not in _NO_ANSWER:
+            PROXY_TTFT_SECONDS.labels(name).observe(ttft)
+        duration = _seconds(attempt.get("duration_ms"))
+        if duration is not None:
+            PROXY_UPSTREAM_SECONDS.labels(name).observe(duration)
+    if backend:
+        PROXY_TOKENS.labels(backend, "input").inc(max(input_tokens, 0))
+        PROXY_TOKENS.labels(backend, "output").inc(max(output_tokens, 0))
+        PROXY_COST_USD.labels(backend).inc(max(cost_usd, 0.0))
+
+
+class ProxyInFlightCollector(Collector):
+    """Proxied requests in flight per backend, read at scrape time from the
+    shared state (every process's requests); 0 for every other backend."""
+
+    def collect(self) -> Any:
+        from routing.selectors import backend_list
+        from routing.services.passive_health import in_flight_counts
+
+        counts = in_flight_counts()
+        names = set(backend_list().values_list("name", flat=True)) | set(counts)
+        gauge = GaugeMetricFamily(
+            "nexus_proxy_in_flight",
+            "Proxied requests in flight to the backend now (all processes).",
+            labels=["backend"],
+        )
+        for name in sorted(names):
+            gauge.add_metric([name], float(counts.get(name, 0)))
+        yield gauge
+
+
 class BudgetCollector(Collector):
     """Reads budgets at scrape time, so every process reports the same truth."""
 
@@ -120,6 +237,7 @@ class BudgetCollector(Collector):
 
 
 REGISTRY.register(BudgetCollector())
+REGISTRY.register(ProxyInFlightCollector())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -6,11 +6,13 @@ as DRF validation errors, so the API says exactly what the admin says.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from routing.api.fields import (
@@ -27,6 +29,7 @@ from routing.models import (
     PrivacyZone,
     RoutingDecision,
     TrafficPolicy,
+    UsageReport,
 )
 from routing.models.validators import validate_env_var_name
 from routing.pipeline.types import Health
@@ -279,13 +282,48 @@ class BudgetSerializer(AuditedModelSerializer):
         read_only_fields = ["period_start", "period_end", "spent_usd", "reserved_usd"]
 
 
+#: Where ``DecisionListSerializer`` leaves each decision's usage report (None:
+#: none reported), so the page reads them in one query.
+USAGE_ATTRIBUTE = "_usage_report"
+
+
+def _usage_reports(decision_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, UsageReport]:
+    reports = UsageReport.objects.filter(decision_id__in=list(decision_ids))
+    return {report.decision_id: report for report in reports}
+
+
+class DecisionUsageSerializer(serializers.ModelSerializer):
+    """What a decision really used: tokens, booked cost and where the figures came from."""
+
+    class Meta:
+        model = UsageReport
+        fields = ["input_tokens", "output_tokens", "cost_usd", "source"]
+
+
+class DecisionListSerializer(serializers.ListSerializer):
+    """A page of decisions with their usage read in one query, not one per row."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        decisions = list(
+            data.all() if isinstance(data, models.manager.BaseManager) else data
+        )
+        reports = _usage_reports(decision.pk for decision in decisions)
+        for decision in decisions:
+            setattr(decision, USAGE_ATTRIBUTE, reports.get(decision.pk))
+        return super().to_representation(decisions)
+
+
 class DecisionSerializer(serializers.ModelSerializer):
-    """A recorded decision: what the route call returned plus when, for whom, how fast."""
+    """A recorded decision: what the route call returned plus when, for whom, how
+    fast, and for proxied requests the upstream attempts and the usage."""
 
     decision_id = serializers.UUIDField(source="id", read_only=True)
+    attempts = serializers.JSONField(read_only=True)
+    usage = serializers.SerializerMethodField()
 
     class Meta:
         model = RoutingDecision
+        list_serializer_class = DecisionListSerializer
         fields = [
             "decision_id",
             "request_id",
@@ -297,6 +335,7 @@ class DecisionSerializer(serializers.ModelSerializer):
             "score",
             "reason",
             "estimated_cost_usd",
+            "usage",
             "fallback_used",
             "pipeline_duration_us",
             "client",
@@ -306,7 +345,18 @@ class DecisionSerializer(serializers.ModelSerializer):
             "annotations",
             "trace",
             "warnings",
+            "attempts",
         ]
+
+    @extend_schema_field(DecisionUsageSerializer(allow_null=True))
+    def get_usage(self, instance: RoutingDecision) -> dict[str, Any] | None:
+        if hasattr(instance, USAGE_ATTRIBUTE):
+            report = getattr(instance, USAGE_ATTRIBUTE)
+        else:  # one decision (the detail view): one query
+            report = _usage_reports([instance.pk]).get(instance.pk)
+        if report is None:
+            return None
+        return dict(DecisionUsageSerializer(report).data)
 
     def to_representation(self, instance: RoutingDecision) -> dict[str, Any]:
         data = super().to_representation(instance)

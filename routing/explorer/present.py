@@ -1,4 +1,5 @@
-"""Turn a decision payload (recorded or dry-run) into what the detail view shows.
+"""Turn a decision payload (recorded or dry-run) into what the detail view shows,
+and a backend into its row of the fleet table.
 
 The same view model serves the decision page, the simulator and the re-run,
 so all three render one template.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from routing.explorer.numbers import number
+from routing.models import Backend
+from routing.services.passive_health import HALF_OPEN
 
 REQUEST_SOURCES = {"body": "request body", "header": "request header"}
 
@@ -82,6 +86,87 @@ class Candidate:
         return [(k, v, self.weights.get(k)) for k, v in self.breakdown.items()]
 
 
+#: What each attempt outcome (the proxy contract's names) means, in words.
+ATTEMPT_MEANINGS = {
+    "ok": "answered",
+    "failed_over": "failed before the first byte; the next backend was tried",
+    "interrupted": "broke off after the first byte; the answer was cut",
+    "client_disconnected": "the client went away; the upstream request was closed",
+    "client_error": "answered 4xx; passed to the client as it was",
+    "failed": "failed before the first byte; no attempt was left",
+}
+#: Outcomes that count against the backend's health.
+UPSTREAM_FAILURES = frozenset({"failed_over", "failed", "interrupted"})
+
+USAGE_SOURCES = {
+    "upstream": "from the upstream's answer",
+    "estimated": "estimated from the characters sent and received",
+    "reported": "reported by the client",
+}
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One upstream attempt of a proxied request, as recorded."""
+
+    backend: str
+    outcome: str
+    status: int | None
+    error: str
+    duration_ms: float | None
+    ttft_ms: float | None
+
+    @property
+    def meaning(self) -> str:
+        return ATTEMPT_MEANINGS.get(self.outcome, self.outcome)
+
+    @property
+    def upstream_failed(self) -> bool:
+        return self.outcome in UPSTREAM_FAILURES
+
+
+@dataclass(frozen=True)
+class UsageFigures:
+    """What a routed request really used, and where the figures came from."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Any
+    source: str
+
+    @property
+    def source_text(self) -> str:
+        return USAGE_SOURCES.get(self.source, self.source)
+
+
+def _attempt_rows(entries: Any) -> list[AttemptRow]:
+    if not isinstance(entries, list):
+        return []
+    return [
+        AttemptRow(
+            backend=str(entry.get("backend") or ""),
+            outcome=str(entry.get("outcome") or ""),
+            status=entry.get("status"),
+            error=str(entry.get("error") or ""),
+            duration_ms=entry.get("duration_ms"),
+            ttft_ms=entry.get("ttft_ms"),
+        )
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
+
+
+def _usage_figures(usage: Any) -> UsageFigures | None:
+    if not isinstance(usage, dict):
+        return None
+    return UsageFigures(
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cost_usd=usage.get("cost_usd"),
+        source=str(usage.get("source") or ""),
+    )
+
+
 @dataclass
 class DecisionView:
     payload: dict[str, Any]
@@ -102,6 +187,10 @@ class DecisionView:
     models_tried: list[str]
     fallback_used: bool
     error: dict[str, Any] = field(default_factory=dict)
+    #: Proxied requests: the upstream attempts in order (empty otherwise).
+    attempts: list[AttemptRow] = field(default_factory=list)
+    #: What the request really used, once reported (None before, and for dry runs).
+    usage: UsageFigures | None = None
 
 
 def _pretty(value: Any) -> str:
@@ -276,6 +365,8 @@ def decision_view(payload: dict[str, Any]) -> DecisionView:
         models_tried=models_tried,
         fallback_used=bool(payload.get("fallback_used")),
         error=payload.get("error") or {},
+        attempts=_attempt_rows(payload.get("attempts")),
+        usage=_usage_figures(payload.get("usage")),
     )
 
 
@@ -451,3 +542,43 @@ def observed_changes(
             )
         )
     return changes
+
+
+# -- backends ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendRow:
+    """A backend with what the proxy sees of it now: requests in flight and the
+    state of its circuit (passive health)."""
+
+    backend: Backend
+    in_flight: int
+    #: ``open`` (kept out of selection until ``open_until``), ``cooled`` (the
+    #: cool-down is over; the next routing call half-opens it), ``half-open``
+    #: (one trial request goes through) or ``closed``.
+    circuit: str
+    open_until: datetime | None
+    reason: str
+
+
+def backend_table_row(
+    backend: Backend, *, in_flight: dict[str, int], now: datetime
+) -> BackendRow:
+    """``backend``'s row; ``in_flight`` is ``in_flight_counts()`` (missing: 0)."""
+    until = backend.unhealthy_until
+    if until is not None and until > now:
+        circuit = "open"
+    elif until is not None and backend.health == "unhealthy":
+        circuit = "cooled"
+    elif backend.health_reason == HALF_OPEN:
+        circuit = "half-open"
+    else:
+        circuit = "closed"
+    return BackendRow(
+        backend=backend,
+        in_flight=in_flight.get(backend.name, 0),
+        circuit=circuit,
+        open_until=until if circuit in {"open", "cooled"} else None,
+        reason=backend.health_reason,
+    )

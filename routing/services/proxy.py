@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from django.db import transaction
 
+from routing.metrics import proxy_observed
 from routing.models import RoutingDecision
 from routing.proxy.upstream import Usage
 from routing.services.ledger import usage_record
@@ -74,7 +75,7 @@ def proxy_outcome_record(
             changes["backend_name"] = served
         RoutingDecision.objects.filter(pk=decision_id).update(**changes)
         last = attempts[-1] if attempts else None
-        usage_record(
+        booked = usage_record(
             decision_id=decision_id,
             input_tokens=usage.input_tokens if usage else 0,
             output_tokens=usage.output_tokens if usage else 0,
@@ -93,6 +94,13 @@ def proxy_outcome_record(
             ttft_ms=attempt.ttft_ms,
             retry_after_s=attempt.retry_after_s,
         )
+    proxy_observed(
+        attempts=[a.to_dict() for a in attempts],
+        backend=served,
+        input_tokens=booked.report.input_tokens,
+        output_tokens=booked.report.output_tokens,
+        cost_usd=float(booked.report.cost_usd),
+    )
 
 
 #: Outcomes a client may report with its usage (``POST /api/v1/usage``).

@@ -22,7 +22,7 @@ from routing.explorer_selectors import (
     decision_payload,
     observed_state,
 )
-from routing.models import RoutingDecision
+from routing.models import RoutingDecision, UsageReport
 from routing.services.explorer import decision_rerun
 
 TEMPLATE = "explorer/decisions/detail.html"
@@ -35,11 +35,26 @@ def _decision(decision_id: uuid.UUID) -> RoutingDecision:
     return decision
 
 
+def _usage(decision: RoutingDecision) -> dict[str, object] | None:
+    """The decision's usage in the API's shape (None: none reported yet)."""
+    report = UsageReport.objects.filter(decision_id=decision.pk).first()
+    if report is None:
+        return None
+    return {
+        "input_tokens": report.input_tokens,
+        "output_tokens": report.output_tokens,
+        "cost_usd": report.cost_usd,
+        "source": report.source,
+    }
+
+
 def _context(decision: RoutingDecision) -> dict[str, object]:
     edits, edit_count = audit_since(version=decision.config_version)
+    payload = decision_payload(decision)
+    payload.update(attempts=decision.attempts or [], usage=_usage(decision))
     return {
         "decision": decision,
-        "view": decision_view(decision_payload(decision)),
+        "view": decision_view(payload),
         "edits": edits,
         "edit_count": edit_count,
         "current_version": config_version(),
