@@ -125,7 +125,8 @@ def _database() -> dict[str, object]:
             "pool": {
                 "min_size": 1,
                 "max_size": env_int("NEXUS_PG_POOL_SIZE", 10, minimum=1),
-                "timeout": 10,
+                # Waiting longer for a connection than this is an outage: 503.
+                "timeout": 5,
             }
         }
         if env_bool("NEXUS_PG_PREPARED_STATEMENTS", True):

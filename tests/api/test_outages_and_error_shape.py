@@ -30,6 +30,11 @@ def database_unreachable(db: None, tmp_path: Path) -> Iterator[str]:
     broken = dict(original.settings_dict)
     if original.vendor == "postgresql":
         broken.update(HOST="127.0.0.1", PORT="1")
+        # Django keeps one pool per alias: without this the broken wrapper
+        # would borrow the working pool's connections.
+        broken["OPTIONS"] = {
+            k: v for k, v in broken.get("OPTIONS", {}).items() if k != "pool"
+        }
     else:
         broken["NAME"] = str(tmp_path / "missing" / "nexus.sqlite3")
     wrapper = original.__class__(broken, alias="default")

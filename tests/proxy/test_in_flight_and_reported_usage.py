@@ -11,6 +11,7 @@ import pytest
 
 from routing.models import Backend, RoutingDecision, UsageReport
 from routing.services.passive_health import in_flight_counts
+from tests.conftest import require_service
 from tests.proxy.conftest import MODEL, register
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -123,3 +124,50 @@ def test_a_reported_outcome_outside_the_list_is_refused_naming_the_field(
     )
     assert reply.status_code == 400
     assert set(reply.json()["error"]["fields"]) == {"outcome", "ttft_ms"}
+
+
+def test_in_flight_counts_live_in_redis_when_it_is_configured(
+    postgres, nexus_url, api_key, upstreams, settings
+):
+    from routing.shared_state import RedisState
+    from tests.test_shared_state import _redis_url
+
+    url = _redis_url()
+    require_service(
+        bool(url), "needs Redis: set NEXUS_TEST_REDIS_URL or CELERY_BROKER_URL=redis://"
+    )
+    settings.NEXUS_REDIS_URL = url
+    redis = RedisState(url)
+    register(upstreams[0], priority=10)
+    upstreams[0].chunks = 10
+    upstreams[0].chunk_delay_s = 0.05
+    peak = 0
+
+    async def main() -> None:
+        nonlocal peak
+        async with httpx.AsyncClient(
+            base_url=nexus_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=30,
+        ) as client:
+            body = {"model": MODEL, "messages": MESSAGES, "stream": True}
+
+            async def one() -> None:
+                async with client.stream(
+                    "POST", "/v1/chat/completions", json=body
+                ) as reply:
+                    async for _ in reply.aiter_raw():
+                        pass
+
+            tasks = [asyncio.create_task(one()) for _ in range(8)]
+            while not all(t.done() for t in tasks):
+                peak = max(peak, redis.gauges("inflight:").get("up-0", 0))
+                await asyncio.sleep(0.02)
+            await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    assert peak >= 2
+    deadline = time.monotonic() + 5
+    while redis.gauges("inflight:").get("up-0", 0):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -123,12 +123,12 @@ def test_the_default_database_is_a_sqlite_file_in_wal_mode(tmp_path: Path) -> No
     [
         (
             {},
-            "{'pool': {'min_size': 1, 'max_size': 10, 'timeout': 10}, "
+            "{'pool': {'min_size': 1, 'max_size': 10, 'timeout': 5}, "
             "'server_side_binding': True, 'prepare_threshold': 5}",
         ),
         (
             {"NEXUS_PG_PREPARED_STATEMENTS": "false", "NEXUS_PG_POOL_SIZE": "4"},
-            "{'pool': {'min_size': 1, 'max_size': 4, 'timeout': 10}}",
+            "{'pool': {'min_size': 1, 'max_size': 4, 'timeout': 5}}",
         ),
     ],
 )
