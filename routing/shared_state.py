@@ -2,7 +2,9 @@
 
 Counters in a time window, for the rate limits on failed logins and unknown
 API keys (``routing.rate_limits``) and the proxy's half-open trials; gauges
-(``add``/``gauges``) for the proxy's in-flight requests per backend. The store is Redis when
+(``add``/``gauges``) for the proxy's in-flight requests per backend; leases
+(``lease``/``release``/``leases``) for decisions routed through the REST API,
+in flight until their usage is reported or their reservation would expire. The store is Redis when
 ``NEXUS_REDIS_URL`` is set, else an embedded SQLite file under
 ``NEXUS_DATA_DIR`` that the processes of one machine share (independent of
 ``DATABASE_URL``). Later shared state (round-robin positions, in-flight
@@ -68,6 +70,18 @@ class SharedState(Protocol):
         """Every non-zero gauge whose key starts with ``prefix`` (prefix cut off)."""
         ...
 
+    def lease(self, group: str, key: str, seconds: float) -> None:
+        """Hold ``key`` in ``group`` for ``seconds`` (or until released)."""
+        ...
+
+    def release(self, group: str, key: str) -> None:
+        """Let go of ``key`` in ``group`` (nothing if it is not held)."""
+        ...
+
+    def leases(self, prefix: str) -> dict[str, int]:
+        """Live leases per group whose name starts with ``prefix`` (cut off)."""
+        ...
+
 
 def _retry_after(expires_at: float, now: float) -> int:
     return max(1, int(expires_at - now + 0.999))
@@ -101,6 +115,10 @@ class SqliteState:
         "ON CONFLICT (key) DO UPDATE SET value = max(value + :delta, 0) "
         "RETURNING value"
     )
+    _LEASES = (
+        "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, "
+        "grp TEXT NOT NULL, expires_at REAL NOT NULL)"
+    )
     #: Expired rows are deleted on every this many-th hit of a process.
     PRUNE_EVERY = 1000
 
@@ -121,6 +139,7 @@ class SqliteState:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(self._SCHEMA)
             connection.execute(self._GAUGES)
+            connection.execute(self._LEASES)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
@@ -180,6 +199,37 @@ class SqliteState:
             )
         return {key[len(prefix) :]: int(value) for key, value in rows}
 
+    def lease(self, group: str, key: str, seconds: float) -> None:
+        now = time.time()
+        with self._lock:
+            connection = self._connect()
+            connection.execute(
+                "INSERT OR REPLACE INTO leases (key, grp, expires_at) VALUES (?, ?, ?)",
+                (f"{group}\x1f{key}", group, now + seconds),
+            )
+            self._hits += 1
+            if self._hits % self.PRUNE_EVERY == 0:
+                connection.execute("DELETE FROM leases WHERE expires_at <= ?", (now,))
+
+    def release(self, group: str, key: str) -> None:
+        with self._lock:
+            self._connect().execute(
+                "DELETE FROM leases WHERE key = ?", (f"{group}\x1f{key}",)
+            )
+
+    def leases(self, prefix: str) -> dict[str, int]:
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT grp, count(*) FROM leases WHERE expires_at > ? "
+                    "AND substr(grp, 1, ?) = ? GROUP BY grp",
+                    (time.time(), len(prefix), prefix),
+                )
+                .fetchall()
+            )
+        return {group[len(prefix) :]: int(count) for group, count in rows}
+
 
 class RedisState:
     """Redis: INCR and EXPIRE in one Lua script (atomic on the server)."""
@@ -237,6 +287,36 @@ return value
         if self._add is None:
             self._add = self._client.register_script(self._ADD)
         return int(self._add(keys=[self.GAUGES], args=[key, delta]))
+
+    LEASE_GROUPS = "nexus:lease-groups"
+    LEASE = "nexus:lease:"
+
+    def lease(self, group: str, key: str, seconds: float) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.sadd(self.LEASE_GROUPS, group)
+        pipe.zadd(self.LEASE + group, {key: time.time() + seconds})
+        pipe.execute()
+
+    def release(self, group: str, key: str) -> None:
+        self._client.zrem(self.LEASE + group, key)
+
+    def leases(self, prefix: str) -> dict[str, int]:
+        groups = sorted(
+            g.decode()
+            for g in self._client.smembers(self.LEASE_GROUPS)
+            if g.decode().startswith(prefix)
+        )
+        if not groups:
+            return {}
+        now = time.time()
+        pipe = self._client.pipeline(transaction=False)
+        for group in groups:
+            pipe.zremrangebyscore(self.LEASE + group, "-inf", now)
+            pipe.zcard(self.LEASE + group)
+        counts = pipe.execute()[1::2]
+        return {
+            g[len(prefix) :]: int(c) for g, c in zip(groups, counts, strict=True) if c
+        }
 
     def gauges(self, prefix: str) -> dict[str, int]:
         found = {}
@@ -297,6 +377,25 @@ class FailOpen:
             return self.store.gauges(prefix)
         except Exception as exc:  # noqa: BLE001
             self._failed("gauges", exc)
+            return {}
+
+    def lease(self, group: str, key: str, seconds: float) -> None:
+        try:
+            self.store.lease(group, key, seconds)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("lease", exc)
+
+    def release(self, group: str, key: str) -> None:
+        try:
+            self.store.release(group, key)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("release", exc)
+
+    def leases(self, prefix: str) -> dict[str, int]:
+        try:
+            return self.store.leases(prefix)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("leases", exc)
             return {}
 
 

@@ -25,7 +25,8 @@ from routing.api.routing_input import (
 from routing.pipeline import MODEL_NOT_FOUND
 from routing.pipeline.types import Outcome
 from routing.services.ledger import UsageReporter, usage_record
-from routing.services.proxy import REPORTED_OUTCOMES, reported_attempt_observe
+from routing.services.passive_health import in_flight_counts, routed_hold
+from routing.services.proxy import REPORTED_OUTCOMES, reported_usage_observe
 from routing.services.routing import route_request
 
 HEADERS = [
@@ -83,8 +84,13 @@ class RouteApi(APIView):
             client=client_name(request),
             api_key_id=_api_key_id(request),
             dry_run=dry_run,
+            in_flight=in_flight_counts(),
         )
         decision_id = str(outcome.decision_id) if outcome.decision_id else None
+        if decision_id and outcome.payload["outcome"] == Outcome.ROUTE.value:
+            routed_hold(
+                backend=outcome.payload["backend"]["name"], decision_id=decision_id
+            )
         body = {"decision_id": decision_id, "request_id": request_id, **outcome.payload}
         if outcome.decision_id is not None:
             metrics.decision_observed(outcome.payload, outcome.duration_us)
@@ -159,10 +165,10 @@ class UsageApi(APIView):
         values = dict(data.validated_data)
         result = usage_record(**values, source="reported", reporter=_reporter(request))
         report = result.report
-        if result.created and ("outcome" in values or values.get("ttft_ms")):
-            reported_attempt_observe(
+        if result.created:
+            reported_usage_observe(
                 decision_id=report.decision_id,
-                outcome=values.get("outcome", "ok"),
+                outcome=values.get("outcome"),
                 ttft_ms=values.get("ttft_ms"),
             )
         metrics.usage_observed(float(report.cost_usd), created=result.created)

@@ -2,8 +2,10 @@
 
 - **In-flight load**: a gauge per backend in the shared state (Redis, or the
   embedded file shared by one machine's processes), up while a proxied request
-  is in flight to it, down when it ends however it ends. Routing reads them all
-  at once and the load scorer adds them to ``pending_requests``.
+  is in flight to it, down when it ends however it ends; plus a lease per
+  decision routed through ``/api/v1/route``, held until its usage is reported
+  or its reservation's time runs out. Routing reads them all at once and the
+  load scorer adds them to ``pending_requests``.
 - **Latency and errors**: ``latency_ema_ms`` (time to first byte) and
   ``error_rate`` move with each attempt, as they do with each probe.
 - **Passive health**: ``NEXUS_PROXY_FAILURES_TO_OPEN`` failed attempts in a row
@@ -37,6 +39,7 @@ from routing.shared_state import shared_state
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT = "inflight:"
+ROUTED = "routed:"
 TRIAL = "trial:"
 HALF_OPEN = "half-open: one trial request after an open circuit"
 #: Moving averages alone bump the state version at most this often per process.
@@ -49,8 +52,27 @@ _next_reopen_check = 0.0
 
 
 def in_flight_counts() -> dict[str, int]:
-    """Backend name -> proxied requests in flight to it now (every process)."""
-    return shared_state().gauges(IN_FLIGHT)
+    """Backend name -> requests in flight to it now (every process): proxied
+    ones, plus decisions routed through ``/api/v1/route`` whose usage has not
+    been reported and whose reservation has not expired."""
+    store = shared_state()
+    counts = store.gauges(IN_FLIGHT)
+    for backend, routed in store.leases(ROUTED).items():
+        counts[backend] = counts.get(backend, 0) + routed
+    return counts
+
+
+def routed_hold(*, backend: str, decision_id: str) -> None:
+    """A decision-only route counts as in flight on ``backend`` until its usage
+    is reported (``routed_release``) or ``NEXUS_RESERVATION_TTL_SECONDS`` pass."""
+    shared_state().lease(
+        ROUTED + backend, decision_id, settings.NEXUS_RESERVATION_TTL_SECONDS
+    )
+
+
+def routed_release(*, backend: str, decision_id: str) -> None:
+    """The routed decision's usage arrived: no longer in flight."""
+    shared_state().release(ROUTED + backend, decision_id)
 
 
 def in_flight_add(backend: str, delta: int) -> int:

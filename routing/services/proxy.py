@@ -20,7 +20,7 @@ from routing.metrics import proxy_observed
 from routing.models import RoutingDecision
 from routing.proxy.upstream import Usage
 from routing.services.ledger import usage_record
-from routing.services.passive_health import backend_attempt_observe
+from routing.services.passive_health import backend_attempt_observe, routed_release
 
 logger = logging.getLogger(__name__)
 
@@ -107,16 +107,20 @@ def proxy_outcome_record(
 REPORTED_OUTCOMES = ("ok", "error", "timeout", "interrupted")
 
 
-def reported_attempt_observe(
-    *, decision_id: uuid.UUID, outcome: str, ttft_ms: float | None
+def reported_usage_observe(
+    *, decision_id: uuid.UUID, outcome: str | None, ttft_ms: float | None
 ) -> None:
-    """Feed a client's own report (``/api/v1/usage``) into passive health."""
+    """A client's own usage report (``/api/v1/usage``): its decision is no
+    longer in flight, and its outcome and TTFT (when given) feed passive health."""
     backend = (
         RoutingDecision.objects.filter(pk=decision_id)
         .values_list("backend_name", flat=True)
         .first()
     )
-    if backend:
+    if not backend:
+        return
+    routed_release(backend=backend, decision_id=str(decision_id))
+    if outcome is not None or ttft_ms:
         backend_attempt_observe(
-            backend_name=backend, ok=outcome == "ok", ttft_ms=ttft_ms
+            backend_name=backend, ok=(outcome or "ok") == "ok", ttft_ms=ttft_ms
         )

@@ -321,10 +321,12 @@ def test_form_encoded_bodies_are_415_in_the_error_shape(
 def test_an_indented_response_carries_the_same_decision_as_a_compact_one(
     api_client: APIClient, fleet: Any
 ) -> None:
-    compact = route(api_client, chat("llama3.1:8b"), **{"X-Request-ID": "req-c"})
+    # Dry runs: a recorded route would count as in flight for the second call.
+    body = {**chat("llama3.1:8b"), "nexus": {"dry_run": True}}
+    compact = route(api_client, body, **{"X-Request-ID": "req-c"})
     indented = route(
         api_client,
-        chat("llama3.1:8b"),
+        body,
         **{"X-Request-ID": "req-c", "Accept": "application/json; indent=2"},
     )
     assert b"\n  " in indented.content and b"\n" not in compact.content

@@ -171,3 +171,43 @@ def test_in_flight_counts_live_in_redis_when_it_is_configured(
     while redis.gauges("inflight:").get("up-0", 0):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_decision_routed_through_the_api_is_in_flight_until_its_usage_arrives(
+    api_client, settings
+):
+    from tests.fleet_rows import make_fleet
+
+    make_fleet()
+    body = {"model": "llama3.1:8b", "messages": [{"role": "user", "content": "hi"}]}
+    first = api_client.post("/api/v1/route", body, format="json").json()
+    second = api_client.post("/api/v1/route", body, format="json").json()
+    backend = first["backend"]["name"]
+    assert second["backend"]["name"] == backend
+    assert in_flight_counts() == {backend: 2}
+    # The load scorer saw the first call in flight when it scored the second.
+    assert (
+        second["annotations"]["score_breakdown"][backend]["load"]
+        < first["annotations"]["score_breakdown"][backend]["load"]
+    )
+    report = {
+        "decision_id": first["decision_id"],
+        "input_tokens": 3,
+        "output_tokens": 4,
+    }
+    assert api_client.post("/api/v1/usage", report, format="json").status_code == 201
+    assert in_flight_counts() == {backend: 1}
+
+
+def test_a_routed_decision_stops_counting_when_its_reservation_would_expire(
+    api_client, settings
+):
+    from tests.fleet_rows import make_fleet
+
+    settings.NEXUS_RESERVATION_TTL_SECONDS = 1
+    make_fleet()
+    body = {"model": "llama3.1:8b", "messages": [{"role": "user", "content": "hi"}]}
+    api_client.post("/api/v1/route", body, format="json")
+    assert sum(in_flight_counts().values()) == 1
+    time.sleep(1.1)
+    assert in_flight_counts() == {}
