@@ -11,6 +11,7 @@ candidates in score order).
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,20 +68,25 @@ class Plan:
     targets: list[Target] = field(default_factory=list)
 
 
-def _api_key_envs(version: int) -> Mapping[str, str]:
-    """Backend name -> the environment variable naming its upstream key."""
-    cached = _key_envs.get(version)
-    if cached is None:
+#: How long this process trusts the backend -> ``api_key_env`` map it read.
+KEY_ENVS_MAX_AGE_S = 1.0
+
+
+def _api_key_envs() -> Mapping[str, str]:
+    """Backend name -> the environment variable naming its upstream key (read
+    at most once a second per process, before the decision is recorded)."""
+    now = time.monotonic()
+    read_at, cached = _key_envs.get("map", (-math.inf, {}))
+    if now - read_at > KEY_ENVS_MAX_AGE_S:
         rows = Backend.objects.exclude(api_key_env="").values_list(
             "name", "api_key_env"
         )
         cached = dict(rows)
-        _key_envs.clear()
-        _key_envs[version] = cached
+        _key_envs["map"] = (now, cached)
     return cached
 
 
-_key_envs: dict[int, Mapping[str, str]] = {}
+_key_envs: dict[str, tuple[float, Mapping[str, str]]] = {}
 
 
 def _check_openai_fields(data: dict[str, Any]) -> None:
@@ -124,6 +130,7 @@ class DecideView(APIView):
             validated_route_body(data), request.headers
         )
         circuits_half_open()
+        key_envs = _api_key_envs()
         user: Any = request.user
         outcome = route_request(
             request=routing_request,
@@ -143,8 +150,8 @@ class DecideView(APIView):
             status = 404 if error["type"] == MODEL_NOT_FOUND else 503
             body = {"decision_id": headers.get("X-Nexus-Decision-Id"), **payload}
             return Response(body, status=status, headers=headers)
-        targets = _targets(outcome.result, payload)
-        if not targets:  # a queue decision without a fallback backend
+        queued = payload["outcome"] == Outcome.QUEUE.value
+        if queued and not payload.get("fallback_backend"):
             wait_ms = payload.get("estimated_wait_ms") or 0
             retry_after = max(1, math.ceil(wait_ms / 1000))
             message = (
@@ -169,12 +176,12 @@ class DecideView(APIView):
             body=data,
             model=payload["model"],
             stream=bool(data.get("stream")),
-            targets=targets,
+            targets=_targets(payload, key_envs),
         )
         return response
 
 
-def _targets(result: Any, payload: dict[str, Any]) -> list[Target]:
+def _targets(payload: dict[str, Any], key_envs: Mapping[str, str]) -> list[Target]:
     """The upstreams to try in order: the decision's backend (or a queue's
     fallback), then the other non-loading candidates by score."""
     config = last_config_snapshot()
@@ -183,13 +190,10 @@ def _targets(result: Any, payload: dict[str, Any]) -> list[Target]:
     first = payload.get("backend", {}).get("name")
     if payload["outcome"] == Outcome.QUEUE.value:
         first = payload.get("fallback_backend")
-        if not first:
-            return []
     ranked = sorted(
         (n for n in scores if n in by_name and n != first),
         key=lambda n: (-scores[n], by_name[n].priority, n),
     )
-    key_envs = _api_key_envs(config.version)
     targets = []
     for name in [first, *ranked]:
         backend = by_name.get(name) if name else None

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -84,6 +84,8 @@ def _released[**P, R](work: Callable[P, R]) -> Callable[P, R]:
 _decide = _released(_decide_view)
 _record = _released(proxy_outcome_record)
 _clients: dict[int, httpx.AsyncClient] = {}
+#: Clean-ups scheduled by ``_Outcome.ensure_finished`` (kept until they end).
+_cleanups: set[asyncio.Future[Any]] = set()
 
 
 def _client() -> httpx.AsyncClient:
@@ -143,6 +145,32 @@ class _Outcome:
         self.usage: Usage | None = None
         self.started = time.monotonic()
         self.recorded = False
+        #: How a relayed stream is finished (set once one starts).
+        self.finish: Callable[[], Coroutine[Any, Any, None]] | None = None
+
+    def ensure_finished(self, task: asyncio.Task[Any]) -> None:
+        """The request's task is done: finish what nothing else finished.
+
+        Django's ASGI handler may be cancelled (the client left) after the
+        view returned a stream but before it asked for its first chunk; then
+        no code of the stream ever runs, and this is what closes the upstream,
+        counts the attempt out and records the request.
+        """
+        if self.recorded:
+            return
+        for attempt in self.attempts:
+            if attempt.outcome == FAILED:
+                attempt.outcome = CLIENT_DISCONNECTED
+                attempt.error = "the client disconnected"
+        work = self.finish() if self.finish is not None else self._release_all()
+        cleanup = asyncio.get_running_loop().create_task(work)
+        _cleanups.add(cleanup)
+        cleanup.add_done_callback(_cleanups.discard)
+
+    async def _release_all(self) -> None:
+        for attempt in self.attempts:
+            await _release(attempt)
+        await self.record()
 
     async def record(self) -> None:
         if self.recorded:
@@ -171,6 +199,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if plan is None:
         return decided
     outcome = _Outcome(plan)
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(outcome.ensure_finished)
     deadline = asyncio.get_running_loop().time() + settings.NEXUS_PROXY_TOTAL_TIMEOUT_S
     try:
         return await _forward(plan, outcome, deadline)
@@ -238,8 +269,10 @@ async def _start(
         settings.NEXUS_PROXY_FIRST_BYTE_TIMEOUT_S, max(0.0, deadline - loop.time())
     )
     started = time.monotonic()
-    await sync_to_async(in_flight_add, thread_sensitive=False)(target.backend, 1)
-    attempt.in_flight = True  # type: ignore[attr-defined]
+    # Marked first, and shielded: the +1 runs even if this request is
+    # cancelled meanwhile, and then the -1 must follow.
+    attempt.in_flight = True
+    await _count(target.backend, 1)
     try:
         async with asyncio.timeout(first_byte):
             response = await client.send(request, stream=True)
@@ -270,12 +303,22 @@ async def _start(
 
 
 async def _release(attempt: Attempt) -> None:
-    if getattr(attempt, "in_flight", False):
-        attempt.in_flight = False  # type: ignore[attr-defined]
+    if attempt.in_flight:
+        attempt.in_flight = False
         with contextlib.suppress(Exception):
-            await sync_to_async(in_flight_add, thread_sensitive=False)(
-                attempt.backend, -1
-            )
+            await _count(attempt.backend, -1)
+
+
+async def _count(backend: str, delta: int) -> None:
+    """Move ``backend``'s in-flight gauge; a cancellation of the request
+    cannot stop it (a cancelled executor job that never ran would leave the
+    gauge off for good)."""
+    change = asyncio.ensure_future(
+        sync_to_async(in_flight_add, thread_sensitive=False)(backend, delta)
+    )
+    _cleanups.add(change)
+    change.add_done_callback(_cleanups.discard)
+    await asyncio.shield(change)
 
 
 def _passed_headers(upstream: httpx.Response, response: HttpResponse) -> None:
@@ -368,8 +411,15 @@ def _stream(
     deadline: float,
 ) -> StreamingHttpResponse:
     """Relay the upstream's events as they come (see ``_relay``)."""
+    relay = SseRelay(keep_usage_chunk=client_wants_usage(plan.body))
+    started = time.monotonic() - (attempt.ttft_ms or 0) / 1000
+
+    def finish() -> Coroutine[Any, Any, None]:
+        return _finish_stream(upstream, relay, plan, attempt, outcome, started)
+
+    outcome.finish = finish
     response = StreamingHttpResponse(
-        _relay(upstream, plan, attempt, outcome, deadline),
+        _relay(upstream, relay, plan, attempt, outcome, deadline, started),
         status=upstream.status_code,
         content_type=upstream.headers.get("content-type", "text/event-stream"),
     )
@@ -386,16 +436,16 @@ def _error_event(message: str) -> bytes:
 
 async def _relay(
     upstream: httpx.Response,
+    relay: SseRelay,
     plan: Plan,
     attempt: Attempt,
     outcome: _Outcome,
     deadline: float,
+    started: float,
 ) -> AsyncIterator[bytes]:
     """Pass each whole SSE event on as it arrives. A break after the first
     byte ends the stream with one error event and no ``[DONE]``; the client
     leaving closes the upstream at once."""
-    relay = SseRelay(keep_usage_chunk=client_wants_usage(plan.body))
-    started = time.monotonic() - (attempt.ttft_ms or 0) / 1000
     idle = settings.NEXUS_PROXY_IDLE_TIMEOUT_S
     loop = asyncio.get_running_loop()
     chunks = upstream.aiter_raw()

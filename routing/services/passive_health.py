@@ -26,14 +26,17 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from routing.models import Backend
 from routing.pipeline.types import Health
-from routing.services.health import _ema, _state_version_bump
+from routing.services.health import EMA_ALPHA, _state_version_bump
 from routing.shared_state import shared_state
 
 logger = logging.getLogger(__name__)
@@ -90,7 +93,6 @@ def _until_text(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S UTC")
 
 
-@transaction.atomic
 def backend_attempt_observe(
     *,
     backend_name: str,
@@ -102,72 +104,107 @@ def backend_attempt_observe(
     """Fold one upstream attempt into the backend's averages and health.
 
     ``ok`` False is a failed attempt (refused, timed out, 5xx, 408, 429, cut);
-    ``retry_after_s`` is a 429's ``Retry-After``.
+    ``retry_after_s`` is a 429's ``Retry-After``. The averages move in one
+    UPDATE computed by the database (no row lock held across statements, so
+    concurrent attempts never queue on the backend's row); health changes
+    take a second, rare UPDATE.
     """
     global _last_averages_bump
-    backend = Backend.objects.select_for_update().filter(name=backend_name).first()
-    if backend is None:
+    row = (
+        Backend.objects.filter(name=backend_name)
+        .values("pk", "health", "health_reason", "unhealthy_until")
+        .first()
+    )
+    if row is None:
         return
     now = now or timezone.now()
-    values: dict[str, object] = {}
+    mine = Backend.objects.filter(pk=row["pk"])
+    health: dict[str, object] = {}
     if ok:
-        values["consecutive_failures"] = 0
-        values["error_rate"] = max(0.0, _ema(backend.error_rate, 0.0))
+        averages: dict[str, object] = {
+            "consecutive_failures": 0,
+            "error_rate": F("error_rate") * (1 - EMA_ALPHA),
+        }
         if ttft_ms is not None:
-            values["latency_ema_ms"] = _ema(backend.latency_ema_ms, ttft_ms)
-        if backend.health != Health.HEALTHY.value and (
-            backend.unhealthy_until is None or backend.unhealthy_until <= now
-        ):
-            values.update(
-                health=Health.HEALTHY.value, health_reason="", unhealthy_until=None
+            averages["latency_ema_ms"] = Coalesce(
+                F("latency_ema_ms") * (1 - EMA_ALPHA) + EMA_ALPHA * ttft_ms,
+                Value(ttft_ms),
+                output_field=FloatField(),
             )
+        mine.update(**averages)
+        cooling = row["unhealthy_until"] is not None and row["unhealthy_until"] > now
+        if row["health"] != Health.HEALTHY.value and not cooling:
+            health = {
+                "health": Health.HEALTHY.value,
+                "health_reason": "",
+                "unhealthy_until": None,
+            }
     else:
-        failures = backend.consecutive_failures + 1
-        values["consecutive_failures"] = failures
-        values["error_rate"] = min(1.0, _ema(backend.error_rate, 1.0))
-        open_until = None
-        if retry_after_s is not None and retry_after_s > 0:
-            open_until = now + timedelta(seconds=retry_after_s)
-            reason = (
-                f"the upstream answered 429; Retry-After {retry_after_s:g} s, "
-                f"until {_until_text(open_until)}"
-            )
-        elif (
-            failures >= settings.NEXUS_PROXY_FAILURES_TO_OPEN
-            or backend.health_reason == HALF_OPEN
-        ):
-            open_until = now + timedelta(seconds=settings.NEXUS_PROXY_COOLDOWN_S)
-            reason = (
-                f"circuit open after {failures} failed request"
-                f"{'s' if failures != 1 else ''} in a row; one trial request "
-                f"after {_until_text(open_until)}"
-            )
-        if open_until is not None and (
-            backend.unhealthy_until is None or open_until > backend.unhealthy_until
-        ):
-            values.update(
-                health=Health.UNHEALTHY.value,
-                health_reason=reason,
-                unhealthy_until=open_until,
-                loading_eta_ms=None,
-            )
-    Backend.objects.filter(pk=backend.pk).update(**values)
-    health_changed = "health" in values and (
-        values["health"],
-        values.get("health_reason"),
-    ) != (backend.health, backend.health_reason)
-    if health_changed:
+        mine.update(
+            consecutive_failures=F("consecutive_failures") + 1,
+            error_rate=Least(F("error_rate") * (1 - EMA_ALPHA) + EMA_ALPHA, Value(1.0)),
+        )
+        failures = mine.values_list("consecutive_failures", flat=True).first() or 0
+        health = _opened(row, failures, retry_after_s, now)
+    if health:
+        mine.update(**health)
+    health_changed = bool(health) and (
+        health["health"],
+        health["health_reason"],
+    ) != (row["health"], row["health_reason"])
+    if health_changed and health["health"] != row["health"]:
         logger.info(
             "Backend %s is now %s (was %s)%s",
-            backend.name,
-            values["health"],
-            backend.health,
-            f": {values['health_reason']}" if values.get("health_reason") else "",
+            backend_name,
+            health["health"],
+            row["health"],
+            f": {health['health_reason']}" if health["health_reason"] else "",
         )
     clock = time.monotonic()
     if health_changed or clock - _last_averages_bump >= AVERAGES_BUMP_INTERVAL_S:
         _last_averages_bump = clock
         _state_version_bump()
+
+
+def _opened(
+    row: dict[str, Any],
+    failures: int,
+    retry_after_s: float | None,
+    now: datetime,
+) -> dict[str, object]:
+    """The health a failed attempt leaves: a 429's cool-down, an open circuit
+    (enough failures in a row, or a failed half-open trial), or no change."""
+    if retry_after_s is not None and retry_after_s > 0:
+        until = now + timedelta(seconds=retry_after_s)
+        reason = (
+            f"the upstream answered 429; Retry-After {retry_after_s:g} s, "
+            f"until {_until_text(until)}"
+        )
+    elif (
+        failures >= settings.NEXUS_PROXY_FAILURES_TO_OPEN
+        or row["health_reason"] == HALF_OPEN
+    ):
+        until = now + timedelta(seconds=settings.NEXUS_PROXY_COOLDOWN_S)
+        reason = (
+            f"circuit open after {failures} failed request"
+            f"{'s' if failures != 1 else ''} in a row; one trial request "
+            f"after {_until_text(until)}"
+        )
+    else:
+        return {}
+    current = row["unhealthy_until"]
+    if (
+        row["health"] == Health.UNHEALTHY.value
+        and current is not None
+        and current >= until
+    ):
+        return {}  # already out for at least as long
+    return {
+        "health": Health.UNHEALTHY.value,
+        "health_reason": reason,
+        "unhealthy_until": until,
+        "loading_eta_ms": None,
+    }
 
 
 def circuits_half_open(*, now: datetime | None = None) -> int:

@@ -45,10 +45,13 @@ class Attempt:
     ttft_ms: float | None = None
     #: A 429's Retry-After in seconds (not recorded; feeds the cool-down).
     retry_after_s: float | None = None
+    #: Counted in the backend's in-flight gauge right now (not recorded).
+    in_flight: bool = False
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("retry_after_s")
+        data.pop("in_flight")
         data["duration_ms"] = round(self.duration_ms, 3)
         if self.ttft_ms is not None:
             data["ttft_ms"] = round(self.ttft_ms, 3)

@@ -35,6 +35,13 @@ def nexus_url(settings: Any) -> Iterator[str]:
     settings.NEXUS_PROXY_COOLDOWN_S = 1.0
     passive_health._next_reopen_check = 0.0
     forget_configuration()
+    # Server, upstreams and client share this one process: give the server's
+    # threads the connections a deployment spreads over its workers.
+    from django.db import connection
+
+    pool = getattr(connection, "pool", None)
+    if pool is not None:
+        pool.resize(1, 40)
     from nexus_site.asgi import application
 
     sock = socket.socket()
@@ -54,6 +61,8 @@ def nexus_url(settings: Any) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+    if pool is not None:
+        pool.resize(1, settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
     sock.close()
     connections.close_all()
 
@@ -92,6 +101,7 @@ def register(
     priority: int,
     cloud: bool = False,
     price: str = "0",
+    model: str = MODEL,
     **fields: Any,
 ) -> Any:
     """A backend row for ``upstream`` (name = the upstream's name)."""
@@ -107,7 +117,7 @@ def register(
     )
     BackendModelFactory(
         backend=backend,
-        name=MODEL,
+        name=model,
         input_cost_per_1k=Decimal(price),
         output_cost_per_1k=Decimal(price),
     )
