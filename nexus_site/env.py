@@ -46,6 +46,22 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float) -> float:
+    """A finite number above ``minimum`` (seconds, e.g. ``0.5`` or ``60``)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number; got {raw!r}.") from None
+    if not minimum < value < float("inf"):
+        raise ImproperlyConfigured(
+            f"{name} must be a number above {minimum:g}; got {raw.strip()}."
+        )
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     """A comma-separated list; blanks are dropped, an all-blank value is an error."""
     raw = os.environ.get(name)

@@ -16,7 +16,14 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from nexus_site.env import env_bool, env_choice, env_int, env_list, env_str
+from nexus_site.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("NEXUS_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -54,7 +61,7 @@ MIDDLEWARE = [
     # Outermost: X-Request-ID on every response; 503 during a database outage.
     "routing.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "routing.middleware.StaticFilesMiddleware",  # WhiteNoise, async capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -154,7 +161,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     # A request failed by a database outage logs one line, not a traceback.
     "filters": {"outage_one_line": {"()": "routing.request_log.OutageOneLineFilter"}},
-    "loggers": {"django.request": {"filters": ["outage_one_line"]}},
+    "loggers": {
+        "django.request": {"filters": ["outage_one_line"]},
+        # One line per proxied upstream call is noise; failures are logged by Nexus.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
     "root": {"handlers": ["console"], "level": env_str("NEXUS_LOG_LEVEL", "INFO")},
 }
 
@@ -250,6 +262,21 @@ NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS = env_int(
 NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY = env_int(
     "NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY", 3, minimum=1
 )
+
+# The proxy (/v1/, routing/proxy): attempts per request, the four timeouts (s),
+# and passive health (failed attempts in a row before the circuit opens, and
+# how long it stays open before one trial request is let through).
+NEXUS_PROXY_MAX_ATTEMPTS = env_int("NEXUS_PROXY_MAX_ATTEMPTS", 3, minimum=1)
+NEXUS_PROXY_CONNECT_TIMEOUT_S = env_float(
+    "NEXUS_PROXY_CONNECT_TIMEOUT_S", 5.0, minimum=0
+)
+NEXUS_PROXY_FIRST_BYTE_TIMEOUT_S = env_float(
+    "NEXUS_PROXY_FIRST_BYTE_TIMEOUT_S", 60.0, minimum=0
+)
+NEXUS_PROXY_IDLE_TIMEOUT_S = env_float("NEXUS_PROXY_IDLE_TIMEOUT_S", 60.0, minimum=0)
+NEXUS_PROXY_TOTAL_TIMEOUT_S = env_float("NEXUS_PROXY_TOTAL_TIMEOUT_S", 600.0, minimum=0)
+NEXUS_PROXY_FAILURES_TO_OPEN = env_int("NEXUS_PROXY_FAILURES_TO_OPEN", 3, minimum=1)
+NEXUS_PROXY_COOLDOWN_S = env_float("NEXUS_PROXY_COOLDOWN_S", 30.0, minimum=0)
 
 # Shared state (routing/shared_state.py): Redis when NEXUS_REDIS_URL is set, else
 # a SQLite file under NEXUS_DATA_DIR shared by the processes of this machine.

@@ -32,6 +32,7 @@ urlpatterns = [
     path("admin/login/", login_rate_limited(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("routing.api.urls")),
+    path("v1/", include("routing.proxy.urls")),
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
     path("metrics", metrics_view, name="metrics"),

@@ -71,6 +71,7 @@ def backend_to_snapshot(backend: Backend) -> BackendSnapshot:
         priority=backend.priority,
         enabled=backend.enabled,
         health=Health(backend.health),
+        health_reason=backend.health_reason,
         loading_eta_ms=backend.loading_eta_ms,
         pending_requests=backend.pending_requests,
         max_concurrency=backend.max_concurrency,
@@ -150,6 +151,16 @@ def config_snapshot(versions: tuple[int, int] | None = None) -> ConfigSnapshot:
         snapshot = build_config_snapshot(version)
         _cache.key, _cache.built_at, _cache.snapshot = key, time.monotonic(), snapshot
     return snapshot
+
+
+def last_config_snapshot() -> ConfigSnapshot:
+    """The snapshot this process routed on last (read now if there is none)."""
+    from django.db import connection
+
+    cached = _cache.snapshot
+    if cached is None or connection.in_atomic_block:
+        return config_snapshot()
+    return cached
 
 
 def config_snapshot_invalidate() -> None:

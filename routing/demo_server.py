@@ -6,6 +6,11 @@ of the ``Procfile``) so the health probes find the demo fleet alive: Ollama-shap
 box, each listing exactly the models ``routing/services/demo.py`` configures.
 The cloud demo backends point at the real providers and are never probed.
 
+Each also answers ``POST /v1/chat/completions`` (Ollama, vLLM and llama.cpp all serve
+it there) with a canned answer naming the backend and model, streamed in about eight
+chunks 50 ms apart (or in one piece), with usage as OpenAI reports it; the answer,
+chunk and usage shapes come from ``routing.dev.fake_upstream``.
+
 An operator stops one backend by creating ``<NEXUS_DATA_DIR>/demo-backends/<name>.down``
 (or ``manage.py demo_backends --stop <name>``): within a second its port closes,
 probes fail, and after ``NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY`` of them it shows
@@ -16,9 +21,12 @@ No Django models are used here: the servers read only the demo fleet's spec.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,10 +34,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from routing.dev.fake_upstream import (
+    DONE,
+    LAST_CHUNK,
+    answer_pieces,
+    completion_body,
+    error_body,
+    http_chunk,
+    sse_event,
+    stream_chunks,
+    usage_for,
+    wants_usage,
+)
+
 logger = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DOWN_SUFFIX = ".down"
+CHAT_PATH = "/v1/chat/completions"
+ANSWER_CHUNKS = 8
+CHUNK_DELAY_S = 0.05
 
 
 @dataclass
@@ -95,6 +119,15 @@ def _payload(kind: str, path: str, models: list[str]) -> tuple[int, Any]:
     return 404, {"error": f"{path} not found"}
 
 
+def demo_answer(backend: DemoBackend, model: str) -> str:
+    """The canned answer of a demo backend: it says who answered, with which model."""
+    return (
+        f"Hello from {backend.name} (model {model}). This answer is a demo; "
+        f"a real {backend.kind} server would write its own, and Nexus would "
+        "stream it to you the same way."
+    )
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _DemoHTTPServer
 
@@ -106,12 +139,80 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = _payload(
             backend.kind, self.path.split("?")[0], backend.models
         )
+        self._send_json(status, payload)
+
+    def do_POST(self) -> None:
+        backend = self.server.backend
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        path = self.path.split("?")[0]
+        if path != CHAT_PATH:
+            message = f"{path} not found"
+            self._send_json(404, error_body(message, "invalid_request_error"))
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            message = "the body must be a JSON object"
+            self._send_json(400, error_body(message, "invalid_request_error"))
+            return
+        model = body.get("model")
+        if model not in backend.models:
+            message = f"model {model!r} not found on {backend.name}"
+            error = error_body(message, "invalid_request_error", "model_not_found")
+            self._send_json(404, error)
+            return
+        pieces = answer_pieces(demo_answer(backend, model), ANSWER_CHUNKS)
+        completion_id = f"chatcmpl-demo-{uuid.uuid4().hex[:16]}"
+        usage = usage_for(body, pieces)
+        if body.get("stream") is not True:
+            answer = completion_body(
+                completion_id=completion_id, model=model, pieces=pieces, usage=usage
+            )
+            self._send_json(200, answer)
+            return
+        chunks = stream_chunks(
+            completion_id=completion_id,
+            model=model,
+            pieces=pieces,
+            usage=usage,
+            include_usage=wants_usage(body),
+        )
+        self._stream([sse_event(chunk) for chunk in chunks] + [DONE], len(pieces))
+
+    def _send_json(self, status: int, payload: Any) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(OSError):  # the client went away
+            self.wfile.write(body)
+
+    def _stream(self, events: list[bytes], delayed: int) -> None:
+        """Send ``events`` as a chunked event stream, the first ``delayed`` ones paced.
+
+        HTTP/1.1 framing with ``Connection: close``: no connection outlives its
+        answer, so a backend marked down really stops answering.
+        """
+        self.protocol_version = "HTTP/1.1"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for index, event in enumerate(events):
+                if index < delayed:
+                    time.sleep(CHUNK_DELAY_S)
+                self.wfile.write(http_chunk(event))
+                self.wfile.flush()
+            self.wfile.write(LAST_CHUNK)
+        except OSError:  # the client went away mid-answer
+            self.close_connection = True
 
 
 class _DemoHTTPServer(ThreadingHTTPServer):

@@ -6,10 +6,13 @@ database is unreachable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import bad_request
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from routing.api.exceptions import OUTAGE_ERRORS, error_body, outage_response
 from routing.api.routing_input import REQUEST_ID_RE
@@ -51,17 +54,37 @@ class RequestIdMiddleware:
     """Outermost: every response, errors included, carries ``X-Request-ID``.
 
     A response that already has one (the route call sets its own) is left alone.
+    Sync and async capable, so that under ASGI the proxy's async views run on
+    the event loop rather than in a thread.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
         header = _oversized_header(request)
         if header is not None:
             response = _header_refused(request, header)
         else:
             response = self.get_response(request)
+        if "X-Request-ID" not in response:
+            response["X-Request-ID"] = request_id_of(request)
+        return response
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        header = _oversized_header(request)
+        if header is not None:
+            response = await sync_to_async(_header_refused)(request, header)
+        else:
+            response = await self.get_response(request)
         if "X-Request-ID" not in response:
             response["X-Request-ID"] = request_id_of(request)
         return response
@@ -73,3 +96,33 @@ class RequestIdMiddleware:
         if isinstance(exception, OUTAGE_ERRORS):
             return outage_response(request, exception)
         return None
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, also async capable: a static file is found in memory and
+    served; anything else goes on without leaving the event loop."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self, get_response: Callable[[HttpRequest], Any], **kwargs: Any
+    ) -> None:
+        super().__init__(get_response, **kwargs)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return super().__call__(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        found = self.find_file(path) if self.autorefresh else self.files.get(path)
+        if found is not None:
+            response: HttpResponse = await sync_to_async(self.serve)(found, request)
+            return response
+        forward: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
+        return await forward(request)

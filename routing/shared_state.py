@@ -1,7 +1,8 @@
 """State every process (and, with Redis, every node) must see as one value.
 
-Today: counters in a time window, for the rate limits on failed logins and
-unknown API keys (``routing.rate_limits``). The store is Redis when
+Counters in a time window, for the rate limits on failed logins and unknown
+API keys (``routing.rate_limits``) and the proxy's half-open trials; gauges
+(``add``/``gauges``) for the proxy's in-flight requests per backend. The store is Redis when
 ``NEXUS_REDIS_URL`` is set, else an embedded SQLite file under
 ``NEXUS_DATA_DIR`` that the processes of one machine share (independent of
 ``DATABASE_URL``). Later shared state (round-robin positions, in-flight
@@ -59,6 +60,14 @@ class SharedState(Protocol):
         """Forget ``key`` (its next hit starts a new window)."""
         ...
 
+    def add(self, key: str, delta: int) -> int:
+        """Add ``delta`` to the gauge ``key`` (never below 0); its new value."""
+        ...
+
+    def gauges(self, prefix: str) -> dict[str, int]:
+        """Every non-zero gauge whose key starts with ``prefix`` (prefix cut off)."""
+        ...
+
 
 def _retry_after(expires_at: float, now: float) -> int:
     return max(1, int(expires_at - now + 0.999))
@@ -86,6 +95,12 @@ class SqliteState:
         "ELSE expires_at END "
         "RETURNING count, expires_at"
     )
+    _GAUGES = "CREATE TABLE IF NOT EXISTS gauges (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    _ADD = (
+        "INSERT INTO gauges (key, value) VALUES (:key, max(:delta, 0)) "
+        "ON CONFLICT (key) DO UPDATE SET value = max(value + :delta, 0) "
+        "RETURNING value"
+    )
     #: Expired rows are deleted on every this many-th hit of a process.
     PRUNE_EVERY = 1000
 
@@ -105,6 +120,7 @@ class SqliteState:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(self._SCHEMA)
+            connection.execute(self._GAUGES)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
@@ -142,6 +158,28 @@ class SqliteState:
         with self._lock:
             self._connect().execute("DELETE FROM window_counters WHERE key = ?", (key,))
 
+    def add(self, key: str, delta: int) -> int:
+        with self._lock:
+            (value,) = (
+                self._connect()
+                .execute(self._ADD, {"key": key, "delta": delta})
+                .fetchone()
+            )
+        return int(value)
+
+    def gauges(self, prefix: str) -> dict[str, int]:
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT key, value FROM gauges WHERE value > 0 "
+                    "AND substr(key, 1, ?) = ?",
+                    (len(prefix), prefix),
+                )
+                .fetchall()
+            )
+        return {key[len(prefix) :]: int(value) for key, value in rows}
+
 
 class RedisState:
     """Redis: INCR and EXPIRE in one Lua script (atomic on the server)."""
@@ -165,6 +203,7 @@ return {count, ttl}
             url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         self._script = self._client.register_script(self._HIT)
+        self._add: Any = None
 
     def hit(self, key: str, *, window_seconds: int) -> WindowCount:
         count, ttl_ms = self._script(
@@ -183,6 +222,29 @@ return {count, ttl}
 
     def reset(self, key: str) -> None:
         self._client.delete(self.PREFIX + key)
+
+    GAUGES = "nexus:gauges"
+    _ADD = """
+local value = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if value < 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], 0)
+  value = 0
+end
+return value
+"""
+
+    def add(self, key: str, delta: int) -> int:
+        if self._add is None:
+            self._add = self._client.register_script(self._ADD)
+        return int(self._add(keys=[self.GAUGES], args=[key, delta]))
+
+    def gauges(self, prefix: str) -> dict[str, int]:
+        found = {}
+        for raw_key, raw_value in self._client.hgetall(self.GAUGES).items():
+            key = raw_key.decode()
+            if key.startswith(prefix) and int(raw_value) > 0:
+                found[key[len(prefix) :]] = int(raw_value)
+        return found
 
 
 class FailOpen:
@@ -222,6 +284,20 @@ class FailOpen:
             self.store.reset(key)
         except Exception as exc:  # noqa: BLE001
             self._failed("reset", exc)
+
+    def add(self, key: str, delta: int) -> int:
+        try:
+            return self.store.add(key, delta)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("add", exc)
+            return 0
+
+    def gauges(self, prefix: str) -> dict[str, int]:
+        try:
+            return self.store.gauges(prefix)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("gauges", exc)
+            return {}
 
 
 _store: tuple[tuple[str, str], FailOpen] | None = None

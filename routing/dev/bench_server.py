@@ -252,18 +252,23 @@ def free_port() -> int:
 def gunicorn_command(
     port: int, workers: int, threads: int, extra: Sequence[str] = ()
 ) -> list[str]:
-    """README's production command, bound to ``port`` on loopback."""
+    """README's production command (the Procfile's ``web``), bound to ``port``.
+
+    ``threads`` is kept for callers; uvicorn workers run sync views in
+    asgiref's thread and ignore it.
+    """
+    del threads
     return [
         sys.executable,
         "-m",
         "gunicorn",
-        "nexus_site.wsgi:application",
+        "nexus_site.asgi:application",
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
-        "--threads",
-        str(threads),
         "--log-level",
         "warning",
         *extra,

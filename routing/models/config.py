@@ -102,6 +102,10 @@ class Backend(models.Model):
     latency_ema_ms = models.FloatField(null=True, blank=True)
     error_rate = models.FloatField(default=0.0)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Passive health (the proxy): why it is unhealthy when not a failed probe,
+    # and until when (an open circuit, an upstream's 429 Retry-After).
+    health_reason = models.CharField(max_length=200, blank=True)
+    unhealthy_until = models.DateTimeField(null=True, blank=True)
     last_probe_at = models.DateTimeField(null=True, blank=True)
 
     AUDITED_FIELDS = (

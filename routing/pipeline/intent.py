@@ -63,10 +63,16 @@ class RoutingRequest:
 
 @dataclass(frozen=True, slots=True)
 class RoutingContext:
-    """The world a request is routed in: configuration and budgets."""
+    """The world a request is routed in: configuration, budgets and live load.
+
+    ``in_flight`` maps a backend name to the requests in flight to it right now
+    (counted by the proxy across processes); None when nobody counts them, and
+    then a backend's ``pending_requests`` alone is its load.
+    """
 
     config: ConfigSnapshot
     budgets: tuple[BudgetSnapshot, ...]
+    in_flight: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

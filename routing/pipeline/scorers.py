@@ -64,6 +64,8 @@ class BackendScorer(ABC):
     """
 
     name = ""
+    #: True when ``score`` also reads the context's live in-flight counts.
+    live = False
 
     @abstractmethod
     def factor(self, backend: BackendSnapshot) -> float:
@@ -93,14 +95,30 @@ class PriorityScorer(BackendScorer):
 
 
 class LoadScorer(BackendScorer):
-    """Free share of the backend's concurrency."""
+    """Free share of the backend's concurrency, counting live in-flight requests."""
 
     name = "load"
+    live = True
 
     def factor(self, backend: BackendSnapshot) -> float:
         """1 - min(pending_requests / max_concurrency, 1)."""
-        pending = max(backend.pending_requests, 0)
-        return 1.0 - min(pending / max(backend.max_concurrency, 1), 1.0)
+        return free_share(backend, 0)
+
+    def score(
+        self, candidates: Sequence[BackendSnapshot], intent: RoutingIntent
+    ) -> Mapping[str, float]:
+        """As ``factor``, with the context's in-flight count added to each
+        backend's ``pending_requests`` when the context has one."""
+        in_flight = intent.context.in_flight
+        if not in_flight:
+            return super().score(candidates, intent)
+        return {b.name: free_share(b, in_flight.get(b.name, 0)) for b in candidates}
+
+
+def free_share(backend: BackendSnapshot, in_flight: int) -> float:
+    """1 - min((pending_requests + in_flight) / max_concurrency, 1)."""
+    pending = max(backend.pending_requests, 0) + max(in_flight, 0)
+    return 1.0 - min(pending / max(backend.max_concurrency, 1), 1.0)
 
 
 class LatencyScorer(BackendScorer):

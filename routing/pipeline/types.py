@@ -142,6 +142,8 @@ class BackendSnapshot:
     priority: int = 50
     enabled: bool = True
     health: Health = Health.UNKNOWN
+    #: Why it is unhealthy, when not a failed probe (an open circuit, a 429).
+    health_reason: str = ""
     loading_eta_ms: int | None = None
     pending_requests: int = 0
     max_concurrency: int = 1

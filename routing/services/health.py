@@ -272,6 +272,12 @@ def backend_probe_apply(
         values["loading_eta_ms"] = result.loading_eta_ms
         if result.latency_ms is not None:
             values["latency_ema_ms"] = _ema(backend.latency_ema_ms, result.latency_ms)
+    if backend.unhealthy_until is not None and backend.unhealthy_until > now:
+        # Passive health's cool-down (open circuit, 429) holds until it ends.
+        values.pop("health", None)
+    elif "health" in values:
+        values["health_reason"] = ""
+        values["unhealthy_until"] = None
     changed = "health" in values and values["health"] != backend.health
     Backend.objects.filter(pk=backend_id, enabled=True).update(**values)
     if changed:

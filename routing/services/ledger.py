@@ -190,6 +190,10 @@ def usage_record(
     output_tokens: int,
     reporter: UsageReporter | None,
     cost_usd: Decimal | None = None,
+    source: str = "reported",
+    latency_ms: float | None = None,
+    ttft_ms: float | None = None,
+    outcome: str = "",
 ) -> UsageResult:
     """Record what a routed request used and settle its reservations.
 
@@ -203,7 +207,12 @@ def usage_record(
         raise NotFoundError(
             f"No recorded decision {decision_id}.", fields={"decision_id": ["Unknown."]}
         )
-    if decision.outcome != Outcome.ROUTE:
+    # The proxy (an internal caller) also serves a queue decision through its
+    # fallback backend, and books that usage the same way.
+    served_queue = (
+        reporter is None and source != "reported" and decision.outcome == Outcome.QUEUE
+    )
+    if decision.outcome != Outcome.ROUTE and not served_queue:
         raise ConflictError(
             f"Decision {decision_id} was a {decision.outcome}; only routed requests "
             "report usage.",
@@ -236,6 +245,10 @@ def usage_record(
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cost_usd=cost,
+                source=source,
+                latency_ms=latency_ms,
+                ttft_ms=ttft_ms,
+                outcome=outcome,
             )
     except IntegrityError:  # a concurrent identical report won the race
         return usage_record(
@@ -244,6 +257,10 @@ def usage_record(
             output_tokens=output_tokens,
             reporter=reporter,
             cost_usd=cost,
+            source=source,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            outcome=outcome,
         )
     _settle(decision_id=decision_id, cost=cost)
     return UsageResult(report, created=True)

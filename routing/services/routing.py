@@ -18,6 +18,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -100,9 +101,10 @@ def _route_once(
     request: RoutingRequest,
     budgets: tuple[BudgetSnapshot, ...],
     versions: tuple[int, int],
+    in_flight: Mapping[str, int] | None = None,
 ) -> tuple[RoutingResult | None, dict[str, Any], int]:
     config = config_snapshot(versions)
-    context = RoutingContext(config=config, budgets=budgets)
+    context = RoutingContext(config=config, budgets=budgets, in_flight=in_flight)
     try:
         result = shared_pipeline().route(request, context)
     except Exception as exc:  # noqa: BLE001 - recorded as a pipeline_error reject
@@ -172,17 +174,22 @@ def route_request(
     client: str,
     api_key_id: int | None = None,
     dry_run: bool = False,
+    in_flight: Mapping[str, int] | None = None,
 ) -> RouteOutcome:
     """Decide where ``request`` runs; record it and reserve its estimate unless dry.
 
     ``api_key_id`` is the key that asked (None for a login session or an
     internal call): only that key, or an admin key, may report the usage.
+    ``in_flight`` is the live in-flight count per backend (the proxy's), for
+    the load scorer.
     """
     started = time.perf_counter()
     client_key = (client, api_key_id)
     known = None if dry_run else _remembered_state()
     if known is not None:
-        outcome = _route_on_remembered_state(known, request, request_id, client_key)
+        outcome = _route_on_remembered_state(
+            known, request, request_id, client_key, in_flight
+        )
         if outcome is not None:
             return replace(outcome, duration_us=_elapsed(started))
     known = _read_state()
@@ -191,7 +198,7 @@ def route_request(
         if attempt == MAX_RESERVATION_RETRIES:
             budgets = _saturated(budgets)
         result, payload, version = _route_once(
-            request, budgets, (state.version, state.state_version)
+            request, budgets, (state.version, state.state_version), in_flight
         )
         if dry_run:
             return RouteOutcome(None, payload, result, _elapsed(started))
@@ -213,11 +220,12 @@ def _route_on_remembered_state(
     request: RoutingRequest,
     request_id: str,
     client_key: tuple[str, int | None],
+    in_flight: Mapping[str, int] | None = None,
 ) -> RouteOutcome | None:
     """Route and record on ``known``; None (nothing written) if it may not hold."""
     state = known.state
     result, payload, version = _route_once(
-        request, known.budgets, (state.version, state.state_version)
+        request, known.budgets, (state.version, state.state_version), in_flight
     )
     if result is None or result.fallback_used:
         return None

@@ -7,11 +7,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from routing.demo_server import DemoFleetServer, demo_backend_specs
+from routing.demo_server import (
+    ANSWER_CHUNKS,
+    DemoBackend,
+    DemoFleetServer,
+    demo_answer,
+    demo_backend_specs,
+)
 from routing.models import Backend
 from routing.services.config import config_version_current
 from routing.services.demo import demo_fleet_load
@@ -32,6 +39,21 @@ def fleet(tmp_path: Path) -> Iterator[DemoFleetServer]:
 
 def urls(fleet: DemoFleetServer) -> dict[str, str]:
     return {b.name: f"http://127.0.0.1:{b.port}" for b in fleet.backends}
+
+
+def sdk(backend: DemoBackend) -> openai.OpenAI:
+    """The official OpenAI client pointed straight at one demo backend."""
+    return openai.OpenAI(
+        api_key="not-needed",
+        base_url=f"http://127.0.0.1:{backend.port}/v1",
+        max_retries=0,
+        timeout=5,
+    )
+
+
+QUESTION = [
+    {"role": "user", "content": "Which backend are you? Tell me, please."}
+]  # 39 chars: 9 tokens
 
 
 def test_only_the_local_demo_backends_are_served() -> None:
@@ -117,3 +139,78 @@ def test_the_running_server_follows_markers_on_its_own(tmp_path: Path) -> None:
         fleet.stop()
         thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_each_demo_backend_answers_a_chat_completion_naming_itself_and_its_model(
+    fleet: DemoFleetServer,
+) -> None:
+    for backend in fleet.backends:
+        model = backend.models[-1]
+        answer = sdk(backend).chat.completions.create(model=model, messages=QUESTION)
+
+        content = answer.choices[0].message.content
+        assert content == demo_answer(backend, model)
+        assert content.startswith(f"Hello from {backend.name} (model {model}).")
+        assert answer.model == model
+        assert answer.usage is not None
+        assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (
+            9,
+            ANSWER_CHUNKS,
+        )
+
+
+def test_a_demo_backend_streams_its_answer_in_visible_steps_and_then_usage(
+    fleet: DemoFleetServer,
+) -> None:
+    backend = next(b for b in fleet.backends if b.name == "ollama-workstation")
+    arrivals: list[float] = []
+    pieces: list[str] = []
+
+    stream = sdk(backend).chat.completions.create(
+        model="llama3.1:8b",
+        messages=QUESTION,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = []
+    for chunk in stream:
+        chunks.append(chunk)
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+            pieces.append(chunk.choices[0].delta.content)
+
+    assert "".join(pieces) == demo_answer(backend, "llama3.1:8b")
+    assert len(pieces) == ANSWER_CHUNKS
+    assert arrivals[-1] - arrivals[0] >= 0.3  # 7 gaps of 50 ms: streaming shows
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == []
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens) == (9, ANSWER_CHUNKS)
+
+
+def test_a_demo_stream_without_include_usage_has_no_usage_chunk(
+    fleet: DemoFleetServer,
+) -> None:
+    backend = next(b for b in fleet.backends if b.name == "vllm-a100")
+
+    chunks = list(
+        sdk(backend).chat.completions.create(
+            model="llama3.1:70b", messages=QUESTION, stream=True
+        )
+    )
+
+    assert len(chunks) == ANSWER_CHUNKS + 1
+    assert all(c.choices and c.usage is None for c in chunks)
+
+
+def test_a_demo_backend_does_not_answer_for_a_model_it_does_not_serve(
+    fleet: DemoFleetServer,
+) -> None:
+    backend = next(b for b in fleet.backends if b.name == "ollama-rack")
+
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk(backend).chat.completions.create(model="gpt-4o", messages=QUESTION)
+
+    assert caught.value.code == "model_not_found"

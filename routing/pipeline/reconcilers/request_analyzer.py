@@ -70,6 +70,11 @@ def unavailable(
     if not backend.enabled:
         return "disabled by an operator", f"Enable backend '{backend.name}'."
     if backend.health == Health.UNHEALTHY:
+        if backend.health_reason:
+            return (
+                f"unhealthy ({backend.health_reason})",
+                f"Wait, or check backend '{backend.name}' and its upstream.",
+            )
         return (
             "unhealthy (failed its last health check)",
             f"Check backend '{backend.name}' and its health probe.",

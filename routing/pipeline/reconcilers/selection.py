@@ -63,9 +63,10 @@ class SelectionReconciler:
             s.name for s, _ in self.scorers if getattr(s, "optional", False)
         )
         self._plans = {
-            frozenset(used): _plan(self.scorers, frozenset(used))
+            (frozenset(used), live): _plan(self.scorers, frozenset(used), live=live)
             for n in range(len(self._optional) + 1)
             for used in combinations(sorted(self._optional), n)
+            for live in (False, True)
         }
         self.default_wait_ms = settings.default_loading_wait_ms
         self.counters: CounterStore = settings.counter_store or InMemoryCounterStore()
@@ -120,7 +121,8 @@ class SelectionReconciler:
         self, candidates: Sequence[BackendSnapshot], intent: RoutingIntent
     ) -> tuple[Scores, Breakdown]:
         """The weighted mean of the counting scorers' values, per candidate."""
-        plan = self._plans[intent.scorers_in_use & self._optional]
+        live = bool(intent.context.in_flight)
+        plan = self._plans[intent.scorers_in_use & self._optional, live]
         intent.annotate("scorer_weights", dict(plan.weights))
         rows = intent.index.weighted_rows(plan.fixed)
         rest = [(s.name, w, s.score(candidates, intent)) for s, w in plan.rest]
@@ -168,7 +170,9 @@ class _Plan(NamedTuple):
     rest: tuple[tuple[Scorer, float], ...]  # the counted scorers after ``fixed``
 
 
-def _plan(scorers: Sequence[tuple[Scorer, float]], used: frozenset[str]) -> _Plan:
+def _plan(
+    scorers: Sequence[tuple[Scorer, float]], used: frozenset[str], *, live: bool
+) -> _Plan:
     counted = [
         (scorer, weight)
         for scorer, weight in scorers
@@ -178,10 +182,11 @@ def _plan(scorers: Sequence[tuple[Scorer, float]], used: frozenset[str]) -> _Pla
     for _, weight in counted:
         weight_sum += weight
     # The leading scorers that depend only on the backend: their values and
-    # weighted sum per backend come from the index.
+    # weighted sum per backend come from the index. With live in-flight counts
+    # in the context, a ``live`` scorer (load) depends on them too.
     fixed = []
     for scorer, weight in counted:
-        if not isinstance(scorer, BackendScorer):
+        if not isinstance(scorer, BackendScorer) or (live and scorer.live):
             break
         fixed.append((scorer.name, scorer.factor, weight))
     return _Plan(
