@@ -11,7 +11,8 @@ direct, ...) so that background load falls on every side alike:
   free port, on a throwaway SQLite data directory, one backend
   ``bench-upstream`` (vLLM kind) serving ``bench-model`` at the upstream, calls
   to ``/v1/chat/completions`` with a Nexus API key: the full pipeline, and
-  every call recorded as a decision with its usage;
+  every call recorded as a decision with its usage (``--database-url`` for a
+  scratch PostgreSQL database instead);
 - ``litellm``: LiteLLM's proxy (``litellm[proxy]``, installed outside the
   project's virtualenv, ``--litellm-site``) with the same model list shape, no
   database and a master key. Skipped, with a line saying so, when it is not
@@ -43,6 +44,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -55,7 +57,7 @@ PROCFILE = ROOT / "Procfile"
 SIDES = ("direct", "nexus", "litellm")
 MODEL = "bench-model"
 BACKEND_NAME = "bench-upstream"
-KEY_NAME = "bench-proxy"
+KEY_PREFIX = "bench-proxy"
 LITELLM_SITE = "/work/litellm-site"
 LITELLM_MASTER_KEY = "sk-bench-proxy-master"
 UPSTREAM_COMMAND = (
@@ -86,6 +88,7 @@ class Options:
     streams: tuple[bool, ...] = (False, True)
     upstream_command: str = UPSTREAM_COMMAND
     litellm_site: str = LITELLM_SITE
+    database_url: str = ""
 
 
 QUICK = {"rounds": 2, "requests": 40, "warmup": 8}
@@ -156,6 +159,12 @@ def parse_args(argv: Sequence[str]) -> Options:
         default=LITELLM_SITE,
         help="directory litellm[proxy] was pip-installed into with --target",
     )
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="Nexus's database instead of a throwaway SQLite file (a scratch "
+        "PostgreSQL database: the run writes a decision per call into it)",
+    )
     args = parser.parse_args(argv)
     base = QUICK if args.quick else {}
     rounds = args.rounds if args.rounds is not None else base.get("rounds", 5)
@@ -173,6 +182,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         streams=streams,
         upstream_command=args.upstream_command,
         litellm_site=args.litellm_site,
+        database_url=args.database_url,
     )
 
 
@@ -572,12 +582,15 @@ def web_command(port: int, procfile: Path = PROCFILE) -> list[str]:
 
 
 @contextmanager
-def scratch_django() -> Iterator[Path]:
-    """A throwaway data directory (SQLite, filesystem broker) with Django set up
-    on it in this process; the environment the Nexus server is given."""
+def scratch_django(database_url: str = "") -> Iterator[Path]:
+    """A throwaway data directory (SQLite unless ``database_url``, filesystem
+    broker) with Django set up on it in this process; the environment the Nexus
+    server is given."""
     data_dir = Path(tempfile.mkdtemp(prefix="nexus-bench-proxy-"))
     saved = dict(os.environ)
     os.environ.pop("DATABASE_URL", None)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
     os.environ.pop("CELERY_BROKER_URL", None)
     os.environ["NEXUS_DATA_DIR"] = str(data_dir)
     os.environ["DJANGO_SETTINGS_MODULE"] = "nexus_site.settings"
@@ -594,9 +607,10 @@ def scratch_django() -> Iterator[Path]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def nexus_prepare(upstream_url: str) -> str:
+def nexus_prepare(upstream_url: str, key_name: str) -> str:
     """Migrate, register ``bench-upstream`` serving ``bench-model`` at the
-    upstream (probed once, as a new backend is), issue a key; return it raw."""
+    upstream (probed once, as a new backend is), issue a key named ``key_name``;
+    return it raw."""
     from django.core.management import call_command
 
     from routing.models import Backend
@@ -605,21 +619,20 @@ def nexus_prepare(upstream_url: str) -> str:
     from routing.services.health import backend_probe
 
     call_command("migrate", verbosity=0)
+    backend = Backend.objects.filter(name=BACKEND_NAME).first() or Backend(
+        name=BACKEND_NAME
+    )
+    backend.kind, backend.base_url, backend.enabled = "vllm", upstream_url, True
+    backend.capability_tier, backend.max_concurrency = 3, 64
     backend = backend_save(
-        backend=Backend(
-            name=BACKEND_NAME,
-            kind="vllm",
-            base_url=upstream_url,
-            capability_tier=3,
-            max_concurrency=64,
-        ),
+        backend=backend,
         models=[{"name": MODEL}],
         actor="system:bench-proxy",
     )
     health = backend_probe(backend_id=backend.pk, timeout=5)
     if health != "healthy":
         raise SystemExit(f"{BACKEND_NAME} probed {health!r} at {upstream_url}")
-    _, raw = api_key_issue(name=KEY_NAME)
+    _, raw = api_key_issue(name=key_name)
     return raw
 
 
@@ -646,7 +659,7 @@ class Recording:
 
 
 def nexus_recording(
-    calls: int, cells: Sequence[Cell], settle_s: float = 15.0
+    key_name: str, calls: int, cells: Sequence[Cell], settle_s: float = 15.0
 ) -> Recording:
     """Count the key's decisions and their usage (waiting up to ``settle_s`` for
     recording that finishes after the answer); fill each cell's ``recorded``."""
@@ -656,7 +669,7 @@ def nexus_recording(
 
     deadline = time.monotonic() + settle_s
     while True:
-        decisions = RoutingDecision.objects.filter(client=KEY_NAME)
+        decisions = RoutingDecision.objects.filter(client=key_name)
         ids = {str(pk) for pk in decisions.values_list("id", flat=True)}
         usage = UsageReport.objects.filter(decision_id__in=ids)
         with_usage = usage.count()
@@ -786,6 +799,7 @@ def _cell(cells: list[Cell], side: str, stream: bool, concurrency: int) -> Cell:
 def run(options: Options) -> Result:
     """Start what the sides need, measure in alternating rounds, check recording."""
     sides, notes = usable_sides(options)
+    key_name = f"{KEY_PREFIX}-{uuid.uuid4().hex[:8]}"
     for note in notes:
         print(note, flush=True)
     with ExitStack() as stack:
@@ -797,11 +811,12 @@ def run(options: Options) -> Result:
             stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-proxy-"))
         )
         if "nexus" in sides:
-            stack.enter_context(scratch_django())
-            key = nexus_prepare(base_url)
+            stack.enter_context(scratch_django(options.database_url))
+            key = nexus_prepare(base_url, key_name)
             port = free_port()
             argv = web_command(port)
-            notes.append(f"Nexus: {' '.join(argv[2:])}")
+            database = "DATABASE_URL given" if options.database_url else "SQLite"
+            notes.append(f"Nexus: {' '.join(argv[2:])} ({database}, scratch)")
             log = work / "nexus.log"
             server = stack.enter_context(running(argv, env=dict(os.environ), log=log))
             wait_http(f"http://127.0.0.1:{port}/healthz", server, "Nexus", log)
@@ -848,7 +863,7 @@ def run(options: Options) -> Result:
                             nexus_sent += warm.sent + timed.sent
         result = Result(options, cells, notes)
         if "nexus" in sides:
-            result.recording = nexus_recording(nexus_sent, cells)
+            result.recording = nexus_recording(key_name, nexus_sent, cells)
         return result
 
 
