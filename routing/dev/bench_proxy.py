@@ -18,9 +18,10 @@ direct, ...) so that background load falls on every side alike:
   database and a master key. Skipped, with a line saying so, when it is not
   importable from there.
 
-The load generator is this process (asyncio + httpx; the servers it measures
-are subprocesses): per round, per (stream, concurrency), per side, a fixed
-number of requests after an untimed warm-up on fresh connections. A streamed
+The load generator is this process (asyncio, with the small HTTP/1.1 client
+``Connection``; everything it measures runs in subprocesses): per round, per
+(stream, concurrency), per side, a fixed number of requests after an untimed
+warm-up on the same keep-alive connections, one per concurrent caller. A streamed
 call is read to ``data: [DONE]``: its latency is the time to the last byte, its
 TTFB the time to the first body byte. Added latency is a side's p50 minus the
 direct call's p50 and its p99 minus the direct p99, at the same concurrency.
@@ -45,11 +46,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -448,11 +449,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _drain(stream: TextIO | None) -> None:
+def _drain(stream: IO[str] | None) -> None:
     """Keep reading a child's pipe so it never blocks on a full one."""
-    if stream is None:
-        return
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+
+    def read() -> None:
+        for _ in stream or ():
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
 
 
 @contextmanager
@@ -633,7 +637,7 @@ def nexus_prepare(upstream_url: str, key_name: str) -> str:
     if health != "healthy":
         raise SystemExit(f"{BACKEND_NAME} probed {health!r} at {upstream_url}")
     _, raw = api_key_issue(name=key_name)
-    return raw
+    return str(raw)
 
 
 @dataclass(frozen=True)
@@ -926,7 +930,7 @@ def verdicts(result: Result) -> list[str]:
                     )
                 )
     lines = []
-    checks = (
+    checks: tuple[tuple[str, Callable[[Cell, Cell], bool]], ...] = (
         ("added p50 <= LiteLLM's", lambda n, o: n.p50 <= o.p50),
         ("added p99 <= LiteLLM's", lambda n, o: n.p99 <= o.p99),
         ("req/s >= LiteLLM's", lambda n, o: n.rps >= o.rps),
