@@ -280,6 +280,9 @@ NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY = env_int(
     "NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY", 3, minimum=1
 )
 
+# Threads per web process that run sync views (REST API, explorer, admin).
+NEXUS_WEB_THREADS = env_int("NEXUS_WEB_THREADS", 2, minimum=1)
+
 # The proxy (/v1/, routing/proxy): attempts per request, the four timeouts (s),
 # and passive health (failed attempts in a row before the circuit opens, and
 # how long it stays open before one trial request is let through).

@@ -19,14 +19,18 @@ locks everyone out.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from django.conf import settings
 
@@ -119,6 +123,9 @@ class SqliteState:
         "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, "
         "grp TEXT NOT NULL, expires_at REAL NOT NULL)"
     )
+    _LEASES_BY_EXPIRY = (
+        "CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at)"
+    )
     #: Expired rows are deleted on every this many-th hit of a process.
     PRUNE_EVERY = 1000
 
@@ -127,6 +134,9 @@ class SqliteState:
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
+        self._pruned_at = 0.0
+        self._lock_file: IO[bytes] | None = None
+        self._lock_pid = 0
         self._hits = 0
 
     def _connect(self) -> sqlite3.Connection:
@@ -140,13 +150,34 @@ class SqliteState:
             connection.execute(self._SCHEMA)
             connection.execute(self._GAUGES)
             connection.execute(self._LEASES)
+            connection.execute(self._LEASES_BY_EXPIRY)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
-    def hit(self, key: str, *, window_seconds: int) -> WindowCount:
-        now = time.time()
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """This process's connection, holding the file's write lock.
+
+        Writers queue on an ``flock`` of a lock file beside the database (the
+        kernel wakes the next one at once) rather than on SQLite's busy
+        handler, which polls with sleeps of up to 100 ms under contention.
+        """
         with self._lock:
             connection = self._connect()
+            if self._lock_file is None or self._lock_pid != os.getpid():
+                self._lock_file = open(  # noqa: SIM115 - kept for the process
+                    self.path.with_name(self.path.name + ".lock"), "a+b"
+                )
+                self._lock_pid = os.getpid()
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield connection
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def hit(self, key: str, *, window_seconds: int) -> WindowCount:
+        now = time.time()
+        with self._writing() as connection:
             count, expires_at = connection.execute(
                 self._HIT, {"key": key, "now": now, "window": window_seconds}
             ).fetchone()
@@ -174,16 +205,14 @@ class SqliteState:
         return WindowCount(int(row[0]), _retry_after(row[1], now))
 
     def reset(self, key: str) -> None:
-        with self._lock:
-            self._connect().execute("DELETE FROM window_counters WHERE key = ?", (key,))
+        with self._writing() as connection:
+            connection.execute("DELETE FROM window_counters WHERE key = ?", (key,))
 
     def add(self, key: str, delta: int) -> int:
-        with self._lock:
-            (value,) = (
-                self._connect()
-                .execute(self._ADD, {"key": key, "delta": delta})
-                .fetchone()
-            )
+        with self._writing() as connection:
+            (value,) = connection.execute(
+                self._ADD, {"key": key, "delta": delta}
+            ).fetchone()
         return int(value)
 
     def gauges(self, prefix: str) -> dict[str, int]:
@@ -199,36 +228,93 @@ class SqliteState:
             )
         return {key[len(prefix) :]: int(value) for key, value in rows}
 
+    #: Live leases per group are counted in ``gauges`` under this prefix.
+    LEASE_COUNT = "\x1flease:"
+    #: Expired leases are pruned (and their counts lowered) this often.
+    PRUNE_INTERVAL_S = 1.0
+
     def lease(self, group: str, key: str, seconds: float) -> None:
         now = time.time()
-        with self._lock:
-            connection = self._connect()
-            connection.execute(
-                "INSERT OR REPLACE INTO leases (key, grp, expires_at) VALUES (?, ?, ?)",
-                (f"{group}\x1f{key}", group, now + seconds),
-            )
-            self._hits += 1
-            if self._hits % self.PRUNE_EVERY == 0:
-                connection.execute("DELETE FROM leases WHERE expires_at <= ?", (now,))
+        with self._writing() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._prune(connection, now)
+                held = f"{group}\x1f{key}"
+                renewed = connection.execute(
+                    "UPDATE leases SET expires_at = ? WHERE key = ?",
+                    (now + seconds, held),
+                ).rowcount
+                if not renewed:
+                    connection.execute(
+                        "INSERT INTO leases (key, grp, expires_at) VALUES (?, ?, ?)",
+                        (held, group, now + seconds),
+                    )
+                    connection.execute(
+                        self._ADD, {"key": self.LEASE_COUNT + group, "delta": 1}
+                    )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
 
     def release(self, group: str, key: str) -> None:
-        with self._lock:
-            self._connect().execute(
-                "DELETE FROM leases WHERE key = ?", (f"{group}\x1f{key}",)
+        with self._writing() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                gone = connection.execute(
+                    "DELETE FROM leases WHERE key = ? AND expires_at > ? RETURNING grp",
+                    (f"{group}\x1f{key}", time.time()),
+                ).fetchall()
+                if gone:
+                    connection.execute(
+                        self._ADD, {"key": self.LEASE_COUNT + group, "delta": -1}
+                    )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def _prune(self, connection: sqlite3.Connection, now: float) -> None:
+        """Delete expired leases (at most once a second per process) and lower
+        their groups' counts; inside the caller's write transaction."""
+        if now - self._pruned_at < self.PRUNE_INTERVAL_S:
+            return
+        self._pruned_at = now
+        expired = connection.execute(
+            "DELETE FROM leases WHERE expires_at <= ? RETURNING grp", (now,)
+        ).fetchall()
+        for group, count in Counter(g for (g,) in expired).items():
+            connection.execute(
+                self._ADD, {"key": self.LEASE_COUNT + group, "delta": -count}
             )
 
     def leases(self, prefix: str) -> dict[str, int]:
+        """Counted leases, less those expired but not yet pruned (few: pruning
+        runs every second a lease is taken)."""
+        now = time.time()
         with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT grp, count(*) FROM leases WHERE expires_at > ? "
-                    "AND substr(grp, 1, ?) = ? GROUP BY grp",
-                    (time.time(), len(prefix), prefix),
-                )
-                .fetchall()
-            )
-        return {group[len(prefix) :]: int(count) for group, count in rows}
+            connection = self._connect()
+            counted = self.gauges_in(connection, self.LEASE_COUNT + prefix)
+            if not counted:
+                return {}
+            expired = connection.execute(
+                "SELECT grp, count(*) FROM leases WHERE expires_at <= ? GROUP BY grp",
+                (now,),
+            ).fetchall()
+        for group, count in expired:
+            if group.startswith(prefix):
+                name = group[len(prefix) :]
+                if name in counted:
+                    counted[name] -= count
+        return {name: count for name, count in counted.items() if count > 0}
+
+    @staticmethod
+    def gauges_in(connection: sqlite3.Connection, prefix: str) -> dict[str, int]:
+        rows = connection.execute(
+            "SELECT key, value FROM gauges WHERE value > 0 AND substr(key, 1, ?) = ?",
+            (len(prefix), prefix),
+        ).fetchall()
+        return {key[len(prefix) :]: int(value) for key, value in rows}
 
 
 class RedisState:

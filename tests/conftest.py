@@ -25,10 +25,12 @@ def _test_settings(settings: Any) -> None:
     """Fast password hashing; static files without a collectstatic manifest;
     no API key or routing state remembered from another test."""
     from routing.api.auth import api_key_cache_clear
+    from routing.services.passive_health import in_flight_forget
     from routing.services.routing import routing_state_forget
 
     api_key_cache_clear()
     routing_state_forget()
+    in_flight_forget()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,

@@ -171,3 +171,32 @@ def test_an_unreachable_redis_gauge_reads_as_nothing_in_flight(settings: Any) ->
     store = shared_state()
     assert store.add("inflight:x", 1) == 0
     assert store.gauges("inflight:") == {}
+
+
+def _leases_count_until_released_or_expired(store: Any) -> None:
+    import uuid
+
+    prefix = f"l-{uuid.uuid4().hex[:8]}:"
+    store.lease(prefix + "a", "d1", 60)
+    store.lease(prefix + "a", "d2", 0.5)
+    store.lease(prefix + "a", "d2", 0.5)  # renewed, not counted twice
+    store.lease(prefix + "b", "d3", 60)
+    assert store.leases(prefix) == {"a": 2, "b": 1}
+    store.release(prefix + "b", "d3")
+    store.release(prefix + "b", "d3")  # a second release changes nothing
+    assert store.leases(prefix) == {"a": 2}
+    time.sleep(0.6)
+    assert store.leases(prefix) == {"a": 1}  # d2 expired
+    store.lease(prefix + "c", "d4", 60)  # prunes d2 on the file store
+    store.release(prefix + "a", "d2")  # expired already: nothing to release
+    assert store.leases(prefix) == {"a": 1, "c": 1}
+
+
+def test_the_embedded_store_counts_leases(tmp_path: Path) -> None:
+    store = SqliteState(tmp_path / "state.sqlite3")
+    store.PRUNE_INTERVAL_S = 0.0
+    _leases_count_until_released_or_expired(store)
+
+
+def test_the_redis_store_counts_leases(redis_store: RedisState) -> None:
+    _leases_count_until_released_or_expired(redis_store)

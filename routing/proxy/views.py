@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -68,21 +69,32 @@ _decide_view = DecideView.as_view()
 _models = ModelsView.as_view()
 
 
-def _released[**P, R](work: Callable[P, R]) -> Callable[P, R]:
-    """``work``, then this thread's database connections go back (to the pool
-    on PostgreSQL): a stream in flight holds none while it waits on upstream."""
+#: The threads that run the proxy's database work (decide, record). Django's
+#: ASGI handler would otherwise start a thread, and so open a connection, for
+#: every request; these threads keep theirs.
+_db_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="nexus-proxy-db")
+
+
+def _in_db_thread[**P, R](work: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """``work`` on a proxy database thread. Afterwards the connection goes back
+    to the pool (PostgreSQL) or, on SQLite, stays open for the thread's next
+    work unless it failed; a stream waiting upstream holds no connection."""
 
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return work(*args, **kwargs)
         finally:
-            connections.close_all()
+            for conn in connections.all(initialized_only=True):
+                if conn.vendor != "sqlite" or (
+                    conn.errors_occurred and not conn.is_usable()
+                ):
+                    conn.close()
 
-    return run
+    return sync_to_async(run, thread_sensitive=False, executor=_db_threads)
 
 
-_decide = _released(_decide_view)
-_record = _released(proxy_outcome_record)
+_decide = _in_db_thread(_decide_view)
+_record = _in_db_thread(proxy_outcome_record)
 _clients: dict[int, httpx.AsyncClient] = {}
 #: Clean-ups scheduled by ``_Outcome.ensure_finished`` (kept until they end).
 _cleanups: set[asyncio.Future[Any]] = set()
@@ -177,7 +189,7 @@ class _Outcome:
             return
         self.recorded = True
         try:
-            await sync_to_async(_record)(
+            await _record(
                 decision_id=self.plan.decision_id,
                 attempts=self.attempts,
                 served=self.served,
@@ -194,7 +206,7 @@ class _Outcome:
 @require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     """Decide, forward, fail over, stream, record."""
-    decided = await sync_to_async(_decide)(request)
+    decided = await _decide(request)
     plan: Plan | None = getattr(decided, "plan", None)
     if plan is None:
         return decided

@@ -24,6 +24,7 @@ most once a second per process.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,15 +55,51 @@ _last_averages_bump = 0.0
 _next_reopen_check = 0.0
 
 
+#: A process reads the shared counts at most this often; between reads it
+#: applies its own changes to what it read (other processes' changes show up
+#: at most this late).
+IN_FLIGHT_READ_INTERVAL_S = 0.05
+
+_read: tuple[float, dict[str, int]] | None = None
+_read_lock = threading.Lock()
+
+
 def in_flight_counts() -> dict[str, int]:
     """Backend name -> requests in flight to it now (every process): proxied
     ones, plus decisions routed through ``/api/v1/route`` whose usage has not
     been reported and whose reservation has not expired."""
+    global _read
+    now = time.monotonic()
+    read = _read
+    if read is not None and now - read[0] < IN_FLIGHT_READ_INTERVAL_S:
+        return {name: count for name, count in read[1].items() if count > 0}
     store = shared_state()
     counts = store.gauges(IN_FLIGHT)
     for backend, routed in store.leases(ROUTED).items():
         counts[backend] = counts.get(backend, 0) + routed
-    return counts
+    _read = (now, counts)
+    return dict(counts)
+
+
+def _seen_locally(backend: str, delta: int) -> None:
+    """Apply this process's own change to the counts it read last."""
+    with _read_lock:
+        read = _read
+        if read is not None:
+            read[1][backend] = max(read[1].get(backend, 0) + delta, 0)
+
+
+def in_flight_forget() -> None:
+    """Read the shared counts afresh next time (tests)."""
+    global _read
+    _read = None
+
+
+def in_flight_add(backend: str, delta: int) -> int:
+    """Count one request more (+1) or less (-1) in flight to ``backend``."""
+    value = shared_state().add(IN_FLIGHT + backend, delta)
+    _seen_locally(backend, delta)
+    return value
 
 
 def routed_hold(*, backend: str, decision_id: str) -> None:
@@ -71,16 +108,13 @@ def routed_hold(*, backend: str, decision_id: str) -> None:
     shared_state().lease(
         ROUTED + backend, decision_id, settings.NEXUS_RESERVATION_TTL_SECONDS
     )
+    _seen_locally(backend, 1)
 
 
 def routed_release(*, backend: str, decision_id: str) -> None:
     """The routed decision's usage arrived: no longer in flight."""
     shared_state().release(ROUTED + backend, decision_id)
-
-
-def in_flight_add(backend: str, delta: int) -> int:
-    """Count one request more (+1) or less (-1) in flight to ``backend``."""
-    return shared_state().add(IN_FLIGHT + backend, delta)
+    _seen_locally(backend, -1)
 
 
 def trial_take(backend: str) -> bool:
