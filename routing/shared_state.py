@@ -126,6 +126,12 @@ class SqliteState:
     _LEASES_BY_EXPIRY = (
         "CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at)"
     )
+    _SCHEMAS = (
+        _SCHEMA,
+        _GAUGES,
+        _LEASES,
+        _LEASES_BY_EXPIRY,
+    )
     #: Expired rows are deleted on every this many-th hit of a process.
     PRUNE_EVERY = 1000
 
@@ -145,35 +151,41 @@ class SqliteState:
             connection = sqlite3.connect(
                 self.path, timeout=5.0, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(self._SCHEMA)
-            connection.execute(self._GAUGES)
-            connection.execute(self._LEASES)
-            connection.execute(self._LEASES_BY_EXPIRY)
+            # Under the file lock: two processes creating the file at once
+            # would otherwise race on the journal mode ("database is locked").
+            with self._file_locked():
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                for statement in self._SCHEMAS:
+                    connection.execute(statement)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """This process's connection, holding the file's write lock.
+    def _file_locked(self) -> Iterator[None]:
+        """This process holds the lock file beside the database (an ``flock``:
+        the kernel wakes the next waiter at once, no polling)."""
+        if self._lock_file is None or self._lock_pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(  # noqa: SIM115 - kept for the process
+                self.path.with_name(self.path.name + ".lock"), "a+b"
+            )
+            self._lock_pid = os.getpid()
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-        Writers queue on an ``flock`` of a lock file beside the database (the
-        kernel wakes the next one at once) rather than on SQLite's busy
-        handler, which polls with sleeps of up to 100 ms under contention.
-        """
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """This process's connection, holding the file's write lock: writers
+        queue on the ``flock`` rather than on SQLite's busy handler, which
+        polls with sleeps of up to 100 ms under contention."""
         with self._lock:
             connection = self._connect()
-            if self._lock_file is None or self._lock_pid != os.getpid():
-                self._lock_file = open(  # noqa: SIM115 - kept for the process
-                    self.path.with_name(self.path.name + ".lock"), "a+b"
-                )
-                self._lock_pid = os.getpid()
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-            try:
+            with self._file_locked():
                 yield connection
-            finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     def hit(self, key: str, *, window_seconds: int) -> WindowCount:
         now = time.time()

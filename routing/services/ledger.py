@@ -202,7 +202,13 @@ def usage_record(
     may not report this decision gets the same ``NotFoundError`` as for an
     unknown one (None: an internal caller, trusted).
     """
-    decision = RoutingDecision.objects.filter(pk=decision_id).first()
+    # Only the columns needed: a decision's trace and annotations can be tens
+    # of kilobytes of JSON, and nothing here reads them.
+    decision = (
+        RoutingDecision.objects.filter(pk=decision_id)
+        .only("id", "outcome", "api_key_id", "client", "backend_name", "model")
+        .first()
+    )
     if decision is None or (reporter is not None and not reporter.may_report(decision)):
         raise NotFoundError(
             f"No recorded decision {decision_id}.", fields={"decision_id": ["Unknown."]}
@@ -223,8 +229,21 @@ def usage_record(
         if cost_usd is not None
         else _cost_from_prices(decision, input_tokens, output_tokens)
     )
-    existing = UsageReport.objects.filter(decision_id=decision_id).first()
-    if existing is not None:
+    try:
+        # Insert first (the usual case); a report already there is compared.
+        with transaction.atomic():
+            report = UsageReport.objects.create(
+                decision_id=decision_id,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost,
+                source=source,
+                latency_ms=latency_ms,
+                ttft_ms=ttft_ms,
+                outcome=outcome,
+            )
+    except IntegrityError:  # reported before (or by a concurrent call)
+        existing = UsageReport.objects.get(decision_id=decision_id)
         same = (existing.input_tokens, existing.output_tokens, existing.cost_usd) == (
             input_tokens,
             output_tokens,
@@ -237,48 +256,20 @@ def usage_record(
             f"figures ({existing.input_tokens} in, {existing.output_tokens} out, "
             f"${existing.cost_usd}).",
             fields={"decision_id": ["Already reported."]},
-        )
-    try:
-        with transaction.atomic():
-            report = UsageReport.objects.create(
-                decision_id=decision_id,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost,
-                source=source,
-                latency_ms=latency_ms,
-                ttft_ms=ttft_ms,
-                outcome=outcome,
-            )
-    except IntegrityError:  # a concurrent identical report won the race
-        return usage_record(
-            decision_id=decision_id,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            reporter=reporter,
-            cost_usd=cost,
-            source=source,
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            outcome=outcome,
-        )
+        ) from None
     _settle(decision_id=decision_id, cost=cost)
     return UsageResult(report, created=True)
 
 
 def _settle(*, decision_id: uuid.UUID, cost: Decimal) -> None:
     """Release open reservations and book the real cost on every enabled budget."""
-    reservations = {
-        entry.budget_id: entry
-        for entry in LedgerEntry.objects.filter(
-            decision_id=decision_id, kind=LedgerKind.RESERVE
-        )
-    }
-    released = set(
+    entries = list(
         LedgerEntry.objects.filter(
-            decision_id=decision_id, kind=LedgerKind.RELEASE
-        ).values_list("budget_id", flat=True)
+            decision_id=decision_id, kind__in=(LedgerKind.RESERVE, LedgerKind.RELEASE)
+        )
     )
+    reservations = {e.budget_id: e for e in entries if e.kind == LedgerKind.RESERVE}
+    released = {e.budget_id for e in entries if e.kind == LedgerKind.RELEASE}
     budgets = Budget.objects.select_for_update().filter(
         Q(monthly_limit_usd__isnull=False) | Q(pk__in=reservations)
     )
