@@ -44,7 +44,7 @@ def _header_refused(request: HttpRequest, header: str) -> HttpResponse:
         f"The {header} header is longer than {MAX_HEADER_BYTES} bytes; send a "
         "shorter value."
     )
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/v1/")):
         body = error_body("invalid_request", message, {header: [message]})
         return JsonResponse(body, status=400)
     return bad_request(request, ValueError(message))

@@ -89,7 +89,7 @@ def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
     """
     request.nexus_outage = exc  # type: ignore[attr-defined]
     response: HttpResponse
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/v1/")):
         body = error_body("service_unavailable", OUTAGE_MESSAGE)
         response = JsonResponse(body, status=503)
     else:
@@ -148,8 +148,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    """Unknown URLs under /api/ answer in the API's shape; elsewhere Django's page."""
-    if request.path.startswith("/api/"):
+    """Unknown URLs under /api/ and /v1/ answer in the API's shape; elsewhere
+    Django's page."""
+    if request.path.startswith(("/api/", "/v1/")):
         return JsonResponse(
             error_body("not_found", f"No API endpoint at {request.path}."), status=404
         )
@@ -160,7 +161,7 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """Requests Django refuses before any view (e.g. a body over the size limit)."""
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/v1/")):
         reason = str(exception) if exception else "The request is malformed."
         return JsonResponse(
             error_body("invalid_request", f"Request refused: {reason}"), status=400
@@ -179,7 +180,7 @@ def json_500(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     if isinstance(exc, OUTAGE_ERRORS):
         return outage_response(request, exc)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/v1/")):
         return JsonResponse(
             error_body("internal_error", "Nexus failed to handle this request."),
             status=500,

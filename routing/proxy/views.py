@@ -28,7 +28,6 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from routing.proxy.decide import DecideView, ModelsView, Plan, Target
 from routing.proxy.upstream import (
@@ -202,10 +201,27 @@ class _Outcome:
             )
 
 
+def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
+    """405 in the API's error shape (Django's own 405 has an empty body)."""
+    body = {
+        "error": {
+            "type": "method_not_allowed",
+            "message": f"{request.method} is not allowed here; use {allowed}.",
+            "fields": {},
+        }
+    }
+    response = HttpResponse(
+        orjson.dumps(body), status=405, content_type="application/json"
+    )
+    response["Allow"] = allowed
+    return response
+
+
 @csrf_exempt
-@require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     """Decide, forward, fail over, stream, record."""
+    if request.method != "POST":
+        return _method_not_allowed(request, "POST")
     decided = await _decide(request)
     plan: Plan | None = getattr(decided, "plan", None)
     if plan is None:
@@ -535,8 +551,10 @@ async def _finish_stream(
     await asyncio.shield(outcome.record())
 
 
-@require_GET
+@csrf_exempt
 async def models_list(request: HttpRequest) -> HttpResponse:
     """Every model served by an enabled backend, and every alias."""
+    if request.method not in {"GET", "HEAD"}:
+        return _method_not_allowed(request, "GET")
     response: HttpResponse = await sync_to_async(_models)(request)
     return response

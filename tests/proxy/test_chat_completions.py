@@ -315,3 +315,36 @@ def test_the_model_list_names_every_served_model_and_alias(sdk, upstreams):
     forget_configuration()
     ids = [m.id for m in sdk.models.list()]
     assert ids == sorted([MODEL, "fast"])
+
+
+def test_wrong_methods_and_bodies_get_json_errors_never_html(
+    nexus_url, api_key, upstreams
+):
+    import httpx
+
+    register(upstreams[0], priority=10)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=nexus_url, headers=auth, timeout=10) as client:
+        wrong = client.get("/v1/chat/completions")
+        assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+        assert wrong.json()["error"]["type"] == "method_not_allowed"
+        assert client.post("/v1/models").json()["error"]["type"] == "method_not_allowed"
+        broken = client.post(
+            "/v1/chat/completions",
+            content=b'{"model": "x", "messages": [',
+            headers={"Content-Type": "application/json"},
+        )
+        assert broken.status_code == 400
+        assert broken.json()["error"]["type"] == "invalid_request"
+        listed = client.post("/v1/chat/completions", json=["not", "an", "object"])
+        assert listed.status_code == 400 and listed.json()["error"]["fields"]
+        streamy = client.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, "messages": MESSAGES, "stream": "yes"},
+        )
+        assert (
+            streamy.status_code == 400 and "stream" in streamy.json()["error"]["fields"]
+        )
+        missing = client.post("/v1/nothing-here")
+        assert missing.status_code == 404 and "error" in missing.json()
+    assert upstreams[0].hits == []
