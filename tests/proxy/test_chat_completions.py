@@ -348,3 +348,26 @@ def test_wrong_methods_and_bodies_get_json_errors_never_html(
         missing = client.post("/v1/nothing-here")
         assert missing.status_code == 404 and "error" in missing.json()
     assert upstreams[0].hits == []
+
+
+def test_a_stream_that_goes_quiet_past_the_idle_timeout_is_cut_honestly(
+    nexus_url, api_key, upstreams, settings
+):
+    import httpx
+
+    settings.NEXUS_PROXY_IDLE_TIMEOUT_S = 0.3
+    register(upstreams[0], priority=10)
+    upstreams[0].chunk_delay_s = 0.6  # slower than the idle timeout
+    body = {"model": MODEL, "messages": MESSAGES, "stream": True}
+    with httpx.stream(
+        "POST",
+        f"{nexus_url}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=10,
+    ) as response:
+        events = [line for line in response.iter_lines() if line.startswith("data:")]
+    assert "[DONE]" not in "".join(events)
+    assert '"upstream_error"' in events[-1]
+    attempt = RoutingDecision.objects.get().attempts[0]
+    assert attempt["outcome"] == "interrupted" and "idle" in attempt["error"]
