@@ -109,3 +109,25 @@ class RoutingDecisionFactory(factory.django.DjangoModelFactory):
     requested_model = "llama3.1:8b"
     model = "llama3.1:8b"
     backend_name = "backend-0"
+
+
+def proxy_attempts(*, served_ttft_ms: float) -> list[dict[str, object]]:
+    """A proxied decision's attempts as recorded: a failover, then the answer."""
+    return [
+        {
+            "backend": "cloud-llama",
+            "outcome": "failed_over",
+            "status": 503,
+            "error": "HTTP 503",
+            "duration_ms": 12.5,
+            "ttft_ms": 10.25,
+        },
+        {
+            "backend": "local-gpu",
+            "outcome": "ok",
+            "status": 200,
+            "error": "",
+            "duration_ms": 812.345,
+            "ttft_ms": served_ttft_ms,
+        },
+    ]

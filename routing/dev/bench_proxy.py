@@ -53,6 +53,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from routing.dev.bench_server import pct
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 SIDES = ("direct", "nexus", "litellm")
@@ -188,12 +190,6 @@ def parse_args(argv: Sequence[str]) -> Options:
 
 
 # -- measuring ------------------------------------------------------------------------
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile by nearest rank (``values`` not empty)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass

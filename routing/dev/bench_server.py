@@ -143,7 +143,8 @@ def fleet_load(config: ConfigSnapshot, budget: BudgetSnapshot) -> int:
 # -- measuring ----------------------------------------------------------------------
 
 
-def _pct(values: Sequence[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile by nearest rank (``values`` not empty)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -161,8 +162,8 @@ class Side:
         if not self.samples:
             return f"{self.label:<34}no samples ({self.errors} errors)"
         return (
-            f"{self.label:<34}{len(self.samples):>7}{_pct(self.samples, 0.5):>10.1f}"
-            f"{_pct(self.samples, 0.99):>10.1f}   {','.join(sorted(self.decisions))}"
+            f"{self.label:<34}{len(self.samples):>7}{pct(self.samples, 0.5):>10.1f}"
+            f"{pct(self.samples, 0.99):>10.1f}   {','.join(sorted(self.decisions))}"
         )
 
 
@@ -383,7 +384,7 @@ def report(options: Options, server_side: Side, local_side: Side) -> str:
         local_side.line(),
     ]
     if server_side.samples and local_side.samples:
-        ratio = _pct(server_side.samples, 0.5) / _pct(local_side.samples, 0.5)
+        ratio = pct(server_side.samples, 0.5) / pct(local_side.samples, 0.5)
         lines.append(f"server p50 / in-process p50 = {ratio:.2f}")
     if server_side.errors:
         lines.append(f"server errors: {server_side.errors}")

@@ -12,28 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from routing.models import RoutingDecision, UsageReport
-from tests.factories import RoutingDecisionFactory
+from tests.factories import RoutingDecisionFactory, proxy_attempts
 
 pytestmark = pytest.mark.django_db
 
-ATTEMPTS = [
-    {
-        "backend": "cloud-llama",
-        "outcome": "failed_over",
-        "status": 503,
-        "error": "HTTP 503",
-        "duration_ms": 12.5,
-        "ttft_ms": 10.25,
-    },
-    {
-        "backend": "local-gpu",
-        "outcome": "ok",
-        "status": 200,
-        "error": "",
-        "duration_ms": 812.345,
-        "ttft_ms": 95.5,
-    },
-]
+ATTEMPTS = proxy_attempts(served_ttft_ms=95.5)
 
 
 def proxied(**fields: Any) -> RoutingDecision:
