@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from routing.errors import ConflictError, NotFoundError
 from routing.models import (
@@ -229,20 +230,18 @@ def usage_record(
         if cost_usd is not None
         else _cost_from_prices(decision, input_tokens, output_tokens)
     )
-    try:
-        # Insert first (the usual case); a report already there is compared.
-        with transaction.atomic():
-            report = UsageReport.objects.create(
-                decision_id=decision_id,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost,
-                source=source,
-                latency_ms=latency_ms,
-                ttft_ms=ttft_ms,
-                outcome=outcome,
-            )
-    except IntegrityError:  # reported before (or by a concurrent call)
+    report = UsageReport(
+        decision_id=decision_id,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost,
+        source=source,
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+        outcome=outcome,
+        created_at=timezone.now(),
+    )
+    if not _insert_new(report):  # reported before (or by a concurrent call)
         existing = UsageReport.objects.get(decision_id=decision_id)
         same = (existing.input_tokens, existing.output_tokens, existing.cost_usd) == (
             input_tokens,
@@ -259,6 +258,29 @@ def usage_record(
         ) from None
     _settle(decision_id=decision_id, cost=cost)
     return UsageResult(report, created=True)
+
+
+def _insert_new(report: UsageReport) -> bool:
+    """Insert ``report`` unless its decision has one already (one statement,
+    no savepoint: ``ON CONFLICT DO NOTHING``); whether it was inserted."""
+    fields = [f for f in UsageReport._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = [
+        f.get_db_prep_save(getattr(report, f.attname), connection) for f in fields
+    ]
+    table = connection.ops.quote_name(UsageReport._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({connection.ops.quote_name('decision_id')}) DO NOTHING "
+            f"RETURNING {connection.ops.quote_name('id')}",
+            values,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    report.pk = row[0]
+    return True
 
 
 def _settle(*, decision_id: uuid.UUID, cost: Decimal) -> None:

@@ -24,6 +24,7 @@ most once a second per process.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from datetime import datetime, timedelta
@@ -90,9 +91,14 @@ def _seen_locally(backend: str, delta: int) -> None:
 
 
 def in_flight_forget() -> None:
-    """Read the shared counts afresh next time (tests)."""
+    """Read the shared counts afresh next time, and drop successes held in
+    memory (tests)."""
     global _read
     _read = None
+    with _held_lock:
+        _held.clear()
+        _written_at.clear()
+        _healthy.clear()
 
 
 def in_flight_add(backend: str, delta: int) -> int:
@@ -144,6 +150,9 @@ def backend_attempt_observe(
     take a second, rare UPDATE.
     """
     global _last_averages_bump
+    if ok and not retry_after_s and _held_back(backend_name, ttft_ms):
+        return
+    ok_samples = _take_held(backend_name, ttft_ms if ok else None, include=ok)
     row = (
         Backend.objects.filter(name=backend_name)
         .values("pk", "health", "health_reason", "unhealthy_until")
@@ -154,18 +163,12 @@ def backend_attempt_observe(
     now = now or timezone.now()
     mine = Backend.objects.filter(pk=row["pk"])
     health: dict[str, object] = {}
-    if ok:
-        averages: dict[str, object] = {
-            "consecutive_failures": 0,
-            "error_rate": F("error_rate") * (1 - EMA_ALPHA),
-        }
-        if ttft_ms is not None:
-            averages["latency_ema_ms"] = Coalesce(
-                F("latency_ema_ms") * (1 - EMA_ALPHA) + EMA_ALPHA * ttft_ms,
-                Value(ttft_ms),
-                output_field=FloatField(),
-            )
+    if ok_samples.count:
+        averages = ok_samples.averages()
+        if ok:
+            averages["consecutive_failures"] = 0
         mine.update(**averages)
+    if ok:
         cooling = row["unhealthy_until"] is not None and row["unhealthy_until"] > now
         if row["health"] != Health.HEALTHY.value and not cooling:
             health = {
@@ -173,7 +176,10 @@ def backend_attempt_observe(
                 "health_reason": "",
                 "unhealthy_until": None,
             }
+        if row["health"] == Health.HEALTHY.value or health:
+            _held_healthy(backend_name)
     else:
+        _held_unhealthy(backend_name)
         mine.update(
             consecutive_failures=F("consecutive_failures") + 1,
             error_rate=Least(F("error_rate") * (1 - EMA_ALPHA) + EMA_ALPHA, Value(1.0)),
@@ -198,6 +204,83 @@ def backend_attempt_observe(
     if health_changed or clock - _last_averages_bump >= AVERAGES_BUMP_INTERVAL_S:
         _last_averages_bump = clock
         _state_version_bump()
+
+
+#: A healthy backend's successful attempts are folded in memory and written at
+#: most this often per process; failures and health changes are written at once.
+AVERAGES_WRITE_INTERVAL_S = 1.0
+
+
+class _Samples:
+    """Successful attempts not yet written: how many, and their TTFTs in order."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ttfts: list[float] = []
+
+    def averages(self) -> dict[str, object]:
+        """UPDATE values folding these samples into the stored averages, in
+        order, as ``_ema`` would one by one."""
+        keep = (1 - EMA_ALPHA) ** self.count
+        values: dict[str, object] = {"error_rate": F("error_rate") * keep}
+        if self.ttfts:
+            n = len(self.ttfts)
+            weighted = sum(
+                EMA_ALPHA * (1 - EMA_ALPHA) ** (n - 1 - i) * t
+                for i, t in enumerate(self.ttfts)
+            )
+            seeded = self.ttfts[0]
+            for t in self.ttfts[1:]:
+                seeded = EMA_ALPHA * t + (1 - EMA_ALPHA) * seeded
+            values["latency_ema_ms"] = Coalesce(
+                F("latency_ema_ms") * (1 - EMA_ALPHA) ** n + weighted,
+                Value(seeded),
+                output_field=FloatField(),
+            )
+        return values
+
+
+_held: dict[str, _Samples] = {}
+_written_at: dict[str, float] = {}
+_healthy: set[str] = set()
+_held_lock = threading.Lock()
+
+
+def _held_back(backend: str, ttft_ms: float | None) -> bool:
+    """Keep a success in memory if the backend is healthy (as this process
+    last wrote it) and its averages were written less than a second ago."""
+    with _held_lock:
+        recent = time.monotonic() - _written_at.get(backend, -math.inf)
+        if backend not in _healthy or recent >= AVERAGES_WRITE_INTERVAL_S:
+            return False
+        samples = _held.setdefault(backend, _Samples())
+        samples.count += 1
+        if ttft_ms is not None:
+            samples.ttfts.append(ttft_ms)
+        return True
+
+
+def _take_held(backend: str, ttft_ms: float | None, *, include: bool) -> _Samples:
+    """The successes held for ``backend`` (plus this one when ``include``), to
+    be written now."""
+    with _held_lock:
+        samples = _held.pop(backend, None) or _Samples()
+        _written_at[backend] = time.monotonic()
+    if include:
+        samples.count += 1
+        if ttft_ms is not None:
+            samples.ttfts.append(ttft_ms)
+    return samples
+
+
+def _held_healthy(backend: str) -> None:
+    with _held_lock:
+        _healthy.add(backend)
+
+
+def _held_unhealthy(backend: str) -> None:
+    with _held_lock:
+        _healthy.discard(backend)
 
 
 def _opened(
