@@ -40,6 +40,7 @@ from routing.services.health import (
     backend_observed_set,
     observed_value_error,
 )
+from routing.services.passive_health import in_flight_counts
 
 
 def _save(instance: models.Model, actor: str) -> None:
@@ -201,6 +202,16 @@ class BackendSerializer(AuditedModelSerializer):
 
     def get_api_key_set(self, backend: Backend) -> bool:
         return backend_api_key_set(backend=backend)
+
+    def to_representation(self, instance: Backend) -> dict[str, Any]:
+        """``pending_requests`` as routing sees it: the live in-flight count of
+        every process (proxied requests, decision-only routes) plus any value
+        an external checker wrote."""
+        data: dict[str, Any] = super().to_representation(instance)
+        if "pending_requests" in data:
+            live = in_flight_counts().get(instance.name, 0)
+            data["pending_requests"] = instance.pending_requests + live
+        return data
 
     def _write(self, instance: Backend, validated_data: dict[str, Any]) -> Backend:
         observed = {

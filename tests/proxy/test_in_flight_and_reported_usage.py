@@ -237,3 +237,18 @@ def test_a_routed_decision_stops_counting_when_its_reservation_would_expire(
     assert sum(in_flight_counts().values()) == 1
     time.sleep(1.1)
     assert in_flight_counts() == {}
+
+
+def test_the_backends_api_shows_the_live_in_flight_count_as_pending_requests(
+    api_client,
+):
+    from tests.fleet_rows import make_fleet
+
+    make_fleet()
+    body = {"model": "llama3.1:8b", "messages": [{"role": "user", "content": "hi"}]}
+    backend = api_client.post("/api/v1/route", body, format="json").json()["backend"]
+    listed = api_client.get("/api/v1/backends/").json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    pending = {row["name"]: row["pending_requests"] for row in rows}
+    assert pending[backend["name"]] == 1
+    assert sum(pending.values()) == 1
