@@ -1,10 +1,11 @@
 """State every process (and, with Redis, every node) must see as one value.
 
 Counters in a time window, for the rate limits on failed logins and unknown
-API keys (``routing.rate_limits``) and the proxy's half-open trials; gauges
-(``add``/``gauges``) for the proxy's in-flight requests per backend; leases
-(``lease``/``release``/``leases``) for decisions routed through the REST API,
-in flight until their usage is reported or their reservation would expire. The store is Redis when
+API keys (``routing.rate_limits``) and the proxy's half-open trials; leases
+(``lease``/``release``/``leases``) for what is in flight per backend: the
+proxy's attempts, and decisions routed through the REST API until their usage
+is reported. A lease expires on its own, so a process that dies mid-request
+leaves nothing counted for good. The store is Redis when
 ``NEXUS_REDIS_URL`` is set, else an embedded SQLite file under
 ``NEXUS_DATA_DIR`` that the processes of one machine share (independent of
 ``DATABASE_URL``). Later shared state (round-robin positions, in-flight
@@ -64,14 +65,6 @@ class SharedState(Protocol):
 
     def reset(self, key: str) -> None:
         """Forget ``key`` (its next hit starts a new window)."""
-        ...
-
-    def add(self, key: str, delta: int) -> int:
-        """Add ``delta`` to the gauge ``key`` (never below 0); its new value."""
-        ...
-
-    def gauges(self, prefix: str) -> dict[str, int]:
-        """Every non-zero gauge whose key starts with ``prefix`` (prefix cut off)."""
         ...
 
     def lease(self, group: str, key: str, seconds: float) -> None:
@@ -220,26 +213,6 @@ class SqliteState:
         with self._writing() as connection:
             connection.execute("DELETE FROM window_counters WHERE key = ?", (key,))
 
-    def add(self, key: str, delta: int) -> int:
-        with self._writing() as connection:
-            (value,) = connection.execute(
-                self._ADD, {"key": key, "delta": delta}
-            ).fetchone()
-        return int(value)
-
-    def gauges(self, prefix: str) -> dict[str, int]:
-        with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    "SELECT key, value FROM gauges WHERE value > 0 "
-                    "AND substr(key, 1, ?) = ?",
-                    (len(prefix), prefix),
-                )
-                .fetchall()
-            )
-        return {key[len(prefix) :]: int(value) for key, value in rows}
-
     #: Live leases per group are counted in ``gauges`` under this prefix.
     LEASE_COUNT = "\x1flease:"
     #: Expired leases are pruned (and their counts lowered) this often.
@@ -351,7 +324,6 @@ return {count, ttl}
             url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         self._script = self._client.register_script(self._HIT)
-        self._add: Any = None
 
     def hit(self, key: str, *, window_seconds: int) -> WindowCount:
         count, ttl_ms = self._script(
@@ -370,21 +342,6 @@ return {count, ttl}
 
     def reset(self, key: str) -> None:
         self._client.delete(self.PREFIX + key)
-
-    GAUGES = "nexus:gauges"
-    _ADD = """
-local value = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-if value < 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], 0)
-  value = 0
-end
-return value
-"""
-
-    def add(self, key: str, delta: int) -> int:
-        if self._add is None:
-            self._add = self._client.register_script(self._ADD)
-        return int(self._add(keys=[self.GAUGES], args=[key, delta]))
 
     LEASE_GROUPS = "nexus:lease-groups"
     LEASE = "nexus:lease:"
@@ -415,14 +372,6 @@ return value
         return {
             g[len(prefix) :]: int(c) for g, c in zip(groups, counts, strict=True) if c
         }
-
-    def gauges(self, prefix: str) -> dict[str, int]:
-        found = {}
-        for raw_key, raw_value in self._client.hgetall(self.GAUGES).items():
-            key = raw_key.decode()
-            if key.startswith(prefix) and int(raw_value) > 0:
-                found[key[len(prefix) :]] = int(raw_value)
-        return found
 
 
 class FailOpen:
@@ -462,20 +411,6 @@ class FailOpen:
             self.store.reset(key)
         except Exception as exc:  # noqa: BLE001
             self._failed("reset", exc)
-
-    def add(self, key: str, delta: int) -> int:
-        try:
-            return self.store.add(key, delta)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("add", exc)
-            return 0
-
-    def gauges(self, prefix: str) -> dict[str, int]:
-        try:
-            return self.store.gauges(prefix)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("gauges", exc)
-            return {}
 
     def lease(self, group: str, key: str, seconds: float) -> None:
         try:

@@ -116,61 +116,37 @@ def test_an_unreachable_redis_fails_open_and_is_counted(settings: Any) -> None:
     assert failures._value.get() == before + 2
 
 
-def _gauges_count_up_and_down_and_never_below_zero(store: Any) -> None:
-    import uuid
-
-    prefix = f"g-{uuid.uuid4().hex[:8]}:"
-    assert [store.add(prefix + "a", 1) for _ in range(3)] == [1, 2, 3]
-    assert store.add(prefix + "b", 1) == 1
-    assert store.gauges(prefix) == {"a": 3, "b": 1}
-    assert store.add(prefix + "a", -1) == 2
-    assert store.add(prefix + "b", -5) == 0  # a double release cannot go negative
-    assert store.gauges(prefix) == {"a": 2}
-    assert store.add(prefix + "a", -2) == 0
-    assert store.gauges(prefix) == {}
-
-
-def test_the_embedded_store_keeps_gauges(tmp_path: Path) -> None:
-    _gauges_count_up_and_down_and_never_below_zero(
-        SqliteState(tmp_path / "state.sqlite3")
-    )
-
-
-def test_the_redis_store_keeps_gauges(redis_store: RedisState) -> None:
-    _gauges_count_up_and_down_and_never_below_zero(redis_store)
-
-
-GAUGE_WORKER = """
+LEASE_WORKER = """
 import sys
 from pathlib import Path
 from routing.shared_state import SqliteState
 store = SqliteState(Path(sys.argv[1]))
-for _ in range(int(sys.argv[2])):
-    store.add("inflight:x", 1)
-    store.add("inflight:x", -1)
-    store.add("inflight:y", 1)
+for n in range(int(sys.argv[2])):
+    store.lease("inflight:x", sys.argv[3] + str(n), 600)
+    store.release("inflight:x", sys.argv[3] + str(n))
+    store.lease("inflight:y", sys.argv[3] + str(n), 600)
 """
 
 
-def test_the_embedded_gauges_are_exact_across_two_processes(tmp_path: Path) -> None:
+def test_the_embedded_leases_are_exact_across_two_processes(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", GAUGE_WORKER, str(path), str(HITS)],
+            [sys.executable, "-c", LEASE_WORKER, str(path), str(HITS), name],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        for _ in range(2)
+        for name in ("a", "b")
     ]
     assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
-    assert SqliteState(path).gauges("inflight:") == {"y": 2 * HITS}
+    assert SqliteState(path).leases("inflight:") == {"y": 2 * HITS}
 
 
-def test_an_unreachable_redis_gauge_reads_as_nothing_in_flight(settings: Any) -> None:
+def test_an_unreachable_redis_lease_reads_as_nothing_in_flight(settings: Any) -> None:
     settings.NEXUS_REDIS_URL = "redis://127.0.0.1:9/0"
     store = shared_state()
-    assert store.add("inflight:x", 1) == 0
-    assert store.gauges("inflight:") == {}
+    store.lease("inflight:x", "t", 60)
+    assert store.leases("inflight:") == {}
 
 
 def _leases_count_until_released_or_expired(store: Any) -> None:

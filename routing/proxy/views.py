@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,7 +44,7 @@ from routing.proxy.upstream import (
     upstream_headers,
     usage_from,
 )
-from routing.services.passive_health import in_flight_add, trial_take
+from routing.services.passive_health import in_flight_end, in_flight_start, trial_take
 from routing.services.proxy import (
     CLIENT_DISCONNECTED,
     CLIENT_ERROR,
@@ -297,10 +298,10 @@ async def _start(
         settings.NEXUS_PROXY_FIRST_BYTE_TIMEOUT_S, max(0.0, deadline - loop.time())
     )
     started = time.monotonic()
-    # Marked first, and shielded: the +1 runs even if this request is
-    # cancelled meanwhile, and then the -1 must follow.
-    attempt.in_flight = True
-    await _count(target.backend, 1)
+    # Marked first, and shielded: the count runs even if this request is
+    # cancelled meanwhile, and then its end must follow.
+    attempt.in_flight = uuid.uuid4().hex
+    await _shielded(in_flight_start, target.backend, attempt.in_flight)
     try:
         async with asyncio.timeout(first_byte):
             response = await client.send(request, stream=True)
@@ -332,17 +333,19 @@ async def _start(
 
 async def _release(attempt: Attempt) -> None:
     if attempt.in_flight:
-        attempt.in_flight = False
+        token, attempt.in_flight = attempt.in_flight, ""
         with contextlib.suppress(Exception):
-            await _count(attempt.backend, -1)
+            await _shielded(in_flight_end, attempt.backend, token)
 
 
-async def _count(backend: str, delta: int) -> None:
-    """Move ``backend``'s in-flight gauge; a cancellation of the request
+async def _shielded(
+    count: Callable[[str, str], None], backend: str, token: str
+) -> None:
+    """Start or end an attempt's in-flight count; a cancellation of the request
     cannot stop it (a cancelled executor job that never ran would leave the
-    gauge off for good)."""
+    count off until the lease expires)."""
     change = asyncio.ensure_future(
-        sync_to_async(in_flight_add, thread_sensitive=False)(backend, delta)
+        sync_to_async(count, thread_sensitive=False)(backend, token)
     )
     _cleanups.add(change)
     change.add_done_callback(_cleanups.discard)

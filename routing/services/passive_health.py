@@ -1,10 +1,10 @@
 """What Nexus learns from real upstream attempts (the proxy's loop).
 
-- **In-flight load**: a gauge per backend in the shared state (Redis, or the
-  embedded file shared by one machine's processes), up while a proxied request
-  is in flight to it, down when it ends however it ends; plus a lease per
-  decision routed through ``/api/v1/route``, held until its usage is reported
-  or its reservation's time runs out. Routing reads them all at once and the
+- **In-flight load**: a lease per proxied attempt in the shared state (Redis,
+  or the embedded file shared by one machine's processes), taken when it
+  starts and released when it ends however it ends (or expiring, should the
+  process die); plus a lease per decision routed through ``/api/v1/route``,
+  held until its usage is reported or its reservation's time runs out. Routing reads them all at once and the
   load scorer adds them to ``pending_requests``.
 - **Latency and errors**: ``latency_ema_ms`` (time to first byte) and
   ``error_rate`` move with each attempt, as they do with each probe.
@@ -75,7 +75,7 @@ def in_flight_counts() -> dict[str, int]:
     if read is not None and now - read[0] < IN_FLIGHT_READ_INTERVAL_S:
         return {name: count for name, count in read[1].items() if count > 0}
     store = shared_state()
-    counts = store.gauges(IN_FLIGHT)
+    counts = store.leases(IN_FLIGHT)
     for backend, routed in store.leases(ROUTED).items():
         counts[backend] = counts.get(backend, 0) + routed
     _read = (now, counts)
@@ -101,11 +101,23 @@ def in_flight_forget() -> None:
         _healthy.clear()
 
 
-def in_flight_add(backend: str, delta: int) -> int:
-    """Count one request more (+1) or less (-1) in flight to ``backend``."""
-    value = shared_state().add(IN_FLIGHT + backend, delta)
-    _seen_locally(backend, delta)
-    return value
+def in_flight_start(backend: str, token: str) -> None:
+    """Count the proxied attempt ``token`` (unique) in flight to ``backend``.
+
+    A lease, not a counter: if this process dies mid-request, the attempt
+    stops counting once ``NEXUS_PROXY_TOTAL_TIMEOUT_S`` (plus a minute) has
+    passed, instead of keeping the backend loaded for good.
+    """
+    shared_state().lease(
+        IN_FLIGHT + backend, token, settings.NEXUS_PROXY_TOTAL_TIMEOUT_S + 60
+    )
+    _seen_locally(backend, 1)
+
+
+def in_flight_end(backend: str, token: str) -> None:
+    """The attempt ``token`` (from ``in_flight_start``) is over."""
+    shared_state().release(IN_FLIGHT + backend, token)
+    _seen_locally(backend, -1)
 
 
 def routed_hold(*, backend: str, decision_id: str) -> None:

@@ -45,8 +45,8 @@ class Attempt:
     ttft_ms: float | None = None
     #: A 429's Retry-After in seconds (not recorded; feeds the cool-down).
     retry_after_s: float | None = None
-    #: Counted in the backend's in-flight gauge right now (not recorded).
-    in_flight: bool = False
+    #: Its in-flight lease while counted, else "" (not recorded).
+    in_flight: str = ""
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from routing.metrics import proxy_observed
 from routing.models import UsageReport
 from routing.proxy.upstream import Usage
-from routing.services.passive_health import in_flight_add
+from routing.services.passive_health import in_flight_end, in_flight_start
 from routing.services.proxy import Attempt, proxy_outcome_record
 from tests.fleet_rows import chat
 
@@ -148,11 +148,13 @@ def test_a_request_no_backend_served_counts_attempts_but_no_tokens() -> None:
 
 
 def test_requests_in_flight_are_read_when_scraped(fleet: Any) -> None:
-    in_flight_add("cloud-gpt", 2)
+    for token in ("t1", "t2"):
+        in_flight_start("cloud-gpt", token)
     text = scrape()
     assert value(text, 'nexus_proxy_in_flight{backend="cloud-gpt"}') == 2
     assert 'nexus_proxy_in_flight{backend="local-gpu"} 0.0' in text
-    in_flight_add("cloud-gpt", -2)
+    for token in ("t1", "t2"):
+        in_flight_end("cloud-gpt", token)
     assert value(scrape(), 'nexus_proxy_in_flight{backend="cloud-gpt"}') == 0
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from routing.models import Backend, RoutingDecision, UsageReport
-from routing.services.passive_health import HALF_OPEN, in_flight_add
+from routing.services.passive_health import HALF_OPEN, in_flight_start
 from tests.factories import RoutingDecisionFactory, proxy_attempts
 
 pytestmark = pytest.mark.django_db
@@ -98,14 +98,16 @@ def test_a_decision_only_call_shows_no_attempts_and_no_real_cost(staff_client):
 
 
 def test_the_backends_page_shows_requests_in_flight_per_backend(staff_client, fleet):
-    in_flight_add("local-gpu", 2)
+    for n in range(2):
+        in_flight_start("local-gpu", f"t{n}")
     html = staff_client.get(reverse("explorer:backends")).content.decode()
     assert 'class="num in-flight">2<' in backend_cells(html, "local-gpu")
     assert 'class="num in-flight">0<' in backend_cells(html, "cloud-gpt")
 
 
 def test_the_refreshed_table_fragment_carries_the_live_figures(staff_client, fleet):
-    in_flight_add("cloud-gpt", 3)
+    for n in range(3):
+        in_flight_start("cloud-gpt", f"t{n}")
     part = staff_client.get(
         reverse("explorer:backends"), HTTP_HX_REQUEST="true"
     ).content.decode()
@@ -154,7 +156,7 @@ def test_a_half_open_circuit_is_named(staff_client, fleet):
 
 
 def test_a_row_swapped_back_after_an_edit_keeps_its_live_figures(staff_client, fleet):
-    in_flight_add("local-gpu", 1)
+    in_flight_start("local-gpu", "t0")
     part = staff_client.get(
         reverse("explorer:backend-row", args=["local-gpu"]), HTTP_HX_REQUEST="true"
     ).content.decode()

@@ -31,7 +31,7 @@ def _backend(name: str) -> Backend:
 
 
 def _rows(backends: list[Backend]) -> list[BackendRow]:
-    """The table's rows: one read of the in-flight gauges for them all."""
+    """The table's rows: one read of the in-flight counts for them all."""
     in_flight, now = in_flight_counts(), timezone.now()
     return [backend_table_row(b, in_flight=in_flight, now=now) for b in backends]
 
