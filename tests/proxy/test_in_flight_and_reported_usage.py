@@ -187,14 +187,14 @@ def test_in_flight_counts_live_in_redis_when_it_is_configured(
 
             tasks = [asyncio.create_task(one()) for _ in range(8)]
             while not all(t.done() for t in tasks):
-                peak = max(peak, redis.gauges("inflight:").get("up-0", 0))
+                peak = max(peak, redis.leases("inflight:").get("up-0", 0))
                 await asyncio.sleep(0.02)
             await asyncio.gather(*tasks)
 
     asyncio.run(main())
     assert peak >= 2
     deadline = time.monotonic() + 5
-    while redis.gauges("inflight:").get("up-0", 0):
+    while redis.leases("inflight:").get("up-0", 0):
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
