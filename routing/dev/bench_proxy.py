@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from routing.dev.bench_server import pct
+from routing.dev.bench_server import pct, scratch_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
@@ -586,25 +585,10 @@ def scratch_django(database_url: str = "") -> Iterator[Path]:
     """A throwaway data directory (SQLite unless ``database_url``, filesystem
     broker) with Django set up on it in this process; the environment the Nexus
     server is given."""
-    data_dir = Path(tempfile.mkdtemp(prefix="nexus-bench-proxy-"))
-    saved = dict(os.environ)
-    os.environ.pop("DATABASE_URL", None)
-    if database_url:
-        os.environ["DATABASE_URL"] = database_url
-    os.environ.pop("CELERY_BROKER_URL", None)
-    os.environ["NEXUS_DATA_DIR"] = str(data_dir)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "nexus_site.settings"
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-proxy-" + "x" * 40)
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    try:
-        import django
-
-        django.setup()
-        yield data_dir
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with scratch_environment(
+        prefix="nexus-bench-proxy-", database_url=database_url
+    ) as data_dir:
+        yield Path(data_dir)
 
 
 def nexus_prepare(upstream_url: str, key_name: str) -> str:

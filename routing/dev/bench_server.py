@@ -307,11 +307,22 @@ def served(
 
 
 @contextmanager
-def scratch_environment() -> Iterator[str]:
+def scratch_environment(
+    *, prefix: str = "nexus-bench-server-", database_url: str | None = None
+) -> Iterator[str]:
     """A temporary data dir (SQLite unless ``DATABASE_URL`` is set), settings for a
-    loopback run, and Django set up on it."""
-    data_dir = tempfile.mkdtemp(prefix="nexus-bench-server-")
+    loopback run, and Django set up on it.
+
+    ``database_url`` (when not None) replaces ``DATABASE_URL`` ("" = SQLite in
+    the data dir) and drops ``CELERY_BROKER_URL`` (the filesystem broker).
+    """
+    data_dir = tempfile.mkdtemp(prefix=prefix)
     saved = dict(os.environ)
+    if database_url is not None:
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.pop("CELERY_BROKER_URL", None)
+        if database_url:
+            os.environ["DATABASE_URL"] = database_url
     os.environ["NEXUS_DATA_DIR"] = data_dir
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_site.settings")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-server-" + "x" * 40)

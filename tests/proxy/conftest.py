@@ -132,3 +132,17 @@ def forget_configuration() -> None:
 
     config_snapshot_invalidate()
     decide._key_envs.clear()
+
+
+def stream_post(nexus_url: str, api_key: str, body: dict[str, Any]) -> Any:
+    """``httpx.stream`` of a chat request to the proxy (a context manager), for
+    tests that read the raw events or leave early."""
+    import httpx
+
+    return httpx.stream(
+        "POST",
+        f"{nexus_url}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=10,
+    )

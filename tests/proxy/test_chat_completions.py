@@ -11,7 +11,7 @@ import pytest
 
 from routing.models import Backend, LedgerEntry, RoutingDecision, UsageReport
 from routing.services.passive_health import in_flight_counts
-from tests.proxy.conftest import MODEL, forget_configuration, register
+from tests.proxy.conftest import MODEL, forget_configuration, register, stream_post
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -174,19 +174,11 @@ def test_every_attempt_failing_answers_502_naming_each(sdk, upstreams):
 def test_a_stream_cut_after_two_chunks_ends_with_an_error_event_and_no_failover(
     nexus_url, api_key, upstreams
 ):
-    import httpx
-
     register(upstreams[0], priority=10)
     register(upstreams[1], priority=20)
     upstreams[0].mode = "cut"
     body = {"model": MODEL, "messages": MESSAGES, "stream": True}
-    with httpx.stream(
-        "POST",
-        f"{nexus_url}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key}"},
-        timeout=10,
-    ) as response:
+    with stream_post(nexus_url, api_key, body) as response:
         assert response.status_code == 200
         events = [line for line in response.iter_lines() if line.startswith("data:")]
     assert len(events) == 3  # two chunks, then the error event
@@ -263,19 +255,12 @@ def test_failures_open_the_circuit_and_a_trial_closes_it(sdk, upstreams, setting
 def test_the_upstream_is_closed_within_a_second_of_a_client_disconnect(
     nexus_url, api_key, upstreams
 ):
-    import httpx
 
     register(upstreams[0], priority=10)
     upstreams[0].chunks = 50
     upstreams[0].chunk_delay_s = 0.2
     body = {"model": MODEL, "messages": MESSAGES, "stream": True}
-    with httpx.stream(
-        "POST",
-        f"{nexus_url}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key}"},
-        timeout=10,
-    ) as response:
+    with stream_post(nexus_url, api_key, body) as response:
         next(response.iter_raw())
         left_at = time.monotonic()
     _wait_for(lambda: upstreams[0].disconnects, timeout=3)
@@ -353,19 +338,12 @@ def test_wrong_methods_and_bodies_get_json_errors_never_html(
 def test_a_stream_that_goes_quiet_past_the_idle_timeout_is_cut_honestly(
     nexus_url, api_key, upstreams, settings
 ):
-    import httpx
 
     settings.NEXUS_PROXY_IDLE_TIMEOUT_S = 0.3
     register(upstreams[0], priority=10)
     upstreams[0].chunk_delay_s = 0.6  # slower than the idle timeout
     body = {"model": MODEL, "messages": MESSAGES, "stream": True}
-    with httpx.stream(
-        "POST",
-        f"{nexus_url}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {api_key}"},
-        timeout=10,
-    ) as response:
+    with stream_post(nexus_url, api_key, body) as response:
         events = [line for line in response.iter_lines() if line.startswith("data:")]
     assert "[DONE]" not in "".join(events)
     assert '"upstream_error"' in events[-1]
