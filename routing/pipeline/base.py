@@ -37,6 +37,7 @@ from routing.pipeline.intent import (
     RoutingIntent,
     RoutingRequest,
     TraceEntry,
+    new_tuple,
 )
 from routing.pipeline.reconcilers import DEFAULT_ORDER
 from routing.pipeline.reconcilers.budget import BudgetReconciler
@@ -257,15 +258,18 @@ class ReconcilerPipeline:
             if name != SELECTION and stage.excluded_key not in intent.annotations:
                 intent.annotate(stage.excluded_key, intent.stage_reasons)
             intent.trace.append(
-                TraceEntry(
-                    intent.model,
-                    name,
-                    stage.policy,
-                    names,
-                    after,
-                    excluded,
-                    duration_us,
-                    error,
+                new_tuple(
+                    TraceEntry,
+                    (
+                        intent.model,
+                        name,
+                        stage.policy,
+                        names,
+                        after,
+                        excluded,
+                        duration_us,
+                        error,
+                    ),
                 )
             )
             names = after

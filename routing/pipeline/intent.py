@@ -150,8 +150,9 @@ class Constraints:
         }
 
 
-# ``tuple.__new__`` skips the Python-level ``__new__`` of named tuples (hot path).
-_new_tuple = tuple.__new__
+#: ``new_tuple(Named, (values...))`` builds a named tuple without its
+#: Python-level ``__new__`` (every field, in order; for the hot path).
+new_tuple = tuple.__new__
 
 
 class TraceEntry(NamedTuple):
@@ -255,6 +256,7 @@ class RoutingIntent:
         "_path",
         "_reasons",
         "_scorers",
+        "_shared",
         "_version",
     )
 
@@ -294,6 +296,9 @@ class RoutingIntent:
         self.error_type: str | None = None
         self.error_message: str | None = None
         self._candidates: dict[str, BackendSnapshot] = {}
+        # True while ``_candidates`` may be shared (the index's, a step's or a
+        # checkpoint's dict): copied before it is changed in place.
+        self._shared = False
         self._excluded: dict[str, Rejection] = {}
         self._log: list[Rejection] = []
         self._reasons: dict[str, str] = {}  # backend -> reason, this stage
@@ -338,7 +343,7 @@ class RoutingIntent:
         name = backend.name
         if name in self._excluded or name in self._candidates:
             return False
-        self._candidates[name] = backend
+        self._own_candidates()[name] = backend
         self._foreign = True
         self._path = None
         self._version += 1
@@ -356,7 +361,8 @@ class RoutingIntent:
         if self._candidates or not self._excluded.keys().isdisjoint(serving.keys()):
             self.add_candidates(serving.values())
             return
-        self._candidates = serving.copy()
+        self._candidates = serving
+        self._shared = True
         self._path = (self.model,)
         self._version += 1
 
@@ -375,10 +381,11 @@ class RoutingIntent:
         """
         if backend in self._excluded:
             return False
-        if self._candidates.pop(backend, None) is not None:
+        if backend in self._candidates:
+            del self._own_candidates()[backend]
             self._path = None
         by = reconciler or self.current_reconciler
-        rejection = _new_tuple(
+        rejection = new_tuple(
             Rejection, (backend, by, reason, suggested_action, self.model)
         )
         self._excluded[backend] = rejection
@@ -431,13 +438,21 @@ class RoutingIntent:
 
     def _exclude_step(self, step: Step, by: str) -> int:
         if step.failing:
-            self._candidates = step.after.copy()
+            self._candidates = step.after
+            self._shared = True
             self._excluded.update(step.excluded)
             self._reasons.update(step.reasons)
             self._log.extend(step.failing)
             self._excluders.setdefault(by)
             self._version += 1
         return len(step.failing)
+
+    def _own_candidates(self) -> dict[str, BackendSnapshot]:
+        """``_candidates``, copied first if it may be shared."""
+        if self._shared:
+            self._candidates = dict(self._candidates)
+            self._shared = False
+        return self._candidates
 
     def exclude_all(
         self, backends: Iterable[str], reason: str, suggested_action: str = ""
@@ -541,13 +556,17 @@ class RoutingIntent:
 
     def checkpoint(self) -> Checkpoint:
         """Everything a reconciler may change, to ``restore`` if it fails."""
-        return Checkpoint(
-            dict(self._candidates),
-            len(self._log),
-            dict(self.annotations),
-            list(self.warnings),
-            self._scorers,
-            self._path,
+        self._shared = True
+        return new_tuple(
+            Checkpoint,
+            (
+                self._candidates,
+                len(self._log),
+                dict(self.annotations),
+                list(self.warnings),
+                self._scorers,
+                self._path,
+            ),
         )
 
     def restore(self, saved: Checkpoint) -> None:
@@ -559,6 +578,7 @@ class RoutingIntent:
         self._reasons = {}
         self._excluders = dict.fromkeys(r.reconciler for r in self._log)
         self._candidates = saved.candidates
+        self._shared = True
         self.annotations = saved.annotations
         self.warnings = saved.warnings
         self._scorers = saved.scorers
