@@ -13,7 +13,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from routing.errors import ConflictError, NotFoundError
@@ -170,20 +170,37 @@ class UsageResult:
 def _cost_from_prices(
     decision: RoutingDecision, tokens_in: int, tokens_out: int
 ) -> Decimal:
-    from routing.models import BackendModel
-
-    offer = BackendModel.objects.filter(
-        backend__name=decision.backend_name, name=decision.model
-    ).first()
-    if offer is None:
+    """The cost at the prices ``_decision_with_prices`` read (0 without an offer)."""
+    price_in: Decimal | None = getattr(decision, "price_in", None)
+    price_out: Decimal | None = getattr(decision, "price_out", None)
+    if price_in is None or price_out is None:
         return Decimal(0)
     return money(
-        Decimal(tokens_in) / 1000 * offer.input_cost_per_1k
-        + Decimal(tokens_out) / 1000 * offer.output_cost_per_1k
+        Decimal(tokens_in) / 1000 * price_in + Decimal(tokens_out) / 1000 * price_out
     )
 
 
-@transaction.atomic
+def _decision_with_prices(decision_id: uuid.UUID) -> RoutingDecision | None:
+    """The decision's columns usage needs and its backend's current prices for
+    its model (``price_in``/``price_out``, None without an offer): one query."""
+    from routing.models import BackendModel
+
+    offer = BackendModel.objects.filter(
+        backend__name=OuterRef("backend_name"), name=OuterRef("model")
+    ).order_by("pk")
+    # Only the columns needed: a decision's trace and annotations can be tens
+    # of kilobytes of JSON, and nothing here reads them.
+    return (
+        RoutingDecision.objects.filter(pk=decision_id)
+        .only("id", "outcome", "api_key_id", "client", "backend_name", "model")
+        .annotate(
+            price_in=Subquery(offer.values("input_cost_per_1k")[:1]),
+            price_out=Subquery(offer.values("output_cost_per_1k")[:1]),
+        )
+        .first()
+    )
+
+
 def usage_record(
     *,
     decision_id: uuid.UUID,
@@ -195,69 +212,68 @@ def usage_record(
     latency_ms: float | None = None,
     ttft_ms: float | None = None,
     outcome: str = "",
+    savepoint: bool = True,
 ) -> UsageResult:
     """Record what a routed request used and settle its reservations.
 
     Idempotent per decision: the same report again changes nothing; a different
     report for the same decision raises ``ConflictError``. A ``reporter`` who
     may not report this decision gets the same ``NotFoundError`` as for an
-    unknown one (None: an internal caller, trusted).
+    unknown one (None: an internal caller, trusted). All or nothing; a caller
+    already in a transaction that fails as a whole if this raises (the proxy's
+    recording) passes ``savepoint=False`` and saves two round trips.
     """
-    # Only the columns needed: a decision's trace and annotations can be tens
-    # of kilobytes of JSON, and nothing here reads them.
-    decision = (
-        RoutingDecision.objects.filter(pk=decision_id)
-        .only("id", "outcome", "api_key_id", "client", "backend_name", "model")
-        .first()
-    )
-    if decision is None or (reporter is not None and not reporter.may_report(decision)):
-        raise NotFoundError(
-            f"No recorded decision {decision_id}.", fields={"decision_id": ["Unknown."]}
+    with transaction.atomic(savepoint=savepoint):
+        decision = _decision_with_prices(decision_id)
+        if decision is None or (
+            reporter is not None and not reporter.may_report(decision)
+        ):
+            raise NotFoundError(
+                f"No recorded decision {decision_id}.",
+                fields={"decision_id": ["Unknown."]},
+            )
+        # The proxy (an internal caller) also serves a queue decision through its
+        # fallback backend, and books that usage the same way.
+        served_queue = (
+            reporter is None
+            and source != "reported"
+            and decision.outcome == Outcome.QUEUE
         )
-    # The proxy (an internal caller) also serves a queue decision through its
-    # fallback backend, and books that usage the same way.
-    served_queue = (
-        reporter is None and source != "reported" and decision.outcome == Outcome.QUEUE
-    )
-    if decision.outcome != Outcome.ROUTE and not served_queue:
-        raise ConflictError(
-            f"Decision {decision_id} was a {decision.outcome}; only routed requests "
-            "report usage.",
-            fields={"decision_id": [f"Outcome is {decision.outcome}."]},
+        if decision.outcome != Outcome.ROUTE and not served_queue:
+            raise ConflictError(
+                f"Decision {decision_id} was a {decision.outcome}; only routed requests "
+                "report usage.",
+                fields={"decision_id": [f"Outcome is {decision.outcome}."]},
+            )
+        cost = (
+            money(cost_usd)
+            if cost_usd is not None
+            else _cost_from_prices(decision, input_tokens, output_tokens)
         )
-    cost = (
-        money(cost_usd)
-        if cost_usd is not None
-        else _cost_from_prices(decision, input_tokens, output_tokens)
-    )
-    report = UsageReport(
-        decision_id=decision_id,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost,
-        source=source,
-        latency_ms=latency_ms,
-        ttft_ms=ttft_ms,
-        outcome=outcome,
-        created_at=timezone.now(),
-    )
-    if not _insert_new(report):  # reported before (or by a concurrent call)
-        existing = UsageReport.objects.get(decision_id=decision_id)
-        same = (existing.input_tokens, existing.output_tokens, existing.cost_usd) == (
-            input_tokens,
-            output_tokens,
-            cost,
+        report = UsageReport(
+            decision_id=decision_id,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            source=source,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            outcome=outcome,
+            created_at=timezone.now(),
         )
-        if same:
-            return UsageResult(existing, created=False)
-        raise ConflictError(
-            f"Usage for decision {decision_id} was already reported with different "
-            f"figures ({existing.input_tokens} in, {existing.output_tokens} out, "
-            f"${existing.cost_usd}).",
-            fields={"decision_id": ["Already reported."]},
-        ) from None
-    _settle(decision_id=decision_id, cost=cost)
-    return UsageResult(report, created=True)
+        if not _insert_new(report):  # reported before (or by a concurrent call)
+            existing = UsageReport.objects.get(decision_id=decision_id)
+            figures = (existing.input_tokens, existing.output_tokens, existing.cost_usd)
+            if figures == (input_tokens, output_tokens, cost):
+                return UsageResult(existing, created=False)
+            raise ConflictError(
+                f"Usage for decision {decision_id} was already reported with different "
+                f"figures ({existing.input_tokens} in, {existing.output_tokens} out, "
+                f"${existing.cost_usd}).",
+                fields={"decision_id": ["Already reported."]},
+            ) from None
+        _settle(decision_id=decision_id, cost=cost)
+        return UsageResult(report, created=True)
 
 
 def _insert_new(report: UsageReport) -> bool:

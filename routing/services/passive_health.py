@@ -47,12 +47,9 @@ IN_FLIGHT = "inflight:"
 ROUTED = "routed:"
 TRIAL = "trial:"
 HALF_OPEN = "half-open: one trial request after an open circuit"
-#: Moving averages alone bump the state version at most this often per process.
-AVERAGES_BUMP_INTERVAL_S = 1.0
 #: How often a process looks for circuits whose cool-down has ended.
 REOPEN_CHECK_INTERVAL_S = 0.5
 
-_last_averages_bump = 0.0
 _next_reopen_check = 0.0
 
 
@@ -161,7 +158,6 @@ def backend_attempt_observe(
     concurrent attempts never queue on the backend's row); health changes
     take a second, rare UPDATE.
     """
-    global _last_averages_bump
     if ok and not retry_after_s and _held_back(backend_name, ttft_ms):
         return
     ok_samples = _take_held(backend_name, ttft_ms if ok else None, include=ok)
@@ -212,9 +208,10 @@ def backend_attempt_observe(
             row["health"],
             f": {health['health_reason']}" if health["health_reason"] else "",
         )
-    clock = time.monotonic()
-    if health_changed or clock - _last_averages_bump >= AVERAGES_BUMP_INTERVAL_S:
-        _last_averages_bump = clock
+    if health_changed:
+        # Health moves routing at once, in every process. The averages alone
+        # do not bump the version: a bump rebuilds every process's snapshot,
+        # and they reach routing within the snapshot's maximum age anyway.
         _state_version_bump()
 
 

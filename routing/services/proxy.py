@@ -87,6 +87,7 @@ def proxy_outcome_record(
             latency_ms=latency_ms,
             ttft_ms=last.ttft_ms if last else None,
             outcome=last.outcome if last else FAILED,
+            savepoint=False,
         )
     for attempt in attempts:
         if attempt.outcome in {CLIENT_DISCONNECTED} and attempt.ttft_ms is None:
