@@ -13,24 +13,47 @@ the REST API at less than half that rate.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import django
 from a2wsgi import WSGIMiddleware
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.wsgi import get_wsgi_application
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_site.settings")
 django.setup(set_prefix=False)
 
 
+#: Middleware the proxy (``/v1/``, API keys only) goes without: sessions, CSRF
+#: (its views are exempt), login, messages, htmx and static files. Besides the
+#: work, the session and message storages reference the request and it them:
+#: garbage cycles.
+BROWSER_ONLY = frozenset(
+    {
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django_htmx.middleware.HtmxMiddleware",
+        "routing.middleware.StaticFilesMiddleware",
+    }
+)
+
+
 class NexusASGIHandler(ASGIHandler):
-    """Django's handler with a fixed set of sync threads per process.
+    """Django's handler with a fixed set of sync threads per process, and a
+    request cycle that leaves no garbage cycle behind.
 
     Django starts a new thread (``ThreadSensitiveContext``) for every request's
     sync code, and with it a new database connection: measured with
@@ -38,7 +61,27 @@ class NexusASGIHandler(ASGIHandler):
     request's sync code runs on one of ``NEXUS_WEB_THREADS`` long-lived
     threads (taken in turn), as under gunicorn's threaded WSGI workers; the
     proxy's own database work runs on its own threads (``routing.proxy``).
+
+    Django's ``handle`` races the response against the client's disconnect in
+    an ``asyncio.TaskGroup`` that it leaves by raising an exception; the
+    exception group's traceback and the group reference each other, and with
+    them the request's whole object graph (request, response, task, httpx
+    objects: about 175 objects per proxied call) becomes cyclic garbage that
+    only the collector frees. Measured under 32 concurrent proxied calls:
+    collections of 40,000+ such objects stalled the event loop for 65-240 ms.
+    ``handle`` here runs the same race with ``asyncio.wait``, so a request's
+    objects are freed by reference counting when it ends.
     """
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        """``MIDDLEWARE`` without what only browsers use (``BROWSER_ONLY``):
+        the proxy answers API keys, never sessions. Read once, at start."""
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [m for m in full if m not in BROWSER_ONLY]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
 
     def __init__(self) -> None:
         super().__init__()
@@ -55,6 +98,58 @@ class NexusASGIHandler(ASGIHandler):
             )
         async with ThreadSensitiveContext(executor=next(self._turn)):
             await self.handle(scope, receive, send)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's ``handle`` (5.x/6.0), the race run by ``_respond_or_abort``."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            set_script_prefix(get_script_prefix(scope))
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                body_file.close()
+                await self.send_response(error_response, send)
+                await sync_to_async(error_response.close)()
+                return
+            response = await self._respond_or_abort(request, receive, send)
+            if response is None:
+                await signals.request_finished.asend(sender=self.__class__)
+            else:
+                await sync_to_async(response.close)()
+
+    async def _respond_or_abort(
+        self, request: HttpRequest, receive: Any, send: Any
+    ) -> HttpResponseBase | None:
+        """Respond, unless the client disconnects first: then the view is
+        cancelled (as in Django) and None is returned."""
+        loop = asyncio.get_running_loop()
+        listener = loop.create_task(self.listen_for_disconnect(receive))
+        responder = loop.create_task(self._respond(request, send))
+        try:
+            await asyncio.wait(
+                (listener, responder), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:  # also when this task is cancelled (the server stops)
+            for task in (listener, responder):
+                if not task.done():
+                    task.cancel()
+        if not responder.done():
+            await asyncio.wait((responder,))  # its clean-up (the proxy records)
+        if listener.done() and not listener.cancelled():
+            error = listener.exception()  # retrieved, so never logged as lost
+            if not isinstance(error, RequestAborted):
+                raise error  # not a disconnect: Django's handler raises too
+        if responder.cancelled():
+            return None
+        return responder.result()  # the view's exception, if any, goes on
+
+    async def _respond(self, request: HttpRequest, send: Any) -> HttpResponseBase:
+        response = await self.run_get_response(request)
+        await self.send_response(response, send)
+        return response
 
 
 _proxy = NexusASGIHandler()

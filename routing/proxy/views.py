@@ -202,6 +202,18 @@ class _Outcome:
             )
 
 
+def _cut_drf_cycles(response: Any) -> None:
+    """DRF's request, view and response refer to one another (the parser and
+    renderer contexts): reference cycles that keep the whole request alive
+    until the garbage collector runs. Cut once the decide step is over and
+    its response will not be rendered."""
+    context = getattr(response, "renderer_context", None) or {}
+    drf_request = context.get("request")
+    if drf_request is not None:
+        drf_request.parser_context = {}
+    response.renderer_context = {}
+
+
 def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
     """405 in the API's error shape (Django's own 405 has an empty body)."""
     body = {
@@ -226,7 +238,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     decided = await _decide(request)
     plan: Plan | None = getattr(decided, "plan", None)
     if plan is None:
-        return decided
+        return decided  # rendered by Django (which needs DRF's contexts)
+    _cut_drf_cycles(decided)
     outcome = _Outcome(plan)
     task = asyncio.current_task()
     if task is not None:
@@ -322,13 +335,24 @@ async def _start(
             attempt.error = f"HTTP {response.status_code}"
             if response.status_code == 429:
                 attempt.retry_after_s = _retry_after(response)
-            await response.aclose()
+            await _close(response)
         else:
             attempt.duration_ms = _ms(started)
             return response
     attempt.duration_ms = _ms(started)
     await _release(attempt)
     return None
+
+
+async def _close(upstream: httpx.Response) -> None:
+    """Close an upstream response and unbind its stream, which refers back to
+    it: a reference cycle that only the garbage collector would free, and with
+    it the connection pool's request objects (see nexus_site/asgi.py)."""
+    await upstream.aclose()
+    upstream.stream = _NO_STREAM
+
+
+_NO_STREAM = httpx.ByteStream(b"")
 
 
 async def _release(attempt: Attempt) -> None:
@@ -365,7 +389,7 @@ async def _client_error(
     try:
         content = await upstream.aread()
     finally:
-        await upstream.aclose()
+        await _close(upstream)
         await _release(attempt)
     attempt.outcome = CLIENT_ERROR
     attempt.error = f"HTTP {upstream.status_code}"
@@ -397,13 +421,13 @@ async def _complete(
         attempt.outcome = INTERRUPTED
         attempt.error = f"answer cut: {type(exc).__name__}"
         attempt.duration_ms = _ms(started)
-        await upstream.aclose()
+        await _close(upstream)
         await _release(attempt)
         outcome.usage = _estimate(plan, 0)
         await outcome.record()
         return _error_response(502, "The upstream's answer broke off.", plan)
     finally:
-        await upstream.aclose()
+        await _close(upstream)
     await _release(attempt)
     attempt.duration_ms = _ms(started)
     attempt.outcome = OK
@@ -542,7 +566,7 @@ async def _finish_stream(
     """Close the upstream, count it out, record the request (once)."""
     if outcome.recorded:
         return
-    await upstream.aclose()
+    await _close(upstream)
     attempt.duration_ms = _ms(started)
     await _release(attempt)
     found = relay.usage
@@ -552,6 +576,7 @@ async def _finish_stream(
         else _estimate(plan, relay.characters)
     )
     await asyncio.shield(outcome.record())
+    outcome.finish = None  # it refers to ``outcome``: a reference cycle
 
 
 @csrf_exempt
