@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -47,7 +47,9 @@ class RoutingResult:
     a ``failure_result`` (the pipeline failed before working them out).
 
     ``to_dict()`` is the JSON the API answers with; the ``*_json()`` methods
-    are its pieces, which the decision log stores.
+    are its pieces, which the decision log stores. The costly pieces (trace,
+    annotations, error) are built once per result and shared by every call and
+    by the stored row: read them, never change them.
     """
 
     outcome: Outcome
@@ -73,6 +75,10 @@ class RoutingResult:
     fallback_used: bool
     models_tried: tuple[str, ...]
     duration_us: float
+    #: The JSON pieces built so far, by name (a cache, not part of the value).
+    _json: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def backend_name(self) -> str | None:
@@ -126,13 +132,16 @@ class RoutingResult:
         is always empty here: a routing reject blames no request field."""
         if self.outcome is not Outcome.REJECT:
             return None
-        return {
-            "type": self.error_type,
-            "message": self.error_message,
-            "fields": {},
-            "rejections": [r.to_dict() for r in self.rejections],
-            "suggested_actions": list(self.suggested_actions),
-        }
+        error: dict[str, Any] | None = self._json.get("error")
+        if error is None:
+            error = self._json["error"] = {
+                "type": self.error_type,
+                "message": self.error_message,
+                "fields": {},
+                "rejections": [r.to_dict() for r in self.rejections],
+                "suggested_actions": list(self.suggested_actions),
+            }
+        return error
 
     def requirements_json(self) -> dict[str, Any]:
         return self.requirements.to_dict() if self.requirements is not None else {}
@@ -141,11 +150,16 @@ class RoutingResult:
         return self.constraints.to_dict() if self.constraints is not None else {}
 
     def annotations_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = jsonable(self.annotations)
+        data: dict[str, Any] | None = self._json.get("annotations")
+        if data is None:
+            data = self._json["annotations"] = jsonable(self.annotations)
         return data
 
     def trace_json(self) -> list[dict[str, Any]]:
-        return [entry.to_dict() for entry in self.trace]
+        trace: list[dict[str, Any]] | None = self._json.get("trace")
+        if trace is None:
+            trace = self._json["trace"] = [entry.to_dict() for entry in self.trace]
+        return trace
 
 
 _new_result = positional_constructor(RoutingResult)
@@ -265,6 +279,7 @@ def build_result(
         fallback_used,
         models_tried,
         duration_us,
+        {},  # _json: nothing built yet
     )
 
 
