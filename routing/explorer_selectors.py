@@ -175,7 +175,8 @@ def decision_get(*, decision_id: uuid.UUID) -> RoutingDecision | None:
 
 
 def decision_payload(decision: RoutingDecision) -> dict[str, Any]:
-    """A recorded decision in the shape ``route_request`` returns (as the API shows it)."""
+    """A recorded decision in the shape of ``RoutingResult.to_dict()`` (as the API
+    shows it)."""
     payload: dict[str, Any] = {
         "outcome": decision.outcome,
         "requested_model": decision.requested_model,

@@ -16,6 +16,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from routing.pipeline import RoutingResult
+
 REGISTRY = CollectorRegistry()
 LATENCY_BUCKETS_S = (
     0.00005,
@@ -76,12 +78,12 @@ def enqueue_failed(task: str) -> None:
     ENQUEUE_FAILURES.labels(task).inc()
 
 
-def decision_observed(payload: dict[str, Any], request_us: float) -> None:
-    DECISIONS.labels(payload["outcome"]).inc()
-    for entry in payload.get("trace", []):
-        if entry.get("excluded"):
-            EXCLUSIONS.labels(entry["reconciler"]).inc(len(entry["excluded"]))
-    PIPELINE_SECONDS.observe(payload.get("pipeline_duration_us", 0.0) / 1e6)
+def decision_observed(result: RoutingResult, request_us: float) -> None:
+    DECISIONS.labels(result.outcome.value).inc()
+    for entry in result.trace:
+        if entry.excluded:
+            EXCLUSIONS.labels(entry.reconciler).inc(len(entry.excluded))
+    PIPELINE_SECONDS.observe(result.duration_us / 1e6)
     REQUEST_SECONDS.observe(request_us / 1e6)
 
 

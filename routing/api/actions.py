@@ -22,7 +22,7 @@ from routing.api.routing_input import (
     routing_request_from,
     validated_route_body,
 )
-from routing.pipeline import MODEL_NOT_FOUND
+from routing.pipeline import MODEL_NOT_FOUND, RoutingResult
 from routing.pipeline.types import Outcome
 from routing.services.ledger import UsageReporter, usage_record
 from routing.services.passive_health import in_flight_counts, routed_hold
@@ -54,10 +54,10 @@ DECISION = inline_serializer(
 )
 
 
-def _status_for(payload: dict[str, Any]) -> int:
-    if payload["outcome"] != Outcome.REJECT.value:
+def _status_for(result: RoutingResult) -> int:
+    if result.outcome is not Outcome.REJECT:
         return status.HTTP_200_OK
-    if payload["error"]["type"] == MODEL_NOT_FOUND:
+    if result.error_type == MODEL_NOT_FOUND:
         return status.HTTP_404_NOT_FOUND
     return status.HTTP_503_SERVICE_UNAVAILABLE
 
@@ -86,15 +86,16 @@ class RouteApi(APIView):
             dry_run=dry_run,
             in_flight=in_flight_counts(),
         )
+        result = outcome.result
         decision_id = str(outcome.decision_id) if outcome.decision_id else None
-        if decision_id and outcome.payload["outcome"] == Outcome.ROUTE.value:
-            routed_hold(
-                backend=outcome.payload["backend"]["name"], decision_id=decision_id
-            )
-        body = {"decision_id": decision_id, "request_id": request_id, **outcome.payload}
+        backend = result.backend_name
+        if decision_id and result.outcome is Outcome.ROUTE and backend is not None:
+            routed_hold(backend=backend, decision_id=decision_id)
+        body = {"decision_id": decision_id, "request_id": request_id}
+        body.update(result.to_dict())
         if outcome.decision_id is not None:
-            metrics.decision_observed(outcome.payload, outcome.duration_us)
-        response = Response(body, status=_status_for(outcome.payload))
+            metrics.decision_observed(result, outcome.duration_us)
+        response = Response(body, status=_status_for(result))
         response["X-Request-ID"] = request_id
         if decision_id:
             response["X-Nexus-Decision-Id"] = decision_id

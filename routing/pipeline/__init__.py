@@ -20,7 +20,7 @@ from routing.pipeline.base import (
     load_reconciler,
 )
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
-from routing.pipeline.decision import RoutingResult
+from routing.pipeline.decision import RoutingResult, failure_result
 from routing.pipeline.intent import (
     MODEL_NOT_FOUND,
     NO_VIABLE_BACKEND,
@@ -69,6 +69,7 @@ __all__ = [
     "TraceEntry",
     "default_pipeline",
     "default_reconcilers",
+    "failure_result",
     "load_reconciler",
     "load_scorer",
     "parse_scorers",

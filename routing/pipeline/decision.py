@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -23,6 +23,7 @@ from routing.pipeline.intent import (
     Constraints,
     Requirements,
     RoutingIntent,
+    RoutingRequest,
     TraceEntry,
 )
 from routing.pipeline.types import (
@@ -42,7 +43,13 @@ class RoutingResult:
 
     ``model`` is the resolved model of the final attempt; ``trace`` holds the
     entries of every attempt (each entry names its model); ``annotations`` are
-    the final attempt's.
+    the final attempt's. ``requirements`` and ``constraints`` are None only in
+    a ``failure_result`` (the pipeline failed before working them out).
+
+    ``to_dict()`` is the JSON the API answers with; the ``*_json()`` methods
+    are its pieces, which the decision log stores. The costly pieces (trace,
+    annotations, error) are built once per result and shared by every call and
+    by the stored row: read them, never change them.
     """
 
     outcome: Outcome
@@ -58,8 +65,8 @@ class RoutingResult:
     error_message: str | None
     rejections: tuple[Rejection, ...]
     suggested_actions: tuple[str, ...]
-    requirements: Requirements
-    constraints: Constraints
+    requirements: Requirements | None
+    constraints: Constraints | None
     matched_policies: tuple[str, ...]
     annotations: Mapping[str, Any]
     trace: tuple[TraceEntry, ...]
@@ -68,6 +75,10 @@ class RoutingResult:
     fallback_used: bool
     models_tried: tuple[str, ...]
     duration_us: float
+    #: The JSON pieces built so far, by name (a cache, not part of the value).
+    _json: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def backend_name(self) -> str | None:
@@ -81,37 +92,74 @@ class RoutingResult:
             "requested_model": self.requested_model,
             "model": self.model,
         }
-        if self.outcome is not Outcome.REJECT and self.backend is not None:
-            backend = self.backend
-            data["backend"] = {
-                "name": backend.name,
-                "base_url": backend.base_url,
-                "privacy_zone": backend.privacy_zone,
-                "capability_tier": backend.capability_tier,
-            }
+        backend = self.backend_json()
+        if backend is not None:
+            data["backend"] = backend
             data["score"] = self.score
             data["reason"] = self.reason
             data["estimated_cost_usd"] = self.estimated_cost_usd
         if self.outcome is Outcome.QUEUE:
             data["estimated_wait_ms"] = self.estimated_wait_ms
             data["fallback_backend"] = self.fallback_backend
-        if self.outcome is Outcome.REJECT:
-            data["error"] = {
-                "type": self.error_type,
-                "message": self.error_message,
-                "rejections": [r.to_dict() for r in self.rejections],
-                "suggested_actions": list(self.suggested_actions),
-            }
-        data["requirements"] = self.requirements.to_dict()
-        data["constraints"] = self.constraints.to_dict()
+        error = self.error_json()
+        if error is not None:
+            data["error"] = error
+        data["requirements"] = self.requirements_json()
+        data["constraints"] = self.constraints_json()
         data["matched_policies"] = list(self.matched_policies)
         data["fallback_used"] = self.fallback_used
         data["models_tried"] = list(self.models_tried)
-        data["annotations"] = jsonable(self.annotations)
-        data["trace"] = [entry.to_dict() for entry in self.trace]
+        data["annotations"] = self.annotations_json()
+        data["trace"] = self.trace_json()
         data["warnings"] = list(self.warnings)
         data["pipeline_duration_us"] = round(self.duration_us, 1)
         return data
+
+    def backend_json(self) -> dict[str, Any] | None:
+        """The chosen or awaited backend as the API shows it (None for a reject)."""
+        backend = self.backend
+        if self.outcome is Outcome.REJECT or backend is None:
+            return None
+        return {
+            "name": backend.name,
+            "base_url": backend.base_url,
+            "privacy_zone": backend.privacy_zone,
+            "capability_tier": backend.capability_tier,
+        }
+
+    def error_json(self) -> dict[str, Any] | None:
+        """A reject's error in the API's error shape (None otherwise); ``fields``
+        is always empty here: a routing reject blames no request field."""
+        if self.outcome is not Outcome.REJECT:
+            return None
+        error: dict[str, Any] | None = self._json.get("error")
+        if error is None:
+            error = self._json["error"] = {
+                "type": self.error_type,
+                "message": self.error_message,
+                "fields": {},
+                "rejections": [r.to_dict() for r in self.rejections],
+                "suggested_actions": list(self.suggested_actions),
+            }
+        return error
+
+    def requirements_json(self) -> dict[str, Any]:
+        return self.requirements.to_dict() if self.requirements is not None else {}
+
+    def constraints_json(self) -> dict[str, Any]:
+        return self.constraints.to_dict() if self.constraints is not None else {}
+
+    def annotations_json(self) -> dict[str, Any]:
+        data: dict[str, Any] | None = self._json.get("annotations")
+        if data is None:
+            data = self._json["annotations"] = jsonable(self.annotations)
+        return data
+
+    def trace_json(self) -> list[dict[str, Any]]:
+        trace: list[dict[str, Any]] | None = self._json.get("trace")
+        if trace is None:
+            trace = self._json["trace"] = [entry.to_dict() for entry in self.trace]
+        return trace
 
 
 _new_result = positional_constructor(RoutingResult)
@@ -231,6 +279,38 @@ def build_result(
         fallback_used,
         models_tried,
         duration_us,
+        {},  # _json: nothing built yet
+    )
+
+
+def failure_result(request: RoutingRequest, exc_name: str) -> RoutingResult:
+    """A ``pipeline_error`` reject for a failure outside any reconciler (which
+    the runner cannot attribute, so nothing about the request is known)."""
+    return RoutingResult(
+        outcome=Outcome.REJECT,
+        requested_model=request.model,
+        model=request.model,
+        backend=None,
+        score=None,
+        reason=None,
+        estimated_cost_usd=None,
+        estimated_wait_ms=None,
+        fallback_backend=None,
+        error_type=PIPELINE_ERROR,
+        error_message=f"The routing pipeline failed ({exc_name}); the request was "
+        "not routed. Operators: see the server log.",
+        rejections=(),
+        suggested_actions=("Retry; if it persists, report the request id.",),
+        requirements=None,
+        constraints=None,
+        matched_policies=(),
+        annotations={},
+        trace=(),
+        warnings=(),
+        excluded_by=(),
+        fallback_used=False,
+        models_tried=(),
+        duration_us=0.0,
     )
 
 

@@ -34,7 +34,7 @@ from routing.api.routing_input import (
 )
 from routing.errors import NexusError
 from routing.models import Backend
-from routing.pipeline import MODEL_NOT_FOUND
+from routing.pipeline import MODEL_NOT_FOUND, RoutingResult
 from routing.pipeline.types import Health, Outcome
 from routing.services.passive_health import (
     HALF_OPEN,
@@ -139,24 +139,23 @@ class DecideView(APIView):
             api_key_id=user.key_id if isinstance(user, ApiClient) else None,
             in_flight=in_flight_counts(),
         )
-        payload = outcome.payload
+        result = outcome.result
         if outcome.decision_id is not None:
-            metrics.decision_observed(payload, outcome.duration_us)
+            metrics.decision_observed(result, outcome.duration_us)
         headers = {"X-Request-ID": request_id}
         if outcome.decision_id is not None:
             headers["X-Nexus-Decision-Id"] = str(outcome.decision_id)
-        if payload["outcome"] == Outcome.REJECT.value:
-            error = payload["error"]
-            status = 404 if error["type"] == MODEL_NOT_FOUND else 503
-            body = {"decision_id": headers.get("X-Nexus-Decision-Id"), **payload}
+        if result.outcome is Outcome.REJECT:
+            status = 404 if result.error_type == MODEL_NOT_FOUND else 503
+            body = {"decision_id": headers.get("X-Nexus-Decision-Id")}
+            body.update(result.to_dict())
             return Response(body, status=status, headers=headers)
-        queued = payload["outcome"] == Outcome.QUEUE.value
-        if queued and not payload.get("fallback_backend"):
-            wait_ms = payload.get("estimated_wait_ms") or 0
+        if result.outcome is Outcome.QUEUE and not result.fallback_backend:
+            wait_ms = result.estimated_wait_ms or 0
             retry_after = max(1, math.ceil(wait_ms / 1000))
             message = (
-                f"Backend '{payload['backend']['name']}' is loading model "
-                f"'{payload['model']}'; retry in about {retry_after} s."
+                f"Backend '{result.backend_name}' is loading model "
+                f"'{result.model}'; retry in about {retry_after} s."
             )
             return Response(
                 error_body(
@@ -174,22 +173,22 @@ class DecideView(APIView):
             decision_id=outcome.decision_id,
             request_id=request_id,
             body=data,
-            model=payload["model"],
+            model=result.model,
             stream=bool(data.get("stream")),
-            targets=_targets(payload, key_envs),
+            targets=_targets(result, key_envs),
         )
         return response
 
 
-def _targets(payload: dict[str, Any], key_envs: Mapping[str, str]) -> list[Target]:
+def _targets(result: RoutingResult, key_envs: Mapping[str, str]) -> list[Target]:
     """The upstreams to try in order: the decision's backend (or a queue's
     fallback), then the other non-loading candidates by score."""
     config = last_config_snapshot()
     by_name = {b.name: b for b in config.backends}
-    scores: Mapping[str, float] = payload.get("annotations", {}).get("scores", {})
-    first = payload.get("backend", {}).get("name")
-    if payload["outcome"] == Outcome.QUEUE.value:
-        first = payload.get("fallback_backend")
+    scores: Mapping[str, float] = result.annotations.get("scores", {})
+    first = result.backend_name
+    if result.outcome is Outcome.QUEUE:
+        first = result.fallback_backend
     ranked = sorted(
         (n for n in scores if n in by_name and n != first),
         key=lambda n: (-scores[n], by_name[n].priority, n),

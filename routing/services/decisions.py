@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from django.db import connection, transaction
 
 from routing.models import DecisionExclusion, RoutingDecision
+from routing.pipeline import RoutingResult
+from routing.pipeline.types import Outcome
 from routing.services.decision_sql import StateGuard, decision_write, status_rank_of
 from routing.services.ledger import (
     STATUS_RANKS,
@@ -21,32 +24,36 @@ from routing.services.ledger import (
     budget_reserve,
 )
 
-COLUMNS = {
-    "outcome",
-    "requested_model",
-    "model",
-    "score",
-    "reason",
-    "estimated_cost_usd",
-    "fallback_used",
-    "pipeline_duration_us",
-    "requirements",
-    "constraints",
-    "annotations",
-    "trace",
-    "warnings",
-}
+#: The ``RoutingResult.to_dict()`` keys stored in a column of their own; the
+#: others are stored in ``details``.
+COLUMNS = frozenset(
+    {
+        "outcome",
+        "requested_model",
+        "model",
+        "score",
+        "reason",
+        "estimated_cost_usd",
+        "fallback_used",
+        "pipeline_duration_us",
+        "requirements",
+        "constraints",
+        "annotations",
+        "trace",
+        "warnings",
+    }
+)
 
 
 class StaleRoutingState(Exception):
     """The state a decision was routed on changed before it could be written."""
 
 
-def _exclusion_counts(trace: list[dict[str, Any]]) -> Counter[str]:
+def _exclusion_counts(result: RoutingResult) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for entry in trace:
-        if entry.get("excluded"):
-            counts[entry["reconciler"]] += len(entry["excluded"])
+    for entry in result.trace:
+        if entry.excluded:
+            counts[entry.reconciler] += len(entry.excluded)
     return counts
 
 
@@ -68,7 +75,7 @@ def exclusion_rows(
 def decision_record(
     *,
     decision_id: uuid.UUID,
-    payload: dict[str, Any],
+    result: RoutingResult,
     request_id: str,
     client: str,
     config_version: int,
@@ -76,8 +83,8 @@ def decision_record(
     api_key_id: int | None = None,
     reservation: Reservation | None = None,
     guard: StateGuard | None = None,
-) -> None:
-    """Store ``payload`` (a ``RoutingResult.to_dict()``, never prompt text).
+) -> RoutingResult:
+    """Store ``result`` (never prompt text); return it as stored.
 
     With a ``reservation``, its amount is reserved on each of its budgets in
     the same atomic write; if a blocking budget has no room left, nothing is
@@ -90,42 +97,42 @@ def decision_record(
     A reservation may take a budget to its soft or hard limit after the
     pipeline read the figures (another call reserved in between, or this
     call's own estimate): the recorded ``budget_status`` label, and the one in
-    ``payload``, is then the budgets' status once the reservation is counted,
-    on the same figures the reservation was checked against.
+    the returned result, is then the budgets' status once the reservation is
+    counted, on the same figures the reservation was checked against.
     """
-    columns = _columns(
-        payload,
-        id=decision_id,
-        request_id=request_id,
-        client=client,
-        api_key_id=api_key_id,
-        config_version=config_version,
-        created_at=created_at,
-    )
-    counts = _exclusion_counts(payload.get("trace", []))
+    known = {
+        "id": decision_id,
+        "request_id": request_id,
+        "client": client,
+        "api_key_id": api_key_id,
+        "config_version": config_version,
+        "created_at": created_at,
+    }
+    counts = _exclusion_counts(result)
     if connection.vendor == "postgresql":
+        # The statement itself relabels the stored annotations.
+        columns = decision_columns(result, **known)
         if reservation is not None and len(reservation.budgets) > 1:
             # A refusal by one budget must undo the others' reservations.
             with transaction.atomic():
                 rank = _write(columns, counts, reservation, guard)
         else:
             rank = _write(columns, counts, reservation, guard)
-        _relabel(payload, rank)
-        return
+        return _relabel(result, rank)
     if guard is not None:
         raise ValueError("a state guard needs PostgreSQL's one-statement write")
     with transaction.atomic():
         # Reserve first: the row is saved with the label the figures give.
         if reservation is not None:
             rank = budget_reserve(decision_id=decision_id, reservation=reservation)
-            if _relabel(payload, rank):
-                columns["annotations"] = payload["annotations"]
-        RoutingDecision(**columns).save(force_insert=True)
+            result = _relabel(result, rank)
+        RoutingDecision(**decision_columns(result, **known)).save(force_insert=True)
         DecisionExclusion.objects.bulk_create(
             exclusion_rows(
                 decision_id=decision_id, counts=counts, created_at=created_at
             )
         )
+    return result
 
 
 def _write(
@@ -149,40 +156,50 @@ def _write(
     return result.status_rank
 
 
-def _relabel(payload: dict[str, Any], rank: int | None) -> bool:
-    """Give ``payload`` the worse of its budget label and ``rank``'s; changed?"""
-    annotations = payload.get("annotations") or {}
-    if rank is None or rank <= status_rank_of(annotations):
-        return False
-    payload["annotations"] = {
-        **annotations,
-        "budget_status": STATUS_RANKS[rank].value,
-    }
-    return True
+def _relabel(result: RoutingResult, rank: int | None) -> RoutingResult:
+    """``result`` with the worse of its budget label and ``rank``'s."""
+    if rank is None or rank <= status_rank_of(result.annotations):
+        return result
+    annotations = {**result.annotations, "budget_status": STATUS_RANKS[rank].value}
+    return replace(result, annotations=annotations)
 
 
-def _columns(payload: dict[str, Any], **known: Any) -> dict[str, Any]:
-    """The decision row's column values (by attribute name) from ``payload``."""
-    error = payload.get("error") or {}
-    backend = payload.get("backend") or {}
-    cost = payload.get("estimated_cost_usd")
+def decision_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:
+    """The decision row's column values (by attribute name) for ``result``.
+
+    Each JSON column holds the same piece as ``result.to_dict()``; ``details``
+    holds that dict's other keys, in its order (see ``COLUMNS``).
+    """
+    backend = result.backend_json()
+    cost = result.estimated_cost_usd if backend is not None else None
+    details: dict[str, Any] = {}
+    if backend is not None:
+        details["backend"] = backend
+    if result.outcome is Outcome.QUEUE:
+        details["estimated_wait_ms"] = result.estimated_wait_ms
+        details["fallback_backend"] = result.fallback_backend
+    error = result.error_json()
+    if error is not None:
+        details["error"] = error
+    details["matched_policies"] = list(result.matched_policies)
+    details["models_tried"] = list(result.models_tried)
     return {
         **known,
-        "outcome": payload["outcome"],
-        "error_type": error.get("type") or "",
-        "requested_model": payload["requested_model"][:200],
-        "model": payload["model"][:200],
-        "backend_name": backend.get("name", ""),
-        "score": payload.get("score"),
+        "outcome": result.outcome.value,
+        "error_type": result.error_type or "",
+        "requested_model": result.requested_model[:200],
+        "model": result.model[:200],
+        "backend_name": backend["name"] if backend is not None else "",
+        "score": result.score if backend is not None else None,
         "estimated_cost_usd": Decimal(str(cost)) if cost is not None else None,
-        "reason": payload.get("reason") or "",
-        "fallback_used": payload.get("fallback_used", False),
-        "pipeline_duration_us": payload.get("pipeline_duration_us", 0.0),
-        "requirements": payload.get("requirements", {}),
-        "constraints": payload.get("constraints", {}),
-        "annotations": payload.get("annotations", {}),
-        "trace": payload.get("trace", []),
-        "warnings": payload.get("warnings", []),
+        "reason": (result.reason if backend is not None else None) or "",
+        "fallback_used": result.fallback_used,
+        "pipeline_duration_us": round(result.duration_us, 1),
+        "requirements": result.requirements_json(),
+        "constraints": result.constraints_json(),
+        "annotations": result.annotations_json(),
+        "trace": result.trace_json(),
+        "warnings": list(result.warnings),
         "attempts": [],
-        "details": {k: v for k, v in payload.items() if k not in COLUMNS},
+        "details": details,
     }

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from routing.models import Backend, PrivacyZone, RoutingDecision
-from routing.pipeline import RoutingRequest
+from routing.pipeline import RoutingRequest, RoutingResult
 from routing.pipeline.analysis import image_tokens
 from routing.pipeline.rules import parse_privacy
 from routing.pipeline.types import TierMode
@@ -32,7 +32,7 @@ REQUEST_SOURCES = frozenset({"body", "header", "body+header", "request"})
 class DryRun:
     """A decision computed against today's configuration, not recorded."""
 
-    payload: dict[str, Any]
+    result: RoutingResult
     config_version: int
     request: RoutingRequest
 
@@ -134,7 +134,7 @@ def _dry_run(request: RoutingRequest, request_id: str) -> DryRun:
         request=request, request_id=request_id, client="explorer", dry_run=True
     )
     return DryRun(
-        payload=outcome.payload,
+        result=outcome.result,
         config_version=config_version_current(),
         request=request,
     )

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -29,10 +28,10 @@ from django.utils import timezone
 
 from routing.adapters import budget_snapshots, config_snapshot, shared_pipeline
 from routing.pipeline import (
-    PIPELINE_ERROR,
     RoutingContext,
     RoutingRequest,
     RoutingResult,
+    failure_result,
 )
 from routing.pipeline.budgets import budgets_leave_room
 from routing.pipeline.types import BudgetSnapshot, HardLimitAction, Outcome
@@ -49,11 +48,11 @@ MAX_RESERVATION_RETRIES = 2
 
 @dataclass(frozen=True)
 class RouteOutcome:
-    """What the API returns: the payload, the decision id (None for dry runs)."""
+    """The decision (as recorded), its id (None for dry runs) and how long the
+    call took; the caller that answers turns ``result`` into JSON."""
 
     decision_id: uuid.UUID | None
-    payload: dict[str, Any]
-    result: RoutingResult | None
+    result: RoutingResult
     duration_us: float
 
 
@@ -70,55 +69,21 @@ def _saturated(budgets: tuple[BudgetSnapshot, ...]) -> tuple[BudgetSnapshot, ...
     )
 
 
-def _pipeline_failure(request: RoutingRequest, exc: Exception) -> dict[str, Any]:
-    """A reject payload for an unexpected failure outside any reconciler."""
-    logger.exception("routing pipeline failed for model %r", request.model)
-    return {
-        "outcome": Outcome.REJECT.value,
-        "requested_model": request.model,
-        "model": request.model,
-        "error": {
-            "type": PIPELINE_ERROR,
-            "message": f"The routing pipeline failed ({type(exc).__name__}); "
-            "the request was not routed. Operators: see the server log.",
-            "fields": {},
-            "rejections": [],
-            "suggested_actions": ["Retry; if it persists, report the request id."],
-        },
-        "requirements": {},
-        "constraints": {},
-        "matched_policies": [],
-        "fallback_used": False,
-        "models_tried": [],
-        "annotations": {},
-        "trace": [],
-        "warnings": [],
-        "pipeline_duration_us": 0.0,
-    }
-
-
 def _route_once(
     request: RoutingRequest,
     budgets: tuple[BudgetSnapshot, ...],
     versions: tuple[int, int],
     in_flight: Mapping[str, int] | None = None,
-) -> tuple[RoutingResult | None, dict[str, Any], int]:
+) -> tuple[RoutingResult, bool, int]:
+    """(result, whether the pipeline failed outside any reconciler, config version)."""
     config = config_snapshot(versions)
     context = RoutingContext(config=config, budgets=budgets, in_flight=in_flight)
     try:
         result = shared_pipeline().route(request, context)
     except Exception as exc:  # noqa: BLE001 - recorded as a pipeline_error reject
-        return None, _pipeline_failure(request, exc), config.version
-    payload = result.to_dict()
-    if "error" in payload:  # the API's error shape always names offending fields
-        error = payload["error"]
-        payload["error"] = {
-            "type": error["type"],
-            "message": error["message"],
-            "fields": {},
-            **error,
-        }
-    return result, payload, config.version
+        logger.exception("routing pipeline failed for model %r", request.model)
+        return failure_result(request, type(exc).__name__), True, config.version
+    return result, False, config.version
 
 
 @dataclass(frozen=True)
@@ -197,13 +162,13 @@ def route_request(
     for attempt in range(MAX_RESERVATION_RETRIES + 1):
         if attempt == MAX_RESERVATION_RETRIES:
             budgets = _saturated(budgets)
-        result, payload, version = _route_once(
+        result, _, version = _route_once(
             request, budgets, (state.version, state.state_version), in_flight
         )
         if dry_run:
-            return RouteOutcome(None, payload, result, _elapsed(started))
+            return RouteOutcome(None, result, _elapsed(started))
         try:
-            recorded = _record(result, payload, version, state, request_id, client_key)
+            recorded = _record(result, version, state, request_id, client_key)
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
             known = _read_state()
@@ -224,10 +189,10 @@ def _route_on_remembered_state(
 ) -> RouteOutcome | None:
     """Route and record on ``known``; None (nothing written) if it may not hold."""
     state = known.state
-    result, payload, version = _route_once(
+    result, failed, version = _route_once(
         request, known.budgets, (state.version, state.state_version), in_flight
     )
-    if result is None or result.fallback_used:
+    if failed or result.fallback_used:
         return None
     estimates = result.annotations.get("estimated_cost_usd", {}).values()
     top = max(estimates, default=0.0)
@@ -242,14 +207,13 @@ def _route_on_remembered_state(
         headroom=Decimal(repr(top)),
     )
     try:
-        return _record(result, payload, version, state, request_id, client_key, guard)
+        return _record(result, version, state, request_id, client_key, guard)
     except (StaleRoutingState, ReservationRefused):
         return None
 
 
 def _record(
-    result: RoutingResult | None,
-    payload: dict[str, Any],
+    result: RoutingResult,
     version: int,
     state: RoutingState,
     request_id: str,
@@ -258,12 +222,14 @@ def _record(
 ) -> RouteOutcome:
     """Record the decision under a new id (duration left for the caller).
 
-    ``client_key`` is the client name and the id of the key that asked.
+    ``client_key`` is the client name and the id of the key that asked. The
+    outcome carries the result as recorded (its budget label may be worse once
+    the reservation is counted).
     """
     decision_id = uuid.uuid4()
-    decision_record(
+    recorded = decision_record(
         decision_id=decision_id,
-        payload=payload,
+        result=result,
         request_id=request_id,
         client=client_key[0],
         api_key_id=client_key[1],
@@ -272,14 +238,12 @@ def _record(
         reservation=_reservation(result, state),
         guard=guard,
     )
-    return RouteOutcome(decision_id, payload, result, 0.0)
+    return RouteOutcome(decision_id, recorded, 0.0)
 
 
-def _reservation(
-    result: RoutingResult | None, state: RoutingState
-) -> Reservation | None:
+def _reservation(result: RoutingResult, state: RoutingState) -> Reservation | None:
     """What a decision reserves: a priced route's estimate on every enabled budget."""
-    if result is None or result.outcome is not Outcome.ROUTE or not state.budgets:
+    if result.outcome is not Outcome.ROUTE or not state.budgets:
         return None
     cost = result.estimated_cost_usd
     return Reservation(amount=money(cost), budgets=state.budgets) if cost else None

@@ -134,8 +134,8 @@ def demo_world(django_user_model: Any) -> dict[str, Any]:
             client="demo-app",
         )
         decisions[model] = outcome
-        cost = outcome.payload.get("estimated_cost_usd") or 0
-        if outcome.payload["outcome"] == "route" and cost > 0 and index % 2 == 0:
+        cost = outcome.result.estimated_cost_usd or 0
+        if outcome.result.outcome == "route" and cost > 0 and index % 2 == 0:
             usage_record(
                 decision_id=outcome.decision_id,
                 input_tokens=chars // 4,

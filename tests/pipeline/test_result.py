@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import pytest
@@ -144,12 +144,24 @@ def test_result_attributes_are_readable_without_to_dict() -> None:
     assert result.models_tried == ("llama3",)
 
 
+def test_the_costly_json_pieces_are_built_once_and_a_changed_copy_builds_its_own() -> (
+    None
+):
+    result = route(config(local("a"), local("b")), request(privacy="zone:cloud"))
+    first, second = result.to_dict(), result.to_dict()
+    for piece in ("trace", "annotations", "error"):
+        assert first[piece] is second[piece], piece
+    changed = replace(result, annotations={**result.annotations, "note": "x"})
+    assert changed.to_dict()["annotations"]["note"] == "x"
+    assert "note" not in result.to_dict()["annotations"]
+
+
 def test_the_positional_constructor_sets_every_field_like_the_dataclass() -> None:
     for cls in (RoutingResult, Requirements):
-        names = [f.name for f in fields(cls)]
-        values = [object() for _ in names]
+        given = [(f, object()) for f in fields(cls)]
+        values = [value for _, value in given]
         made = positional_constructor(cls)(*values)
-        assert made == cls(**dict(zip(names, values, strict=True)))
+        assert made == cls(**{f.name: value for f, value in given if f.init})
         with pytest.raises(ValueError):
             positional_constructor(cls)(*values[:-1])
 

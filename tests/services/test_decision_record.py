@@ -20,34 +20,31 @@ from routing.models import (
     LedgerEntry,
     RoutingDecision,
 )
+from routing.pipeline import RoutingResult
 from routing.selectors import routing_state
 from routing.services.config import config_save
 from routing.services.decision_sql import StateGuard
 from routing.services.decisions import StaleRoutingState, decision_record
 from routing.services.ledger import Reservation, ReservationRefused
 from tests.fleet_rows import set_budget
+from tests.pipeline.fleet import backend, config, offer, request, route
 
 pytestmark = pytest.mark.django_db
 
-PAYLOAD: dict[str, Any] = {
-    "outcome": "route",
-    "requested_model": "gpt-4o",
-    "model": "gpt-4o",
-    "backend": {"name": "cloud-gpt"},
-    "score": 0.8,
-    "reason": "smart: best of 1 candidate",
-    "estimated_cost_usd": 0.0125,
-    "requirements": {"tools": False},
-    "constraints": {},
-    "annotations": {"privacy_excluded": {"local-gpu": "not here"}},
-    "trace": [
-        {"reconciler": "privacy", "excluded": [{"backend": "local-gpu"}]},
-        {"reconciler": "capability", "excluded": [{"backend": "a"}, {"backend": "b"}]},
-        {"reconciler": "selection", "excluded": []},
-    ],
-    "warnings": [],
-    "models_tried": ["gpt-4o"],
-}
+
+def routed() -> RoutingResult:
+    """gpt-4o routed to cloud-gpt; privacy excluded local-gpu, capability a and b."""
+    gpt = offer("gpt-4o", input_cost_per_1k=0.0025, output_cost_per_1k=0.01)
+    fleet = config(
+        backend("cloud-gpt", zone="cloud", capability_tier=5, models=(gpt,)),
+        backend("local-gpu", zone="local", capability_tier=5, models=(gpt,)),
+        backend("a", zone="cloud", capability_tier=1, models=(gpt,)),
+        backend("b", zone="cloud", capability_tier=1, models=(gpt,)),
+    )
+    return route(fleet, request("gpt-4o", privacy="zone:cloud", min_tier=3))
+
+
+ROUTED = routed()
 
 
 def record(
@@ -56,7 +53,7 @@ def record(
     decision_id = uuid.uuid4()
     decision_record(
         decision_id=decision_id,
-        payload=PAYLOAD,
+        result=ROUTED,
         request_id="req-1",
         client="svc",
         config_version=7,
@@ -93,9 +90,10 @@ def test_a_decision_is_stored_with_one_exclusion_row_per_excluding_reconciler() 
         "cloud-gpt",
         7,
     )
-    assert stored.estimated_cost_usd == Decimal("0.0125")
+    assert ROUTED.estimated_cost_usd
+    assert stored.estimated_cost_usd == Decimal(str(ROUTED.estimated_cost_usd))
     assert stored.details["models_tried"] == ["gpt-4o"]
-    assert stored.trace == PAYLOAD["trace"]
+    assert stored.trace == ROUTED.trace_json()
     counts = dict(
         DecisionExclusion.objects.filter(decision_id=decision_id).values_list(
             "reconciler", "excluded_count"
@@ -155,7 +153,7 @@ def test_an_over_long_field_is_refused_not_truncated(postgres: None) -> None:
     with pytest.raises(DataError, match="too long"):
         decision_record(
             decision_id=uuid.uuid4(),
-            payload=PAYLOAD,
+            result=ROUTED,
             request_id="r",
             client="c" * 161,
             config_version=1,

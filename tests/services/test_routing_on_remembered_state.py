@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from routing.models import Backend, Budget, LedgerEntry, RoutingDecision
 from routing.pipeline import RoutingRequest
+from routing.pipeline.types import Outcome
 from routing.services.config import config_save, config_version_current
 from routing.services.routing import RouteOutcome, route_request
 from tests.fleet_rows import make_fleet, set_budget
@@ -63,12 +64,12 @@ def test_a_call_after_the_first_is_recorded_in_one_statement_unless_round_robin(
 def test_a_config_change_between_calls_decides_the_next_call(
     fleet_with_budget: None,
 ) -> None:
-    first = route("llama3.1:8b").payload["backend"]["name"]
+    first = route("llama3.1:8b").result.backend_name
     chosen = Backend.objects.get(name=first)
     chosen.enabled = False
     config_save(instance=chosen, actor="test")
     second = route("llama3.1:8b")
-    assert second.payload["backend"]["name"] not in (first, None)
+    assert second.result.backend_name not in (first, None)
     stored = RoutingDecision.objects.get(pk=second.decision_id)
     assert stored.config_version == config_version_current()
 
@@ -76,10 +77,10 @@ def test_a_config_change_between_calls_decides_the_next_call(
 def test_spend_from_elsewhere_past_the_soft_limit_is_seen_by_the_next_call(
     fleet_with_budget: None,
 ) -> None:
-    assert route("gpt-4o").payload["annotations"]["budget_status"] == "normal"
+    assert route("gpt-4o").result.annotations["budget_status"] == "normal"
     # A usage report settled by another process: no config version change.
     Budget.objects.filter(name="global").update(spent_usd=Decimal("6"))
-    annotations = route("gpt-4o").payload["annotations"]
+    annotations = route("gpt-4o").result.annotations
     assert annotations["budget_status"] == "soft_limit"
     assert annotations["prefer_cheaper"] is True
 
@@ -103,4 +104,4 @@ def test_a_budget_removed_elsewhere_is_not_reserved_on(
     Budget.objects.filter(name="global").update(monthly_limit_usd=None)
     second = route("gpt-4o")
     assert not LedgerEntry.objects.filter(decision_id=second.decision_id).exists()
-    assert second.payload["outcome"] == "route"
+    assert second.result.outcome is Outcome.ROUTE

@@ -79,7 +79,7 @@ def decision_rerun_view(
     recorded = context["view"]
     assert isinstance(recorded, DecisionView)
     rerun = decision_rerun(decision=decision)
-    rerun_view = decision_view(rerun.payload)
+    rerun_view = decision_view(rerun.result.to_dict())
     backends, budgets = observed_state(
         names={c.backend for c in (*recorded.candidates, *rerun_view.candidates)}
         | {e.backend for e in (*recorded.exclusions, *rerun_view.exclusions)}

@@ -27,5 +27,6 @@ def simulate(request: ExplorerRequest) -> HttpResponse:
             request, TEMPLATE, {"form": form}, fragment="result", status=400
         )
     result = decision_simulate(**form.cleaned_data)
-    context = {"form": form, "result": result, "view": decision_view(result.payload)}
+    view = decision_view(result.result.to_dict())
+    context = {"form": form, "result": result, "view": view}
     return render_explorer(request, TEMPLATE, context, fragment="result")
