@@ -141,7 +141,13 @@ class ReconcilerPipeline:
         self._by_name = {r.name: r for r in checked}
         # Per stage, what the runner needs on every request, computed once.
         self._stages = tuple(
-            _Stage(r, p, p is ErrorPolicy.FAIL_OPEN, f"{r.name}_excluded")
+            _Stage(
+                r.name,
+                r.reconcile,
+                p,
+                p is ErrorPolicy.FAIL_OPEN,
+                f"{r.name}_excluded" if r.name != SELECTION else None,
+            )
             for r, p in zip(checked, self._policies, strict=True)
         )
         self.settings = settings or PipelineSettings()
@@ -226,11 +232,12 @@ class ReconcilerPipeline:
     def execute(self, intent: RoutingIntent) -> None:
         """Run every reconciler on one attempt, recording the trace."""
         perf = time.perf_counter_ns
+        reject = Outcome.REJECT
         names = intent.candidate_names()
         for stage in self._stages:
-            if intent.outcome is Outcome.REJECT:
+            if intent.outcome is reject:
                 break
-            name = stage.reconciler.name
+            name = stage.name
             intent.begin_stage(name)
             version = intent.version
             mark = intent.log_position
@@ -238,7 +245,7 @@ class ReconcilerPipeline:
             error: str | None = None
             start = perf()
             try:
-                stage.reconciler.reconcile(intent)
+                stage.reconcile(intent)
             except Exception as exc:  # noqa: BLE001 - the error policy decides
                 error = f"{type(exc).__name__}: {exc}"[:500]
             duration_us = (perf() - start) / 1000.0
@@ -255,8 +262,9 @@ class ReconcilerPipeline:
                 )
             after = intent.candidate_names() if intent.version != version else names
             excluded = intent.rejections_since(mark)
-            if name != SELECTION and stage.excluded_key not in intent.annotations:
-                intent.annotate(stage.excluded_key, intent.stage_reasons)
+            key = stage.excluded_key
+            if key is not None and key not in intent.annotations:
+                intent.annotate(key, intent.stage_reasons)
             intent.trace.append(
                 new_tuple(
                     TraceEntry,
@@ -302,10 +310,11 @@ def _should_fall_back(attempt: RoutingIntent) -> bool:
 
 
 class _Stage(NamedTuple):
-    reconciler: Reconciler
+    name: str
+    reconcile: Callable[[RoutingIntent], None]
     policy: ErrorPolicy
     fail_open: bool
-    excluded_key: str  # ``<name>_excluded``
+    excluded_key: str | None  # ``<name>_excluded`` (None for selection)
 
 
 def default_reconcilers(settings: PipelineSettings | None = None) -> list[Reconciler]:

@@ -212,11 +212,9 @@ def build_result(
     final = attempts[-1]
     outcome = final.outcome or Outcome.REJECT
     if len(attempts) == 1:
-        log = final.rejections
         trace = tuple(final.trace)
         warnings = list(dict.fromkeys(final.warnings))
     else:
-        log = tuple(r for attempt in attempts for r in attempt.rejections)
         trace = tuple(entry for attempt in attempts for entry in attempt.trace)
         warnings = list(dict.fromkeys(w for a in attempts for w in a.warnings))
     models_tried = tuple([attempt.model for attempt in attempts])
@@ -252,7 +250,7 @@ def build_result(
             else None
         )
     if outcome is Outcome.REJECT:
-        rejections = log
+        rejections = tuple(r for attempt in attempts for r in attempt.rejections)
         error_type, error_message, suggested = _build_error(attempts, rejections, hint)
 
     return _new_result(  # every field, in declaration order

@@ -101,18 +101,19 @@ def positional_constructor[T: DataclassInstance](cls: type[T]) -> Callable[..., 
     positionally, in declaration order (no defaults, no ``__post_init__``).
 
     The generated ``__init__`` of a frozen dataclass sets each field through
-    ``object.__setattr__``; setting the slots directly is about twice as fast,
-    which matters for the few objects built on every request.
+    ``object.__setattr__``; setting the slots directly, in straight-line code
+    generated here (no loop), is about three times as fast, which matters for
+    the few objects built on every request.
     """
-    setters = tuple(getattr(cls, f.name).__set__ for f in fields(cls))
-    new = object.__new__
-
-    def construct(*values: object) -> T:
-        obj = new(cls)
-        for set_field, value in zip(setters, values, strict=True):
-            set_field(obj, value)
-        return obj
-
+    names = [f"v{i}" for i in range(len(fields(cls)))]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    lines = [f"def construct({', '.join(names)}):", "    obj = new(cls)"]
+    for i, (field_, name) in enumerate(zip(fields(cls), names, strict=True)):
+        scope[f"set{i}"] = getattr(cls, field_.name).__set__
+        lines.append(f"    set{i}(obj, {name})")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # noqa: S102 - code built from field positions only
+    construct: Callable[..., T] = scope["construct"]
     return construct
 
 
