@@ -4,13 +4,15 @@ The pipeline as users meet it. Creates a scratch data directory with a SQLite
 database (or uses ``DATABASE_URL`` if set: point it at a scratch database),
 migrates, loads the in-process benchmark's 50-backend fleet as rows (same zones,
 tiers, capabilities, prices, probed state), its restricted policy and its budget
-at the soft limit, issues an API key and starts the production web server as
-README says (``gunicorn nexus_site.wsgi:application``, (2 x cores) + 1 workers
-x 2 threads, on a free loopback port). Then, in alternating rounds, it sends
-dry-run ``POST /api/v1/route`` calls (``"nexus": {"dry_run": true}``) and
-routes the same request in this process on the same snapshot, and prints
-p50/p99 of the pipeline's time per call on each side: the sum of the trace's
-per-stage ``duration_us`` (what the API reports), side by side.
+at the soft limit, issues an API key and starts the production web server
+(``gunicorn nexus_site.asgi:application`` with uvicorn workers, (2 x cores) + 1
+workers x 2 threads by default, on a free loopback port). Then, in alternating
+rounds, it sends dry-run ``POST /api/v1/route`` calls (``"nexus": {"dry_run":
+true}``), routes the same request in this process on the same snapshot, and
+routes it again in this process with the CPU caches made cold first (8 MB
+copied before each call, as a server's other work does between two calls), and
+prints p50/p99 of the pipeline's time per call on each side: the sum of the
+trace's per-stage ``duration_us`` (what the API reports), side by side.
 """
 
 from __future__ import annotations
@@ -222,9 +224,16 @@ def drive_server(port: int, key: str, total: int, clients: int, side: Side) -> N
         thread.join()
 
 
-def drive_in_process(total: int, side: Side) -> None:
+#: Copied between calls by the "caches cold" side: more than the CPU's L2 and
+#: its share of L3, as the rest of a request's work is in a server.
+EVICT = bytearray(8 << 20)
+
+
+def drive_in_process(total: int, side: Side, *, cold: bool = False) -> None:
     """The same request, parsed the same way, routed ``total`` times in this
-    process on the snapshot the server routes on."""
+    process on the snapshot the server routes on; ``cold``: with ``EVICT``
+    copied before each call, so the pipeline's data is no longer in the CPU
+    caches (as in a server, where each call follows a request's other work)."""
 
     from routing.adapters import budget_snapshots, config_snapshot, shared_pipeline
     from routing.api.routing_input import routing_request_from, validated_route_body
@@ -236,6 +245,8 @@ def drive_in_process(total: int, side: Side) -> None:
     context = RoutingContext(config=config_snapshot(), budgets=budget_snapshots())
     pipeline = shared_pipeline()
     for _ in range(total):
+        if cold:
+            bytes(EVICT)
         payload = pipeline.route(request, context).to_dict()
         side.samples.append(trace_us(payload))
         side.decisions.add(_decision(payload))
@@ -363,10 +374,12 @@ class Options:
     gunicorn_args: tuple[str, ...] = ()
 
 
-def run(options: Options) -> tuple[Side, Side]:
-    """Prepare, serve, measure; return (server side, in-process side)."""
+def run(options: Options) -> tuple[Side, Side, Side]:
+    """Prepare, serve, measure; return the server side, the in-process side
+    and the in-process side with cold caches."""
     server_side = Side("server (dry-run POST /api/v1/route)")
     local_side = Side("in-process (same snapshot)")
+    cold_side = Side("in-process, caches cold")
     with scratch_environment():
         key = prepare()
         port = free_port()
@@ -379,10 +392,13 @@ def run(options: Options) -> tuple[Side, Side]:
                 )
                 drive_server(port, key, share, options.clients, server_side)
                 drive_in_process(share, local_side)
-    return server_side, local_side
+                drive_in_process(share, cold_side, cold=True)
+    return server_side, local_side, cold_side
 
 
-def report(options: Options, server_side: Side, local_side: Side) -> str:
+def report(
+    options: Options, server_side: Side, local_side: Side, cold_side: Side
+) -> str:
     lines = [
         f"Nexus pipeline in the server vs in process, {FLEET_SIZE} backends, "
         "restricted request, tier 3, budget at its soft limit, trace on",
@@ -393,10 +409,14 @@ def report(options: Options, server_side: Side, local_side: Side) -> str:
         f"{'side':<34}{'calls':>7}{'p50 us':>10}{'p99 us':>10}   decision",
         server_side.line(),
         local_side.line(),
+        cold_side.line(),
     ]
     if server_side.samples and local_side.samples:
         ratio = pct(server_side.samples, 0.5) / pct(local_side.samples, 0.5)
         lines.append(f"server p50 / in-process p50 = {ratio:.2f}")
+    if cold_side.samples and local_side.samples:
+        ratio = pct(cold_side.samples, 0.5) / pct(local_side.samples, 0.5)
+        lines.append(f"caches cold p50 / in-process p50 = {ratio:.2f}")
     if server_side.errors:
         lines.append(f"server errors: {server_side.errors}")
     return "\n".join(lines)
@@ -433,8 +453,7 @@ def parse_args(argv: Sequence[str]) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(sys.argv[1:] if argv is None else argv)
-    server_side, local_side = run(options)
-    print(report(options, server_side, local_side))
+    print(report(options, *run(options)))
 
 
 if __name__ == "__main__":
