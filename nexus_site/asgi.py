@@ -159,13 +159,33 @@ _proxy = NexusASGIHandler()
 _sync = WSGIMiddleware(get_wsgi_application(), workers=settings.NEXUS_WEB_THREADS)
 
 
+#: How long a stopping worker waits for recordings still running.
+DRAIN_TIMEOUT_S = 10.0
+
+
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """``/v1/`` (the proxy's async views) on the event loop; the rest as WSGI."""
+    """``/v1/`` (the proxy's async views) on the event loop; the rest as WSGI;
+    at shutdown, the proxy's recordings still running are waited for."""
     if scope["type"] == "http" and scope["path"].startswith("/v1/"):
         await _proxy(scope, receive, send)
     elif scope["type"] == "http":
         await _sync(scope, receive, send)
-    # Other scopes (lifespan, websocket) are not served.
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+    # Websockets are not served.
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    from routing.proxy.views import drain
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await drain(DRAIN_TIMEOUT_S)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 from nexus_site.startup import prepare_process  # noqa: E402 - needs Django set up

@@ -96,7 +96,7 @@ def _in_db_thread[**P, R](work: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 _decide = _in_db_thread(_decide_view)
 _record = _in_db_thread(proxy_outcome_record)
 _clients: dict[int, httpx.AsyncClient] = {}
-#: Clean-ups scheduled by ``_Outcome.ensure_finished`` (kept until they end).
+#: Clean-ups and recordings running after their request (kept until they end).
 _cleanups: set[asyncio.Future[Any]] = set()
 
 
@@ -174,10 +174,9 @@ class _Outcome:
             if attempt.outcome == FAILED:
                 attempt.outcome = CLIENT_DISCONNECTED
                 attempt.error = "the client disconnected"
-        work = self.finish() if self.finish is not None else self._release_all()
-        cleanup = asyncio.get_running_loop().create_task(work)
-        _cleanups.add(cleanup)
-        cleanup.add_done_callback(_cleanups.discard)
+        _in_background(
+            self.finish() if self.finish is not None else self._release_all()
+        )
 
     async def _release_all(self) -> None:
         for attempt in self.attempts:
@@ -185,9 +184,22 @@ class _Outcome:
         await self.record()
 
     async def record(self) -> None:
+        """Record the request now (once)."""
         if self.recorded:
             return
         self.recorded = True
+        await self._write()
+
+    def record_soon(self) -> None:
+        """Record the request (once) right after its answer has gone out: a
+        whole answer whose one attempt succeeded does not wait on the database
+        (``drain`` waits for it at shutdown)."""
+        if self.recorded:
+            return
+        self.recorded = True
+        _in_background(self._write())
+
+    async def _write(self) -> None:
         try:
             await _record(
                 decision_id=self.plan.decision_id,
@@ -200,6 +212,20 @@ class _Outcome:
             logger.exception(
                 "recording the proxied request %s failed", self.plan.decision_id
             )
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` on the event loop, kept until it ends (see ``drain``)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+
+
+async def drain(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the clean-ups and recordings still
+    running (the ASGI application's shutdown)."""
+    if _cleanups:
+        await asyncio.wait(set(_cleanups), timeout=timeout)
 
 
 def _cut_drf_cycles(response: Any) -> None:
@@ -441,7 +467,10 @@ async def _complete(
         if found
         else _estimate(plan, answer_characters(parsed))
     )
-    await outcome.record()
+    if len(outcome.attempts) == 1:
+        outcome.record_soon()  # nothing failed: the answer need not wait
+    else:
+        await outcome.record()  # failures change health: before answering
     response = HttpResponse(
         content,
         status=upstream.status_code,

@@ -125,6 +125,17 @@ def register(
     return backend
 
 
+def wait_recorded(timeout: float = 5.0) -> None:
+    """Wait until the proxy has recorded every answer it sent (a plain answer
+    whose attempt succeeded is recorded right after it goes out)."""
+    from routing.proxy import views
+
+    deadline = time.monotonic() + timeout
+    while views._cleanups:
+        assert time.monotonic() < deadline, "the proxy did not record in time"
+        time.sleep(0.005)
+
+
 def forget_configuration() -> None:
     """Rows written by factories bump no version: forget cached snapshots."""
     from routing.adapters import config_snapshot_invalidate

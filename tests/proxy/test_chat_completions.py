@@ -11,7 +11,13 @@ import pytest
 
 from routing.models import Backend, LedgerEntry, RoutingDecision, UsageReport
 from routing.services.passive_health import in_flight_counts
-from tests.proxy.conftest import MODEL, forget_configuration, register, stream_post
+from tests.proxy.conftest import (
+    MODEL,
+    forget_configuration,
+    register,
+    stream_post,
+    wait_recorded,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -19,6 +25,7 @@ MESSAGES = [{"role": "user", "content": "Say hello to the proxy test."}]
 
 
 def _decision(raw: Any) -> RoutingDecision:
+    wait_recorded()
     return RoutingDecision.objects.get(pk=raw.headers["X-Nexus-Decision-Id"])
 
 
@@ -206,6 +213,7 @@ def test_an_answer_without_usage_is_booked_as_an_estimate(sdk, upstreams):
     register(upstreams[0], priority=10, price="1")
     upstreams[0].mode = "no_usage"
     sdk.chat.completions.create(model=MODEL, messages=MESSAGES)
+    wait_recorded()
     usage = UsageReport.objects.get()
     assert usage.source == "estimated"
     assert usage.input_tokens == math.ceil(len(MESSAGES[0]["content"]) / 4)
@@ -248,6 +256,7 @@ def test_failures_open_the_circuit_and_a_trial_closes_it(sdk, upstreams, setting
     time.sleep(settings.NEXUS_PROXY_COOLDOWN_S + 0.6)
     answer = sdk.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert answer.choices[0].message.content.startswith("Hello from up-0")
+    wait_recorded()
     backend.refresh_from_db()
     assert backend.health == "healthy" and backend.health_reason == ""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.proxy.conftest import MODEL, register, stream_post
+from tests.proxy.conftest import MODEL, register, stream_post, wait_recorded
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -59,6 +59,7 @@ def test_plain_and_streamed_calls_leave_no_server_object_in_a_cycle(
         body = {"model": MODEL, "messages": MESSAGES, "stream": True}
         with stream_post(nexus_url, api_key, body) as response:
             assert b"[DONE]" in response.read()
+    wait_recorded()
     gc.collect()
     port = upstreams[0].port
     kinds = Counter(
