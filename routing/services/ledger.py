@@ -13,7 +13,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from routing.errors import ConflictError, NotFoundError
@@ -180,25 +180,80 @@ def _cost_from_prices(
     )
 
 
+#: The decision columns usage reads (a decision's trace and annotations can be
+#: tens of kilobytes of JSON, and nothing here reads them).
+USAGE_COLUMNS = ("id", "outcome", "api_key_id", "client", "backend_name", "model")
+
+
 def _decision_with_prices(decision_id: uuid.UUID) -> RoutingDecision | None:
-    """The decision's columns usage needs and its backend's current prices for
-    its model (``price_in``/``price_out``, None without an offer): one query."""
+    """The decision's ``USAGE_COLUMNS``, its backend's current prices for its
+    model (``price_in``/``price_out``, None without an offer) and whether it
+    reserved (``reserved``): one query."""
     from routing.models import BackendModel
 
     offer = BackendModel.objects.filter(
         backend__name=OuterRef("backend_name"), name=OuterRef("model")
     ).order_by("pk")
-    # Only the columns needed: a decision's trace and annotations can be tens
-    # of kilobytes of JSON, and nothing here reads them.
     return (
         RoutingDecision.objects.filter(pk=decision_id)
-        .only("id", "outcome", "api_key_id", "client", "backend_name", "model")
+        .only(*USAGE_COLUMNS)
         .annotate(
             price_in=Subquery(offer.values("input_cost_per_1k")[:1]),
             price_out=Subquery(offer.values("output_cost_per_1k")[:1]),
+            reserved=Exists(
+                LedgerEntry.objects.filter(
+                    decision_id=OuterRef("pk"), kind=LedgerKind.RESERVE
+                )
+            ),
         )
         .first()
     )
+
+
+def decision_update_for_usage(
+    *, decision_id: uuid.UUID, changes: dict[str, object]
+) -> RoutingDecision | None:
+    """Write ``changes`` (field -> value) to the decision and return it as
+    ``_decision_with_prices`` would, after the change; on PostgreSQL in one
+    round trip (``UPDATE ... RETURNING``), elsewhere in two. None if unknown."""
+    if connection.vendor != "postgresql":
+        RoutingDecision.objects.filter(pk=decision_id).update(**changes)
+        return _decision_with_prices(decision_id)
+    from routing.models import Backend, BackendModel
+
+    qn = connection.ops.quote_name
+    meta = RoutingDecision._meta
+    table = qn(meta.db_table)
+    fields = [meta.get_field(name) for name in changes]
+    assignments = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+    values = [f.get_db_prep_save(changes[f.name], connection) for f in fields]
+    offer = (
+        f"FROM {qn(BackendModel._meta.db_table)} AS offer "
+        f"JOIN {qn(Backend._meta.db_table)} AS backend "
+        "ON offer.backend_id = backend.id "
+        f"WHERE backend.name = {table}.backend_name AND offer.name = {table}.model "
+        "ORDER BY offer.id LIMIT 1"
+    )
+    columns = ", ".join(
+        f"{table}.{qn(meta.get_field(c).column)}" for c in USAGE_COLUMNS
+    )
+    sql = (
+        f"UPDATE {table} SET {assignments} WHERE {table}.id = %s RETURNING {columns}, "
+        f"(SELECT offer.input_cost_per_1k {offer}), "
+        f"(SELECT offer.output_cost_per_1k {offer}), "
+        f"EXISTS (SELECT 1 FROM {qn(LedgerEntry._meta.db_table)} AS entry "
+        f"WHERE entry.decision_id = {table}.id AND entry.kind = %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, decision_id, LedgerKind.RESERVE.value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    decision = RoutingDecision(**dict(zip(USAGE_COLUMNS, row, strict=False)))
+    decision._state.adding = False
+    decision._state.db = connection.alias
+    decision.price_in, decision.price_out, decision.reserved = row[len(USAGE_COLUMNS) :]
+    return decision
 
 
 def usage_record(
@@ -213,6 +268,7 @@ def usage_record(
     ttft_ms: float | None = None,
     outcome: str = "",
     savepoint: bool = True,
+    decision: RoutingDecision | None = None,
 ) -> UsageResult:
     """Record what a routed request used and settle its reservations.
 
@@ -221,10 +277,12 @@ def usage_record(
     may not report this decision gets the same ``NotFoundError`` as for an
     unknown one (None: an internal caller, trusted). All or nothing; a caller
     already in a transaction that fails as a whole if this raises (the proxy's
-    recording) passes ``savepoint=False`` and saves two round trips.
+    recording) passes ``savepoint=False`` and saves two round trips, and the
+    decision as ``decision_update_for_usage`` read it.
     """
     with transaction.atomic(savepoint=savepoint):
-        decision = _decision_with_prices(decision_id)
+        if decision is None:
+            decision = _decision_with_prices(decision_id)
         if decision is None or (
             reporter is not None and not reporter.may_report(decision)
         ):
@@ -272,7 +330,11 @@ def usage_record(
                 f"${existing.cost_usd}).",
                 fields={"decision_id": ["Already reported."]},
             ) from None
-        _settle(decision_id=decision_id, cost=cost)
+        _settle(
+            decision_id=decision_id,
+            cost=cost,
+            reserved=getattr(decision, "reserved", True),
+        )
         return UsageResult(report, created=True)
 
 
@@ -299,12 +361,18 @@ def _insert_new(report: UsageReport) -> bool:
     return True
 
 
-def _settle(*, decision_id: uuid.UUID, cost: Decimal) -> None:
-    """Release open reservations and book the real cost on every enabled budget."""
-    entries = list(
-        LedgerEntry.objects.filter(
-            decision_id=decision_id, kind__in=(LedgerKind.RESERVE, LedgerKind.RELEASE)
+def _settle(*, decision_id: uuid.UUID, cost: Decimal, reserved: bool = True) -> None:
+    """Release open reservations and book the real cost on every enabled budget
+    (``reserved`` False: the decision reserved nothing, no ledger to read)."""
+    entries = (
+        list(
+            LedgerEntry.objects.filter(
+                decision_id=decision_id,
+                kind__in=(LedgerKind.RESERVE, LedgerKind.RELEASE),
+            )
         )
+        if reserved
+        else []
     )
     reservations = {e.budget_id: e for e in entries if e.kind == LedgerKind.RESERVE}
     released = {e.budget_id for e in entries if e.kind == LedgerKind.RELEASE}

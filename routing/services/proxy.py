@@ -19,7 +19,7 @@ from django.db import transaction
 from routing.metrics import proxy_observed
 from routing.models import RoutingDecision
 from routing.proxy.upstream import Usage
-from routing.services.ledger import usage_record
+from routing.services.ledger import decision_update_for_usage, usage_record
 from routing.services.passive_health import backend_attempt_observe, routed_release
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def proxy_outcome_record(
         changes: dict[str, object] = {"attempts": [a.to_dict() for a in attempts]}
         if served:
             changes["backend_name"] = served
-        RoutingDecision.objects.filter(pk=decision_id).update(**changes)
+        decision = decision_update_for_usage(decision_id=decision_id, changes=changes)
         last = attempts[-1] if attempts else None
         booked = usage_record(
             decision_id=decision_id,
@@ -88,6 +88,7 @@ def proxy_outcome_record(
             ttft_ms=last.ttft_ms if last else None,
             outcome=last.outcome if last else FAILED,
             savepoint=False,
+            decision=decision,
         )
     for attempt in attempts:
         if attempt.outcome in {CLIENT_DISCONNECTED} and attempt.ttft_ms is None:

@@ -59,7 +59,8 @@ def test_a_plain_answer_comes_back_and_its_usage_is_booked(sdk, upstreams):
         answer.usage.completion_tokens,
         "upstream",
     )
-    assert usage.cost_usd > 0
+    tokens = answer.usage.prompt_tokens + answer.usage.completion_tokens
+    assert usage.cost_usd == Decimal(tokens) / 1000  # $1 per 1k, in and out
     kinds = set(
         LedgerEntry.objects.filter(decision_id=decision.pk).values_list(
             "kind", flat=True
