@@ -50,6 +50,29 @@ def _header_refused(request: HttpRequest, header: str) -> HttpResponse:
     return bad_request(request, ValueError(message))
 
 
+#: Request attributes the middleware set that refer back to the request (the
+#: lazy user's closure, the message storage, htmx details, the CSP nonce).
+_BACK_REFERENCES = ("user", "auth", "_messages", "htmx", "_csp_nonce")
+
+
+def cut_request_cycles(request: HttpRequest, response: Any) -> None:
+    """Once a response is rendered (and not streamed: a stream may still read
+    the request), cut the reference cycles between the request, its
+    middleware's helpers, DRF's request, view and response: then the request's
+    objects are freed at once by reference counting instead of piling up for
+    the garbage collector (whose passes over them stall every thread)."""
+    if getattr(response, "streaming", True):
+        return
+    context = getattr(response, "renderer_context", None)
+    if context:
+        drf_request = context.get("request")
+        if drf_request is not None:
+            drf_request.parser_context = {}
+        response.renderer_context = {}
+    for name in _BACK_REFERENCES:
+        request.__dict__.pop(name, None)
+
+
 class RequestIdMiddleware:
     """Outermost: every response, errors included, carries ``X-Request-ID``.
 
@@ -77,6 +100,7 @@ class RequestIdMiddleware:
             response = self.get_response(request)
         if "X-Request-ID" not in response:
             response["X-Request-ID"] = request_id_of(request)
+        cut_request_cycles(request, response)
         return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
@@ -87,6 +111,7 @@ class RequestIdMiddleware:
             response = await self.get_response(request)
         if "X-Request-ID" not in response:
             response["X-Request-ID"] = request_id_of(request)
+        cut_request_cycles(request, response)
         return response
 
     def process_exception(

@@ -30,6 +30,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from routing.middleware import cut_request_cycles
 from routing.proxy.decide import DecideView, ModelsView, Plan, Target
 from routing.proxy.upstream import (
     MalformedEvent,
@@ -228,18 +229,6 @@ async def drain(timeout: float) -> None:
         await asyncio.wait(set(_cleanups), timeout=timeout)
 
 
-def _cut_drf_cycles(response: Any) -> None:
-    """DRF's request, view and response refer to one another (the parser and
-    renderer contexts): reference cycles that keep the whole request alive
-    until the garbage collector runs. Cut once the decide step is over and
-    its response will not be rendered."""
-    context = getattr(response, "renderer_context", None) or {}
-    drf_request = context.get("request")
-    if drf_request is not None:
-        drf_request.parser_context = {}
-    response.renderer_context = {}
-
-
 def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
     """405 in the API's error shape (Django's own 405 has an empty body)."""
     body = {
@@ -265,7 +254,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     plan: Plan | None = getattr(decided, "plan", None)
     if plan is None:
         return decided  # rendered by Django (which needs DRF's contexts)
-    _cut_drf_cycles(decided)
+    cut_request_cycles(request, decided)  # its response is not rendered
     outcome = _Outcome(plan)
     task = asyncio.current_task()
     if task is not None:
