@@ -110,6 +110,8 @@ def _database() -> dict[str, object]:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid URL: {exc}") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Django's backend, with writers queued on a file lock (see the module).
+        config["ENGINE"] = "nexus_site.sqlite"
         config["OPTIONS"] = {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",

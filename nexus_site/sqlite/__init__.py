@@ -1,0 +1,1 @@
+"""The embedded database: Django's SQLite backend whose writers queue on a lock."""
