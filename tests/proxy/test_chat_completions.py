@@ -89,6 +89,26 @@ def test_a_stream_arrives_in_chunks_without_a_usage_chunk_it_did_not_ask_for(
     assert usage.source == "upstream" and usage.output_tokens > 0
 
 
+def test_a_slow_stream_is_relayed_chunk_by_chunk_as_the_upstream_sends_them(
+    sdk, upstreams
+):
+    register(upstreams[0], priority=10)
+    upstreams[0].chunk_delay_s = 0.25  # slow, but within the idle timeout (2 s)
+    arrivals = []
+    for chunk in sdk.chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+    assert len(arrivals) >= 3
+    # Each piece reaches the client about when the upstream sent it (nothing
+    # is held back until the end): the first well before the last.
+    assert arrivals[-1] - arrivals[0] >= 0.25 * (len(arrivals) - 2)
+    decision = RoutingDecision.objects.get()
+    assert [a["outcome"] for a in decision.attempts] == ["ok"]
+    assert UsageReport.objects.get(decision_id=decision.pk).source == "upstream"
+
+
 def test_a_stream_that_asked_for_usage_gets_it(sdk, upstreams):
     register(upstreams[0], priority=10)
     chunks = list(
