@@ -466,14 +466,19 @@ def running(
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, 30)
         if log is not None:
             out.close()
+
+
+def _stop(process: subprocess.Popen[str], seconds: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``seconds``."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -508,12 +513,7 @@ def upstream(command: str, seconds: float = 30.0) -> Iterator[str]:
         _drain(process.stderr)
         yield line.split(" ", 1)[1].rstrip("/")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, 10)
 
 
 #: Loopback only: never through an HTTP proxy from the environment.

@@ -15,7 +15,6 @@ from django.db import connection, transaction
 
 from routing.models import DecisionExclusion, RoutingDecision
 from routing.pipeline import RoutingResult
-from routing.pipeline.types import Outcome
 from routing.services.decision_sql import StateGuard, decision_write, status_rank_of
 from routing.services.ledger import (
     STATUS_RANKS,
@@ -172,17 +171,8 @@ def decision_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:
     """
     backend = result.backend_json()
     cost = result.estimated_cost_usd if backend is not None else None
-    details: dict[str, Any] = {}
-    if backend is not None:
-        details["backend"] = backend
-    if result.outcome is Outcome.QUEUE:
-        details["estimated_wait_ms"] = result.estimated_wait_ms
-        details["fallback_backend"] = result.fallback_backend
-    error = result.error_json()
-    if error is not None:
-        details["error"] = error
-    details["matched_policies"] = list(result.matched_policies)
-    details["models_tried"] = list(result.models_tried)
+    # The answer's other keys; its costly pieces are built once and shared.
+    details = {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
     return {
         **known,
         "outcome": result.outcome.value,
