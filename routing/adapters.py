@@ -181,18 +181,15 @@ def budget_to_snapshot(budget: Budget) -> BudgetSnapshot:
         period_end=budget.period_end,
         spent_usd=float(budget.spent_usd),
         reserved_usd=float(budget.reserved_usd),
+        scope=budget.scope_snapshot(),
     )
 
 
 def budget_snapshots(
     budgets: Iterable[Budget] | None = None,
 ) -> tuple[BudgetSnapshot, ...]:
-    """Every enabled budget's current state (one query)."""
-    rows = (
-        budgets
-        if budgets is not None
-        else Budget.objects.filter(monthly_limit_usd__isnull=False)
-    )
+    """Every budget's current state (one query)."""
+    rows = budgets if budgets is not None else Budget.objects.order_by("pk")
     return tuple(budget_to_snapshot(b) for b in rows)
 
 

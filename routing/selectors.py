@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from routing.models import (
     Alias,
@@ -17,10 +22,16 @@ from routing.models import (
     ConfigVersion,
     DecisionExclusion,
     FallbackChain,
+    LedgerEntry,
+    LedgerKind,
     PrivacyZone,
     RoutingDecision,
     TrafficPolicy,
 )
+from routing.pipeline.periods import budget_period
+
+ZERO = Decimal(0)
+MICRO = Decimal("0.000001")
 
 
 def zone_list() -> QuerySet[PrivacyZone]:
@@ -50,9 +61,88 @@ def budget_list() -> QuerySet[Budget]:
     return Budget.objects.all()
 
 
+#: The burn rate is the spend of the last this many days of the period.
+BURN_RATE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class BudgetForecast:
+    """Where a budget is heading at its recent burn rate.
+
+    ``exhausted_on`` is the day spent + reserved would reach the limit at that
+    rate (today when it already has); None without a limit, without spend, or
+    when the period ends first.
+    """
+
+    burn_rate_usd_per_day: Decimal
+    projected_period_spend_usd: Decimal
+    exhausted_on: date | None
+
+
+def budget_forecasts(
+    budgets: list[Budget], *, today: date | None = None
+) -> dict[int, BudgetForecast]:
+    """``BudgetForecast`` of each budget by id (one query over the ledger).
+
+    The burn rate is the spend booked over the last ``BURN_RATE_DAYS`` days of
+    the current period (or the period so far when shorter), per day; the
+    projection adds that rate for each day left after today.
+    """
+    today = today or timezone.now().date()
+    since = today - timedelta(days=BURN_RATE_DAYS - 1)
+    rows = (
+        LedgerEntry.objects.filter(
+            budget__in=[b.pk for b in budgets],
+            kind=LedgerKind.SPEND,
+            created_at__gte=datetime.combine(since, time.min, tzinfo=UTC),
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values_list("budget_id", "period_start", "day")
+        .annotate(total=Sum("amount_usd"))
+        .order_by()
+    )
+    recent: dict[tuple[int, date], list[tuple[date, Decimal]]] = defaultdict(list)
+    for budget_id, period_start, day, total in rows:
+        recent[budget_id, period_start].append((day, total or ZERO))
+    return {
+        b.pk: _forecast(b, recent.get((b.pk, _period_of(b, today)[0]), []), today)
+        for b in budgets
+    }
+
+
+def _period_of(budget: Budget, today: date) -> tuple[date, date]:
+    if budget.period_start is not None and budget.period_end is not None:
+        return budget.period_start, budget.period_end
+    return budget_period(today, budget.reset_day)
+
+
+def _forecast(
+    budget: Budget, per_day: list[tuple[date, Decimal]], today: date
+) -> BudgetForecast:
+    start, end = _period_of(budget, today)
+    window_start = max(start, today - timedelta(days=BURN_RATE_DAYS - 1))
+    days = max((today - window_start).days + 1, 1)
+    spent_in_window = sum(
+        (total for day, total in per_day if day >= window_start), ZERO
+    )
+    rate = (spent_in_window / days).quantize(MICRO)
+    days_left = max((end - today).days - 1, 0)
+    projected = (budget.spent_usd + rate * days_left).quantize(MICRO)
+    limit = budget.monthly_limit_usd
+    exhausted_on = None
+    if limit is not None:
+        used = budget.spent_usd + budget.reserved_usd
+        if used >= limit:
+            exhausted_on = today
+        elif rate > 0:
+            day = today + timedelta(days=math.ceil((limit - used) / rate))
+            exhausted_on = day if day < end else None
+    return BudgetForecast(rate, projected, exhausted_on)
+
+
 @dataclass(frozen=True)
 class RoutingState:
-    """What routing reads on every call: config versions and enabled budgets."""
+    """What routing reads on every call: config versions and every budget."""
 
     version: int
     state_version: int
@@ -70,6 +160,7 @@ _BUDGET_COLUMNS = (
     "period_end",
     "spent_usd",
     "reserved_usd",
+    "scope",
 )
 
 
@@ -80,11 +171,15 @@ def _budget_from_row(values: tuple[Any, ...]) -> Budget:
             fields[name] = Decimal(str(fields[name]))
     for name in ("period_start", "period_end"):
         fields[name] = Budget._meta.get_field(name).to_python(fields[name])
+    fields["scope"] = _SCOPE_FIELD.from_db_value(fields["scope"], None, connection)
     return Budget(**fields)
 
 
+_SCOPE_FIELD = Budget._meta.get_field("scope")
+
+
 def routing_state() -> RoutingState:
-    """Config versions and every enabled budget in one round trip.
+    """Config versions and every budget in one round trip.
 
     Plain SQL because it runs on every route call (the ORM spent more time
     compiling these two queries than the database spent answering them).
@@ -95,7 +190,7 @@ def routing_state() -> RoutingState:
         f"SELECT v.version, v.state_version, {budget_columns} "
         f"FROM {quote(ConfigVersion._meta.db_table)} v "
         f"LEFT JOIN {quote(Budget._meta.db_table)} b "
-        "ON b.monthly_limit_usd IS NOT NULL WHERE v.id = 1 ORDER BY b.id"
+        "ON true WHERE v.id = 1 ORDER BY b.id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql)

@@ -1,5 +1,7 @@
 # The explorer lists the decisions made under one config version, newest first.
 
+from __future__ import annotations
+
 from django.db import migrations, models
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from routing.models.access import ApiKey, generate_api_key, hash_api_key
 from routing.models.audit import AuditAction, AuditEntry, ConfigVersion
-from routing.models.budgets import Budget, LedgerEntry, LedgerKind, UsageReport
+from routing.models.budgets import (
+    AlertStatus,
+    Budget,
+    BudgetAlert,
+    LedgerEntry,
+    LedgerKind,
+    UsageReport,
+)
 from routing.models.config import (
     Alias,
     Backend,
@@ -16,6 +23,7 @@ from routing.models.config import (
 from routing.models.decisions import DecisionExclusion, RoutingDecision
 
 __all__ = [
+    "AlertStatus",
     "Alias",
     "ApiKey",
     "AuditAction",
@@ -23,6 +31,7 @@ __all__ = [
     "Backend",
     "BackendModel",
     "Budget",
+    "BudgetAlert",
     "ConfigVersion",
     "DecisionExclusion",
     "FallbackChain",

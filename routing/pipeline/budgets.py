@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from routing.pipeline.intent import Requirements
+from routing.pipeline.rules import glob_matches
 from routing.pipeline.types import (
+    BudgetScope,
     BudgetSnapshot,
     BudgetStatus,
     ModelOffer,
@@ -53,6 +55,32 @@ def snapshot_status(budget: BudgetSnapshot) -> BudgetStatus:
         budget.reserved_usd,
         budget.monthly_limit_usd,
         budget.soft_limit_percent,
+    )
+
+
+def scope_governs_request(scope: BudgetScope, client: str, model: str) -> bool:
+    """Whether ``scope`` governs a request of ``client`` for the resolved ``model``
+    (on some backend: see ``scope_governs_backend``)."""
+    if scope.clients is not None and client not in scope.clients:
+        return False
+    return scope.models is None or any(
+        glob_matches(pattern, model) for pattern in scope.models
+    )
+
+
+def scope_governs_backend(scope: BudgetScope, name: str, zone: str) -> bool:
+    """Whether ``scope`` governs the backend ``name`` in ``zone``."""
+    if scope.backends is not None and name not in scope.backends:
+        return False
+    return scope.zones is None or zone in scope.zones
+
+
+def scope_governs(
+    scope: BudgetScope, *, client: str, model: str, backend: str, zone: str
+) -> bool:
+    """Whether ``scope`` governs ``client``'s request for ``model`` on ``backend``."""
+    return scope_governs_request(scope, client, model) and scope_governs_backend(
+        scope, backend, zone
     )
 
 

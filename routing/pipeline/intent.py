@@ -46,6 +46,7 @@ class RoutingRequest:
 
     ``sources`` says where each request constraint came from ("body" or
     "header"), keyed by "privacy", "min_tier", "tier_mode", "max_cost_usd".
+    ``client`` is who asks (the API key's or user's name).
     """
 
     model: str
@@ -55,6 +56,8 @@ class RoutingRequest:
     tier_mode: TierMode | None = None
     max_cost_usd: float | None = None
     sources: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    #: Who asks (the API key's or user's name): budgets scoped to clients use it.
+    client: str = ""
 
     def source_of(self, constraint: str) -> str:
         """Where ``constraint`` was stated ("request" when not recorded)."""

@@ -167,8 +167,32 @@ class PolicySnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetScope:
+    """What a budget governs; a field that is None matches anything.
+
+    ``clients``: API key (or user) names; ``models``: globs over the resolved
+    model; ``zones`` and ``backends``: the candidate backend's zone and name.
+    """
+
+    clients: frozenset[str] | None = None
+    models: tuple[str, ...] | None = None
+    zones: frozenset[str] | None = None
+    backends: frozenset[str] | None = None
+
+    @property
+    def per_backend(self) -> bool:
+        """Whether it depends on the backend (zones or backends listed)."""
+        return self.zones is not None or self.backends is not None
+
+
+#: The scope of a budget without one: everything.
+EVERYTHING = BudgetScope()
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetSnapshot:
-    """A budget's settings and current-period spend (limit None = disabled)."""
+    """A budget's settings, scope and current-period spend (limit None =
+    tracking only: it books spend and never excludes)."""
 
     name: str
     monthly_limit_usd: float | None
@@ -179,6 +203,7 @@ class BudgetSnapshot:
     period_end: date | None = None
     spent_usd: float = 0.0
     reserved_usd: float = 0.0
+    scope: BudgetScope = EVERYTHING
 
 
 @dataclass(frozen=True, slots=True)

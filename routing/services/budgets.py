@@ -23,8 +23,9 @@ config version does not move.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -32,7 +33,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
-from routing.models import Budget, LedgerEntry, LedgerKind
+from routing.models import (
+    Backend,
+    Budget,
+    LedgerEntry,
+    LedgerKind,
+    RoutingDecision,
+    UsageReport,
+)
 from routing.pipeline.periods import budget_period
 
 logger = logging.getLogger(__name__)
@@ -254,3 +262,73 @@ def budget_reconcile_all(*, now: datetime | None = None) -> list[BudgetReconcile
     now = now or timezone.now()
     ids = list(Budget.objects.order_by("pk").values_list("pk", flat=True))
     return [budget_reconcile(budget_id=budget_id, now=now) for budget_id in ids]
+
+
+RECOUNT_BATCH_SIZE = 2000
+
+
+@transaction.atomic
+def budget_spend_recount(*, budget_id: int) -> Decimal:
+    """Book on the budget the spend of its current period so far, as its scope
+    governs it now, and return it.
+
+    Runs when a budget is created or its scope changes, so a budget set up in
+    the middle of a period counts the period so far. The period's ``spend``
+    entries on this budget are replaced by one per usage recorded since the
+    period began that the scope governs (the zone is the backend's zone now).
+    Holds the budget's row lock, like every settlement: a usage recorded
+    meanwhile is booked by its own settlement, after this.
+    """
+    budget = Budget.objects.select_for_update().filter(pk=budget_id).first()
+    if budget is None:
+        return ZERO
+    start = budget.period_start or budget.period_start_today()
+    LedgerEntry.objects.filter(
+        budget_id=budget_id, kind=LedgerKind.SPEND, period_start=start
+    ).delete()
+    zones = dict(Backend.objects.values_list("name", "privacy_zone__name"))
+    usage = (
+        UsageReport.objects.filter(
+            created_at__gte=datetime.combine(start, time.min, tzinfo=UTC)
+        )
+        .order_by("pk")
+        .values_list("decision_id", "cost_usd")
+    )
+    batch: list[tuple[uuid.UUID, Decimal]] = []
+
+    def book() -> None:
+        decisions = RoutingDecision.objects.filter(
+            pk__in=[decision_id for decision_id, _ in batch]
+        ).values_list("pk", "client", "model", "backend_name")
+        seen = {pk: (client, model, name) for pk, client, model, name in decisions}
+        LedgerEntry.objects.bulk_create(
+            (
+                LedgerEntry(
+                    budget_id=budget_id,
+                    kind=LedgerKind.SPEND,
+                    amount_usd=cost,
+                    decision_id=decision_id,
+                    period_start=start,
+                    note="counted when the budget or its scope was set",
+                )
+                for decision_id, cost in batch
+                if decision_id in seen
+                and budget.governs(
+                    client=seen[decision_id][0],
+                    model=seen[decision_id][1],
+                    backend=seen[decision_id][2],
+                    zone=zones.get(seen[decision_id][2]) or "",
+                )
+            ),
+            ignore_conflicts=True,
+        )
+        batch.clear()
+
+    for row in usage.iterator(chunk_size=RECOUNT_BATCH_SIZE):
+        batch.append(row)
+        if len(batch) == RECOUNT_BATCH_SIZE:
+            book()
+    book()
+    spent = _spent_in_period(budget_id=budget_id, period_start=start)
+    Budget.objects.filter(pk=budget_id).update(spent_usd=spent)
+    return spent

@@ -13,6 +13,7 @@ from django.db.models import F
 
 from routing.errors import ConflictError
 from routing.models import AuditAction, AuditEntry, Budget, ConfigVersion, PrivacyZone
+from routing.services.budgets import budget_spend_recount
 
 CONFIG_VERSION_PK = 1
 
@@ -93,6 +94,12 @@ def _display(instance: models.Model, field_name: str) -> str:
         return format(value.normalize(), "f")
     if isinstance(value, list | tuple):
         return ", ".join(str(item) for item in value)
+    if isinstance(value, dict):  # e.g. a budget's scope: "zones: cloud"
+        return "; ".join(
+            f"{key}: {', '.join(map(str, item)) if isinstance(item, list) else item}"
+            for key, item in sorted(value.items())
+            if item is not None
+        )
     return str(value)
 
 
@@ -149,6 +156,9 @@ def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
         }
     if not changes:
         return []
+    if isinstance(instance, Budget) and (before is None or "scope" in changes):
+        budget_spend_recount(budget_id=instance.pk)
+        instance.refresh_from_db(fields=["spent_usd"])
     version = config_version_bump()
     entries = [
         AuditEntry(

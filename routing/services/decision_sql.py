@@ -50,7 +50,7 @@ class StateGuard:
     """What a decision routed on remembered state assumed; checked as it is written.
 
     The decision is written only while the config and probed-state versions
-    are these, the enabled budgets are these rows in these periods, and each
+    are these, the budgets are these rows in these periods, and each
     stays below its soft limit even with ``headroom`` more used: then the
     budgets cannot have changed the decision (see ``budgets_leave_room``).
     """
@@ -103,7 +103,14 @@ def decision_write(
             config_version=guard.config_version,
             state_version=guard.state_version,
             known=json_text(
-                [{"id": b.pk, "period_start": b.period_start} for b in guard.budgets]
+                [
+                    {
+                        "id": b.pk,
+                        "period_start": b.period_start,
+                        "limited": b.monthly_limit_usd is not None,
+                    }
+                    for b in guard.budgets
+                ]
             ),
             headroom=guard.headroom,
         )
@@ -195,9 +202,11 @@ def _relabelled_annotations() -> str:
 def _guard_condition() -> str:
     """SQL: the ``StateGuard`` holds on the rows as they are now.
 
-    The full join pairs each budget row with the remembered one of its id: an
-    enabled budget must be remembered, in the same period, and below its soft
-    limit with the headroom; a remembered one must still be enabled.
+    The full join pairs each budget row with the remembered one of its id:
+    every budget must be remembered, in the same period, with or without a
+    limit as remembered, and one with a limit below its soft limit with the
+    headroom; a remembered one must still exist.
+    (A limit or scope changes only with the config version.)
     """
     quote = connection.ops.quote_name
     at_soft_limit = SOFT_LIMIT_SQL.format(
@@ -211,11 +220,11 @@ def _guard_condition() -> str:
         "AND v.state_version = %(state_version)s) "
         f"AND NOT EXISTS (SELECT 1 FROM {quote(Budget._meta.db_table)} g "
         "FULL JOIN jsonb_to_recordset(%(known)s::jsonb) "
-        "AS k(id bigint, period_start date) ON k.id = g.id "
-        "WHERE CASE WHEN g.id IS NULL OR g.monthly_limit_usd IS NULL "
-        "THEN k.id IS NOT NULL "
-        "ELSE k.id IS NULL OR g.period_start IS DISTINCT FROM k.period_start "
-        f"OR {at_soft_limit} END)"
+        "AS k(id bigint, period_start date, limited boolean) ON k.id = g.id "
+        "WHERE g.id IS NULL OR k.id IS NULL "
+        "OR g.period_start IS DISTINCT FROM k.period_start "
+        "OR (g.monthly_limit_usd IS NOT NULL) IS DISTINCT FROM k.limited "
+        f"OR (g.monthly_limit_usd IS NOT NULL AND {at_soft_limit}))"
     )
 
 

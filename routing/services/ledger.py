@@ -13,7 +13,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Subquery
 from django.utils import timezone
 
 from routing.errors import ConflictError, NotFoundError
@@ -28,6 +28,7 @@ from routing.pipeline.budgets import HARD_LIMIT_SQL, SOFT_LIMIT_SQL
 from routing.pipeline.types import BudgetStatus, HardLimitAction, Outcome
 
 MICRO = Decimal("0.000001")
+ZERO = Decimal(0)
 RESERVE_NOTE = "estimate at decision time"
 #: Budget statuses from best to worst; a status's rank is its index here.
 STATUS_RANKS = (BudgetStatus.NORMAL, BudgetStatus.SOFT_LIMIT, BudgetStatus.HARD_LIMIT)
@@ -187,19 +188,21 @@ USAGE_COLUMNS = ("id", "outcome", "api_key_id", "client", "backend_name", "model
 
 def _decision_with_prices(decision_id: uuid.UUID) -> RoutingDecision | None:
     """The decision's ``USAGE_COLUMNS``, its backend's current prices for its
-    model (``price_in``/``price_out``, None without an offer) and whether it
-    reserved (``reserved``): one query."""
-    from routing.models import BackendModel
+    model (``price_in``/``price_out``, None without an offer) and zone
+    (``zone``), and whether it reserved (``reserved``): one query."""
+    from routing.models import Backend, BackendModel
 
     offer = BackendModel.objects.filter(
         backend__name=OuterRef("backend_name"), name=OuterRef("model")
     ).order_by("pk")
+    zone = Backend.objects.filter(name=OuterRef("backend_name"))
     return (
         RoutingDecision.objects.filter(pk=decision_id)
         .only(*USAGE_COLUMNS)
         .annotate(
             price_in=Subquery(offer.values("input_cost_per_1k")[:1]),
             price_out=Subquery(offer.values("output_cost_per_1k")[:1]),
+            zone=Subquery(zone.values("privacy_zone__name")[:1]),
             reserved=Exists(
                 LedgerEntry.objects.filter(
                     decision_id=OuterRef("pk"), kind=LedgerKind.RESERVE
@@ -219,7 +222,7 @@ def decision_update_for_usage(
     if connection.vendor != "postgresql":
         RoutingDecision.objects.filter(pk=decision_id).update(**changes)
         return _decision_with_prices(decision_id)
-    from routing.models import Backend, BackendModel
+    from routing.models import Backend, BackendModel, PrivacyZone
 
     qn = connection.ops.quote_name
     meta = RoutingDecision._meta
@@ -241,6 +244,10 @@ def decision_update_for_usage(
         f"UPDATE {table} SET {assignments} WHERE {table}.id = %s RETURNING {columns}, "
         f"(SELECT offer.input_cost_per_1k {offer}), "
         f"(SELECT offer.output_cost_per_1k {offer}), "
+        f"(SELECT zone.name FROM {qn(Backend._meta.db_table)} AS backend "
+        f"JOIN {qn(PrivacyZone._meta.db_table)} AS zone "
+        "ON backend.privacy_zone_id = zone.id "
+        f"WHERE backend.name = {table}.backend_name LIMIT 1), "
         f"EXISTS (SELECT 1 FROM {qn(LedgerEntry._meta.db_table)} AS entry "
         f"WHERE entry.decision_id = {table}.id AND entry.kind = %s)"
     )
@@ -252,7 +259,12 @@ def decision_update_for_usage(
     decision = RoutingDecision(**dict(zip(USAGE_COLUMNS, row, strict=False)))
     decision._state.adding = False
     decision._state.db = connection.alias
-    decision.price_in, decision.price_out, decision.reserved = row[len(USAGE_COLUMNS) :]
+    (
+        decision.price_in,
+        decision.price_out,
+        decision.zone,
+        decision.reserved,
+    ) = row[len(USAGE_COLUMNS) :]
     return decision
 
 
@@ -330,11 +342,7 @@ def usage_record(
                 f"${existing.cost_usd}).",
                 fields={"decision_id": ["Already reported."]},
             ) from None
-        _settle(
-            decision_id=decision_id,
-            cost=cost,
-            reserved=getattr(decision, "reserved", True),
-        )
+        _settle(decision=decision, cost=cost)
         return UsageResult(report, created=True)
 
 
@@ -361,9 +369,10 @@ def _insert_new(report: UsageReport) -> bool:
     return True
 
 
-def _settle(*, decision_id: uuid.UUID, cost: Decimal, reserved: bool = True) -> None:
-    """Release open reservations and book the real cost on every enabled budget
-    (``reserved`` False: the decision reserved nothing, no ledger to read)."""
+def _settle(*, decision: RoutingDecision, cost: Decimal) -> None:
+    """Release the decision's open reservations and book the real cost on every
+    budget that governs it (its client, resolved model, backend and zone)."""
+    decision_id = decision.pk
     entries = (
         list(
             LedgerEntry.objects.filter(
@@ -371,37 +380,49 @@ def _settle(*, decision_id: uuid.UUID, cost: Decimal, reserved: bool = True) -> 
                 kind__in=(LedgerKind.RESERVE, LedgerKind.RELEASE),
             )
         )
-        if reserved
+        if getattr(decision, "reserved", True)  # False: no ledger to read
         else []
     )
     reservations = {e.budget_id: e for e in entries if e.kind == LedgerKind.RESERVE}
     released = {e.budget_id for e in entries if e.kind == LedgerKind.RELEASE}
-    budgets = Budget.objects.select_for_update().filter(
-        Q(monthly_limit_usd__isnull=False) | Q(pk__in=reservations)
-    )
-    for budget in budgets.order_by("pk"):
+    zone = getattr(decision, "zone", None) or ""
+    booked: list[LedgerEntry] = []
+    for budget in Budget.objects.select_for_update().order_by("pk"):
         reserve = reservations.get(budget.pk)
-        if reserve is not None and budget.pk not in released:
-            LedgerEntry.objects.create(
-                budget=budget,
-                kind=LedgerKind.RELEASE,
-                amount_usd=-reserve.amount_usd,
-                decision_id=decision_id,
-                period_start=reserve.period_start,
-                note="settled by usage report",
-            )
-            Budget.objects.filter(pk=budget.pk).update(
-                reserved_usd=F("reserved_usd") - reserve.amount_usd
-            )
-        if budget.monthly_limit_usd is None:
-            continue
-        period = budget.period_start or budget.period_start_today()
-        LedgerEntry.objects.create(
-            budget=budget,
-            kind=LedgerKind.SPEND,
-            amount_usd=cost,
-            decision_id=decision_id,
-            period_start=period,
-            note="usage report",
+        release = reserve is not None and budget.pk not in released
+        spend = budget.governs(
+            client=decision.client,
+            model=decision.model,
+            backend=decision.backend_name,
+            zone=zone,
         )
-        Budget.objects.filter(pk=budget.pk).update(spent_usd=F("spent_usd") + cost)
+        if release:
+            assert reserve is not None
+            booked.append(
+                LedgerEntry(
+                    budget=budget,
+                    kind=LedgerKind.RELEASE,
+                    amount_usd=-reserve.amount_usd,
+                    decision_id=decision_id,
+                    period_start=reserve.period_start,
+                    note="settled by usage report",
+                )
+            )
+        if spend:
+            booked.append(
+                LedgerEntry(
+                    budget=budget,
+                    kind=LedgerKind.SPEND,
+                    amount_usd=cost,
+                    decision_id=decision_id,
+                    period_start=budget.period_start or budget.period_start_today(),
+                    note="usage report",
+                )
+            )
+        if release or spend:
+            Budget.objects.filter(pk=budget.pk).update(
+                reserved_usd=F("reserved_usd")
+                - (reserve.amount_usd if release and reserve else ZERO),
+                spent_usd=F("spent_usd") + (cost if spend else ZERO),
+            )
+    LedgerEntry.objects.bulk_create(booked)

@@ -150,6 +150,8 @@ def route_request(
     """
     started = time.perf_counter()
     client_key = (client, api_key_id)
+    if request.client != client:
+        request = replace(request, client=client)
     known = None if dry_run else _remembered_state()
     if known is not None:
         outcome = _route_on_remembered_state(
@@ -235,18 +237,33 @@ def _record(
         api_key_id=client_key[1],
         config_version=version,
         created_at=timezone.now(),
-        reservation=_reservation(result, state),
+        reservation=_reservation(result, state, client_key[0]),
         guard=guard,
     )
     return RouteOutcome(decision_id, recorded, 0.0)
 
 
-def _reservation(result: RoutingResult, state: RoutingState) -> Reservation | None:
-    """What a decision reserves: a priced route's estimate on every enabled budget."""
-    if result.outcome is not Outcome.ROUTE or not state.budgets:
-        return None
+def _reservation(
+    result: RoutingResult, state: RoutingState, client: str
+) -> Reservation | None:
+    """What a decision reserves: a priced route's estimate on every budget with
+    a limit that governs the chosen backend."""
+    backend = result.backend
     cost = result.estimated_cost_usd
-    return Reservation(amount=money(cost), budgets=state.budgets) if cost else None
+    if result.outcome is not Outcome.ROUTE or backend is None or not cost:
+        return None
+    budgets = [
+        b
+        for b in state.budgets
+        if b.monthly_limit_usd is not None
+        and b.governs(
+            client=client,
+            model=result.model,
+            backend=backend.name,
+            zone=backend.privacy_zone or "",
+        )
+    ]
+    return Reservation(amount=money(cost), budgets=budgets) if budgets else None
 
 
 def _elapsed(started: float) -> float:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from routing.pipeline.budgets import (
     FLOAT_SLACK_USD,
     estimated_costs,
     resets_on,
+    scope_governs_backend,
+    scope_governs_request,
     snapshot_status,
     usd,
 )
@@ -30,19 +34,24 @@ _ACTION_RANK = {
 
 
 class BudgetReconciler:
-    """Estimates costs and enforces budgets (fail-open) and cost caps.
+    """Estimates costs and enforces the budgets that govern each candidate
+    (fail-open), and cost caps.
 
     - ``estimated_cost_usd`` per candidate = input tokens / 1000 x input price +
       output tokens / 1000 x output price of the resolved model's offer.
-    - ``budget_status`` is the worst status over enabled budgets (limit set).
+    - a budget governs a candidate when its scope matches the request's client,
+      the resolved model and the candidate's zone and name; ``budgets`` lists
+      each budget that governs some candidate with its status, and
+      ``budget_status`` is the worst of those (a budget without a limit only
+      tracks spend: always ``normal``).
     - at a soft or hard limit, ``prefer_cheaper``: the ``cost`` scorer counts.
-    - hard limit: ``block_all`` excludes everything, ``block_cloud`` every
-      candidate with a cost above zero, ``warn`` only warns. The strictest action
-      of the budgets at their hard limit applies.
+    - a budget at its hard limit applies its action to the candidates it
+      governs: ``block_all`` excludes them all, ``block_cloud`` those with a cost
+      above zero, ``warn`` only warns. The strictest budgets go first.
     - budgets with a blocking action also exclude, before the limit, any
-      candidate whose estimate would take spent + reserved past the limit.
+      candidate they govern whose estimate would take spent + reserved past it.
     - independently, candidates above the cost cap (``max_cost_usd``) go.
-    Reasons name the date the budget resets.
+    Reasons name the budget and the date it resets.
     """
 
     name = "budget"
@@ -58,8 +67,15 @@ class BudgetReconciler:
             "estimated_cost_usd", {**earlier, **costs} if earlier else costs
         )
 
-        budgets = [b for b in intent.context.budgets if b.monthly_limit_usd is not None]
-        statuses = [snapshot_status(b) for b in budgets]
+        governing = governing_budgets(intent, costs)
+        statuses = [snapshot_status(budget) for budget, _ in governing]
+        intent.annotate(
+            "budgets",
+            [
+                {"name": budget.name, "status": status.value}
+                for (budget, _), status in zip(governing, statuses, strict=True)
+            ],
+        )
         status = max(
             statuses, key=_STATUS_RANK.__getitem__, default=BudgetStatus.NORMAL
         )
@@ -68,22 +84,24 @@ class BudgetReconciler:
         if status is not BudgetStatus.NORMAL:
             intent.use_scorer("cost")
 
-        at_hard = [
-            b
-            for b, s in zip(budgets, statuses, strict=True)
-            if s is BudgetStatus.HARD_LIMIT
-        ]
+        at_hard = sorted(
+            (
+                (budget, governed)
+                for (budget, governed), s in zip(governing, statuses, strict=True)
+                if s is BudgetStatus.HARD_LIMIT
+            ),
+            key=lambda pair: -_ACTION_RANK[pair[0].hard_limit_action],
+        )
         if at_hard:
-            budget = max(at_hard, key=lambda b: _ACTION_RANK[b.hard_limit_action])
+            first = at_hard[0][0]
+            intent.annotate(
+                "budget_resets_on",
+                first.period_end.isoformat() if first.period_end is not None else None,
+            )
+        for budget, governed in at_hard:
             spent = budget.spent_usd + budget.reserved_usd
             figures = f"{usd(spent)} of {usd(limit_of(budget))}"
             resets = resets_on(budget)
-            intent.annotate(
-                "budget_resets_on",
-                budget.period_end.isoformat()
-                if budget.period_end is not None
-                else None,
-            )
             state = (
                 f"budget '{budget.name}' is at its hard limit ({figures}) and {resets}"
             )
@@ -95,7 +113,7 @@ class BudgetReconciler:
                 )
             elif action == HardLimitAction.BLOCK_ALL:
                 intent.exclude_all(
-                    costs,
+                    governed,
                     f"all routing is blocked: {state}",
                     f"Raise the limit of budget '{budget.name}' or wait until it "
                     f"{resets}.",
@@ -105,15 +123,18 @@ class BudgetReconciler:
                     f"Use a zero-cost (local) backend for '{model}', raise the limit "
                     f"of budget '{budget.name}', or wait until it {resets}."
                 )
-                for name, cost in costs.items():
-                    if cost > 0.0:
+                for name in governed:
+                    if (cost := costs[name]) > 0.0:
                         intent.exclude(name, f"costs {usd(cost)} but {state}", fix)
 
         # The highest estimate: a limit it does not pass excludes nothing. (A NaN
         # first makes it NaN, and then ``top <= limit`` is false: no shortcut.)
         top = max(costs.values(), default=0.0)
-        for budget in budgets:  # projected overspend
-            if budget.hard_limit_action == HardLimitAction.WARN:
+        for budget, governed in governing:  # projected overspend
+            if (
+                budget.monthly_limit_usd is None
+                or budget.hard_limit_action == HardLimitAction.WARN
+            ):
                 continue
             used = budget.spent_usd + budget.reserved_usd
             room = limit_of(budget) - used + FLOAT_SLACK_USD
@@ -124,7 +145,8 @@ class BudgetReconciler:
                 f"Use a cheaper backend for '{model}', raise the limit of budget "
                 f"'{budget.name}', or wait until it {resets}."
             )
-            for name, cost in costs.items():
+            for name in governed:
+                cost = costs[name]
                 if cost > 0.0 and cost > room:
                     intent.exclude(
                         name,
@@ -149,6 +171,31 @@ class BudgetReconciler:
                         f"({sources})",
                         fix,
                     )
+
+
+def governing_budgets(
+    intent: RoutingIntent, costs: Mapping[str, float]
+) -> list[tuple[BudgetSnapshot, Iterable[str]]]:
+    """Each budget that governs some candidate, with the candidates it governs
+    (``costs``' keys: the candidates as the stage began), in context order."""
+    client, model = intent.request.client, intent.model
+    candidates = intent.candidates
+    governing: list[tuple[BudgetSnapshot, Iterable[str]]] = []
+    for budget in intent.context.budgets:
+        scope = budget.scope
+        if not scope_governs_request(scope, client, model):
+            continue
+        if not scope.per_backend:
+            governing.append((budget, costs.keys()))
+            continue
+        governed = [
+            name
+            for name in costs
+            if scope_governs_backend(scope, name, candidates[name].privacy_zone or "")
+        ]
+        if governed:
+            governing.append((budget, governed))
+    return governing
 
 
 def limit_of(budget: BudgetSnapshot) -> float:
