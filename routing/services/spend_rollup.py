@@ -89,9 +89,11 @@ def _upsert_sql(source: str, usage: str, where: str) -> str:
 def _batch_postgresql(batch_size: int) -> int:
     sql = (
         "WITH claimed AS ("
-        f"UPDATE {USAGE} AS u SET rolled_up = true WHERE u.id IN ("
+        # ARRAY(...): the claim runs once, and the update finds its rows by
+        # primary key (an IN could become a scan of the whole table).
+        f"UPDATE {USAGE} AS u SET rolled_up = true WHERE u.id = ANY(ARRAY("
         f"SELECT id FROM {USAGE} WHERE NOT rolled_up ORDER BY id LIMIT %s "
-        "FOR UPDATE SKIP LOCKED) AND NOT u.rolled_up "
+        "FOR UPDATE SKIP LOCKED)) AND NOT u.rolled_up "
         "RETURNING u.decision_id, u.created_at, u.cost_usd, u.input_tokens, "
         "u.output_tokens), "
         f"added AS ({_upsert_sql('claimed c', 'c', 'true')} RETURNING 1) "
