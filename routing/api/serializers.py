@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from routing.api.fields import (
@@ -291,6 +291,39 @@ class BudgetSerializer(AuditedModelSerializer):
             "status",
         ]
         read_only_fields = ["period_start", "period_end", "spent_usd", "reserved_usd"]
+
+
+SPEND_FIGURES = {
+    "cost_usd": serializers.DecimalField(
+        max_digits=20, decimal_places=6, help_text="real cost booked, USD"
+    ),
+    "requests": serializers.IntegerField(help_text="usage reports counted"),
+    "input_tokens": serializers.IntegerField(),
+    "output_tokens": serializers.IntegerField(),
+    "estimated_cost_usd": serializers.DecimalField(
+        max_digits=20,
+        decimal_places=6,
+        help_text="the routing estimates of the same requests, USD",
+    ),
+}
+SPEND_KEYS = {
+    "client": serializers.CharField(required=False),
+    "model": serializers.CharField(required=False),
+    "backend": serializers.CharField(required=False),
+    "zone": serializers.CharField(required=False),
+    "day": serializers.DateField(required=False),
+}
+
+
+class SpendSerializer(serializers.Serializer):
+    """The answer of ``GET /api/v1/spend/`` (described for the schema; the
+    view builds it)."""
+
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    rows = inline_serializer("SpendRow", {**SPEND_KEYS, **SPEND_FIGURES}, many=True)
+    total = inline_serializer("SpendTotal", SPEND_FIGURES)
 
 
 #: Where ``DecisionListSerializer`` leaves each decision's usage report (None:
