@@ -81,6 +81,7 @@ def test_every_periodic_task_is_registered_and_expires(settings) -> None:  # typ
         "budget-reconcile-all",
         "backend-probe-all",
         "decision-prune-expired",
+        "spend-rollup",
     }
     for entry in schedule.values():
         assert entry["task"] in app.tasks
