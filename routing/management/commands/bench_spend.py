@@ -65,7 +65,7 @@ def _decision_columns(n_days: int) -> dict[str, str]:
         "backend_name": f"'bench-backend-' || (((g % {MODELS}) + (g / 7 % 2) * 3)"
         f" % {BACKENDS})",
         "estimated_cost_usd": "round((g % 97) / 10000.0, 6)",
-        "client": f"'bench-client-' || (g * 7919 % {CLIENTS})",
+        "client": f"'bench-client-' || (g / {MODELS} % {CLIENTS})",
     }
     columns = {}
     for field in RoutingDecision._meta.concrete_fields:
