@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='usagereport',
             name='rolled_up',
-            field=models.BooleanField(db_default=False, editable=False),
+            field=models.BooleanField(db_default=False, default=False, editable=False),
         ),
         migrations.AddIndex(
             model_name='usagereport',

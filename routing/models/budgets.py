@@ -338,8 +338,9 @@ class UsageReport(models.Model):
     outcome = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Added to ``SpendDaily`` (by ``spend_rollup``, in the same transaction).
-    # A database default, so writers that insert without naming it stay valid.
-    rolled_up = models.BooleanField(db_default=False, editable=False)
+    # False on new instances (writers that insert every field's value) and a
+    # database default (writers that insert without naming it).
+    rolled_up = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
