@@ -70,6 +70,8 @@ def _whole_days(since: datetime, until: datetime) -> tuple[date, date] | None:
     """The UTC days [first, last) that lie wholly inside [since, until), if any."""
     first = since.date()
     if since.time() != time.min:
+        if first == date.max:
+            return None
         first += timedelta(days=1)
     last = until.date()
     return (first, last) if first < last else None
@@ -82,7 +84,8 @@ def _midnight(day: date) -> datetime:
 def spend_sql(
     *, since: datetime, until: datetime, keys: Sequence[str], use_rollup: bool = True
 ) -> tuple[str, list[Any]]:
-    """The statement summing usage in [since, until) (UTC) per ``keys``."""
+    """The statement summing usage in [since, until) (UTC, since < until) per
+    ``keys``."""
     ops = connection.ops
     dims = dimension_sql("u")
     raw_columns = ", ".join(f"{dims[k]} AS {k}" for k in keys)
@@ -187,10 +190,14 @@ def spend_report(
     groups = tuple(group_by)
     constrained, governs = _governs(budget)
     keys = groups + tuple(name for name in constrained if name not in groups)
-    sql, params = spend_sql(since=since, until=until, keys=keys, use_rollup=use_rollup)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
+    fetched: list[tuple[Any, ...]] = []
+    if since < until:
+        sql, params = spend_sql(
+            since=since, until=until, keys=keys, use_rollup=use_rollup
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
     by_key: dict[tuple[Any, ...], SpendRow] = {}
     total = SpendRow()
     n = len(keys)

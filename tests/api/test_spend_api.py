@@ -189,6 +189,23 @@ def test_a_bad_query_is_a_400_naming_the_field(
     assert list(error["fields"]) == [field]
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("9999-12-31T10:00:00Z", "9999-12-31T11:00:00Z"),
+        ("0001-01-01", "0001-01-02T05:00:00"),
+        ("2026-11-10T05:00:00Z", "2026-11-10T05:00:00Z"),
+    ],
+)
+def test_a_window_at_the_ends_of_time_or_empty_has_no_rows(
+    api_client: APIClient, usage: None, since: str, until: str
+) -> None:
+    response = spend(api_client, since=since, until=until, group_by="day,zone")
+    assert response.status_code == 200
+    assert response.json()["rows"] == []
+    assert response.json()["total"]["requests"] == 0
+
+
 def test_an_unknown_budget_is_a_404_naming_the_field(api_client: APIClient) -> None:
     response = spend(api_client, budget="nope")
     assert response.status_code == 404
