@@ -76,3 +76,14 @@ def test_bad_thresholds_are_an_error_on_their_field(
     html = response.content.decode()
     row = html[html.index("field-alert_thresholds") :]
     assert "between 1 and 1000" in row[: row.index("field-alert_webhook_url")]
+
+
+def test_the_change_page_shows_scope_alerts_and_this_periods_figures(
+    admin_client_as_operator: Any,
+) -> None:
+    budget = Budget.objects.get(name="global")
+    url = reverse("admin:routing_budget_change", args=[budget.pk])
+    html = admin_client_as_operator.get(url).content.decode()
+    for field in ("scope", "alert_thresholds", "alert_webhook_url"):
+        assert f'name="{field}"' in html
+    assert "What it governs" in html and "spent_usd" in html
