@@ -355,7 +355,7 @@ def _link_changes(changes: list[ConfigChange]) -> None:
             if object_type == "backend":
                 change.url = reverse("explorer:backends") + f"#backend-{key}"
             elif object_type == "budget":
-                change.url = reverse("explorer:budget")
+                change.url = reverse("explorer:spend") + f"#budget-{key}"
             else:
                 change.url = _admin_change_url(model._meta.model_name or "", pks[key])
 

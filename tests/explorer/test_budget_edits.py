@@ -215,3 +215,10 @@ def test_an_unknown_budget_is_a_404(staff_client):
         staff_client.get(reverse("explorer:budget-edit", args=["nope"])).status_code
         == 404
     )
+
+
+def test_the_configuration_history_links_a_budget_change_to_its_card(staff_client):
+    edit = reverse("explorer:budget-edit", args=["global"])
+    staff_client.post(edit, form(name="global", zones=[], monthly_limit_usd="123"))
+    html = staff_client.get(reverse("explorer:config")).content.decode()
+    assert f'href="{SPEND}#budget-global"' in html
