@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from importlib import import_module
 from typing import Any
 
 import pytest
 from django.apps import apps
+from django.utils import timezone
 
 from routing.models import Budget, LedgerEntry, UsageReport
 from routing.pipeline import RoutingRequest
@@ -131,3 +133,23 @@ def test_the_backfill_migration_books_the_period_on_budgets_that_had_no_limit(
     migration.backfill(apps, None)  # again: nothing twice
     assert Budget.objects.get(name="global").spent_usd == Decimal("10")
     assert ledger("global", "spend") == [Decimal("10")]
+
+
+def test_spend_counted_by_a_recount_keeps_the_time_of_its_usage(fleet: Any) -> None:
+    outcome = route("gpt-4o", "a")
+    usage_record(
+        decision_id=outcome.decision_id,
+        input_tokens=1,
+        output_tokens=1,
+        cost_usd=Decimal("1"),
+        reporter=None,
+    )
+    period_start = Budget.objects.get(name="global").period_start
+    recorded = max(
+        timezone.now() - timedelta(hours=30),
+        datetime.combine(period_start, time.min, tzinfo=UTC),
+    )
+    UsageReport.objects.update(created_at=recorded)
+    add_budget("later", "10", {})
+    entry = LedgerEntry.objects.get(budget__name="later", kind="spend")
+    assert entry.created_at == recorded  # the burn rate sees when it was spent
