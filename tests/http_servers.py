@@ -106,6 +106,7 @@ class _WebhookHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         receiver = self.server.receiver
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        receiver.arrived.set()
         if receiver.delay_s:
             time.sleep(receiver.delay_s)
         status = receiver.next_status()
@@ -152,6 +153,8 @@ class WebhookReceiver:
         self.script = list(script or [])
         self.status = status
         self.delay_s = 0.0
+        #: Set when a POST has arrived (before ``delay_s`` holds its answer back).
+        self.arrived = threading.Event()
         self.posts: list[ReceivedPost] = []
         self._lock = threading.Lock()
         self._server: _WebhookServer | None = None

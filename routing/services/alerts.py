@@ -223,7 +223,9 @@ def budget_alert_deliver(*, alert_id: int) -> AlertDelivery:
     the commit; the ``Idempotency-Key`` header lets a receiver drop it.
     """
     alert = (
-        BudgetAlert.objects.select_for_update(skip_locked=True)
+        # Only the alert's row: a lock on the budget row would hold up routing's
+        # reservations for the length of the POST.
+        BudgetAlert.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("budget")
         .filter(pk=alert_id)
         .first()

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 
 from routing import tasks
-from routing.models import AlertStatus, BudgetAlert
+from routing.models import AlertStatus, Budget, BudgetAlert
 from routing.services.alerts import (
     AlertDelivery,
     alert_retry_delay_s,
@@ -218,3 +218,30 @@ def test_two_workers_delivering_the_same_alert_post_it_once(
     assert len(receiver.posts) == 1
     alert.refresh_from_db()
     assert (alert.status, alert.attempts) == (AlertStatus.SENT, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_in_progress_does_not_lock_the_budget(
+    postgres: None, receiver: WebhookReceiver
+) -> None:
+    alert = pending_alert(receiver.url)
+    receiver.delay_s = 1.0
+    worker = threading.Thread(
+        target=lambda: (
+            budget_alert_deliver(alert_id=alert.pk),
+            connections.close_all(),
+        )
+    )
+    worker.start()
+    try:
+        assert receiver.arrived.wait(timeout=10)
+        # What a reservation does to the budget row while the POST is answered.
+        with transaction.atomic():
+            locked = Budget.objects.select_for_update(nowait=True).filter(
+                pk=alert.budget_id
+            )
+            assert len(locked) == 1
+    finally:
+        worker.join(timeout=20)
+    alert.refresh_from_db()
+    assert alert.status == AlertStatus.SENT
