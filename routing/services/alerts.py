@@ -68,8 +68,10 @@ def budget_alerts_check(
     when the budget has a webhook (delivered after the commit), ``logged``
     otherwise. Each row is inserted in a savepoint and a unique violation skips
     it, which is ``INSERT ... ON CONFLICT DO NOTHING``: of two racing checkers
-    the second waits for the first's commit and then creates nothing. Returns
-    the alerts this call created.
+    the second waits for the first's commit and then creates nothing. Rows are
+    inserted in budget id order (each insert key-share locks its budget row),
+    the order the ledger locks budgets in, so a check inside a settlement
+    cannot deadlock with the periodic one. Returns the alerts this call created.
     """
     budgets = Budget.objects.filter(monthly_limit_usd__isnull=False).order_by("pk")
     if budget_ids is not None:
