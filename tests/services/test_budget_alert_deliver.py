@@ -187,7 +187,7 @@ def test_the_retry_delay_doubles_up_to_five_minutes(settings: Any) -> None:
     assert alert_retry_delay_s(20) == 300
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_workers_delivering_the_same_alert_post_it_once(
     postgres: None, receiver: WebhookReceiver
 ) -> None:
@@ -220,7 +220,7 @@ def test_two_workers_delivering_the_same_alert_post_it_once(
     assert (alert.status, alert.attempts) == (AlertStatus.SENT, 1)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_delivery_in_progress_does_not_lock_the_budget(
     postgres: None, receiver: WebhookReceiver
 ) -> None:

@@ -119,7 +119,7 @@ def test_with_a_webhook_the_alert_is_pending_and_enqueued_after_commit() -> None
     assert sorted(c.args for c in callbacks) == sorted((a.pk,) for a in alerts)  # type: ignore[attr-defined]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_racing_checkers_create_one_alert(postgres: None) -> None:
     budget = alerting_budget(thresholds=[80], spent="90")
     results: list[list[BudgetAlert]] = []
