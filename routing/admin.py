@@ -20,6 +20,7 @@ from routing.models import (
     Backend,
     BackendModel,
     Budget,
+    BudgetAlert,
     FallbackChain,
     LedgerEntry,
     PrivacyZone,
@@ -384,6 +385,24 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "note",
     )
     list_filter = ("kind", "budget")
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "budget",
+        "threshold_percent",
+        "period_start",
+        "status",
+        "http_status",
+        "attempts",
+        money_column("spent_usd", "spent"),
+        money_column("limit_usd", "limit"),
+        "delivered_at",
+    )
+    list_filter = ("status", "budget")
+    list_select_related = ("budget",)
 
 
 @admin.register(UsageReport)

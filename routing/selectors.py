@@ -17,6 +17,7 @@ from routing.models import (
     Backend,
     BackendModel,
     Budget,
+    BudgetAlert,
     ConfigVersion,
     DecisionExclusion,
     FallbackChain,
@@ -57,6 +58,11 @@ def policy_list() -> QuerySet[TrafficPolicy]:
 
 def budget_list() -> QuerySet[Budget]:
     return Budget.objects.all()
+
+
+def budget_alert_list(*, budget: Budget) -> QuerySet[BudgetAlert]:
+    """The budget's alerts (sent, failed, pending or only logged), newest first."""
+    return BudgetAlert.objects.filter(budget=budget).order_by("-created_at", "-id")
 
 
 #: The burn rate is the spend of the last this many days of the period.

@@ -7,10 +7,13 @@ from typing import Any
 
 from django.db.models import Model
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from routing import selectors
 from routing.api import serializers
@@ -107,6 +110,26 @@ class BudgetViewSet(ConfigViewSet):
     queryset = selectors.budget_list()
     serializer_class = serializers.BudgetSerializer
     lookup_field = "name"
+
+    @extend_schema(
+        summary="A budget's alerts",
+        description=(
+            "Every threshold the budget crossed, one per (period, threshold), "
+            "with its webhook delivery; newest first."
+        ),
+        responses=serializers.BudgetAlertSerializer(many=True),
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        serializer_class=serializers.BudgetAlertSerializer,
+        filter_backends=[],
+    )
+    def alerts(self, request: Request, name: str | None = None) -> Response:
+        """``GET /api/v1/budgets/{name}/alerts/``."""
+        budget = self.get_object()
+        alerts = selectors.budget_alert_list(budget=budget)
+        return Response(self.get_serializer(alerts, many=True).data)
 
 
 class DecisionCursor(CursorPagination):
