@@ -159,6 +159,7 @@ _BUDGET_COLUMNS = (
     "spent_usd",
     "reserved_usd",
     "scope",
+    "alert_thresholds",
 )
 
 
@@ -169,11 +170,14 @@ def _budget_from_row(values: tuple[Any, ...]) -> Budget:
             fields[name] = Decimal(str(fields[name]))
     for name in ("period_start", "period_end"):
         fields[name] = Budget._meta.get_field(name).to_python(fields[name])
-    fields["scope"] = _SCOPE_FIELD.from_db_value(fields["scope"], None, connection)
+    for name in ("scope", "alert_thresholds"):
+        fields[name] = _JSON_FIELDS[name].from_db_value(fields[name], None, connection)
     return Budget(**fields)
 
 
-_SCOPE_FIELD = Budget._meta.get_field("scope")
+_JSON_FIELDS = {
+    name: Budget._meta.get_field(name) for name in ("scope", "alert_thresholds")
+}
 
 
 def routing_state() -> RoutingState:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -54,6 +55,17 @@ def budget_thresholds_reached(budget: Budget) -> list[int]:
         return []
     thresholds = budget.alert_thresholds or []
     return sorted({t for t in thresholds if used * 100 >= limit * t})
+
+
+def budget_crosses_threshold(budget: Budget, change: Decimal) -> bool:
+    """Whether ``change`` takes the budget's spent + reserved, as read, past one
+    of its alert thresholds (a cheap test before ``budget_alerts_check``)."""
+    limit = budget.monthly_limit_usd
+    if limit is None or change <= 0 or not budget.alert_thresholds:
+        return False
+    before = budget.spent_usd + budget.reserved_usd
+    after = before + change
+    return any(before * 100 < limit * t <= after * 100 for t in budget.alert_thresholds)
 
 
 @transaction.atomic

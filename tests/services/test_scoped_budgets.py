@@ -11,7 +11,7 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
-from routing.models import Budget, LedgerEntry, UsageReport
+from routing.models import Budget, BudgetAlert, LedgerEntry, UsageReport
 from routing.pipeline import RoutingRequest
 from routing.services.config import config_save
 from routing.services.ledger import usage_record
@@ -153,3 +153,29 @@ def test_spend_counted_by_a_recount_keeps_the_time_of_its_usage(fleet: Any) -> N
     add_budget("later", "10", {})
     entry = LedgerEntry.objects.get(budget__name="later", kind="spend")
     assert entry.created_at == recorded  # the burn rate sees when it was spent
+
+
+def test_a_reservation_or_a_settlement_that_crosses_a_threshold_logs_its_alert_at_once(
+    fleet: Any,
+) -> None:
+    set_budget("0.02", alert_thresholds=[50, 90])
+    request = RoutingRequest(
+        model="gpt-4o",
+        body={
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "x" * 4000}],
+            "max_tokens": 1000,
+        },
+    )
+    outcome = route_request(request=request, request_id="r", client="a")
+    assert outcome.result.estimated_cost_usd == pytest.approx(0.0125)  # 62.5 %
+    alerts = BudgetAlert.objects.filter(budget__name="global")
+    assert list(alerts.values_list("threshold_percent", "status")) == [(50, "logged")]
+    usage_record(
+        decision_id=outcome.decision_id,
+        input_tokens=1000,
+        output_tokens=1000,
+        cost_usd=Decimal("0.019"),  # 95 %
+        reporter=None,
+    )
+    assert sorted(alerts.values_list("threshold_percent", flat=True)) == [50, 90]
