@@ -285,6 +285,19 @@ NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS = env_int(
 NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY = env_int(
     "NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY", 3, minimum=1
 )
+# Budget alerts (routing/services/alerts.py): how often thresholds are checked,
+# the webhook's HTTP timeout, attempts per alert, and the delay before the first
+# retry (doubling after each failed attempt, at most 5 minutes).
+NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS = env_int(
+    "NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS", 30, minimum=1
+)
+NEXUS_BUDGET_ALERT_TIMEOUT_S = env_float("NEXUS_BUDGET_ALERT_TIMEOUT_S", 5.0, minimum=0)
+NEXUS_BUDGET_ALERT_MAX_ATTEMPTS = env_int(
+    "NEXUS_BUDGET_ALERT_MAX_ATTEMPTS", 5, minimum=1
+)
+NEXUS_BUDGET_ALERT_RETRY_BACKOFF_S = env_float(
+    "NEXUS_BUDGET_ALERT_RETRY_BACKOFF_S", 2.0, minimum=0
+)
 
 # Threads per web process that run sync views (REST API, explorer, admin).
 NEXUS_WEB_THREADS = env_int("NEXUS_WEB_THREADS", 2, minimum=1)
@@ -394,6 +407,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "routing.spend_rollup",
         "schedule": timedelta(seconds=NEXUS_SPEND_ROLLUP_INTERVAL_SECONDS),
         "options": {"expires": NEXUS_SPEND_ROLLUP_INTERVAL_SECONDS},
+    },
+    # Budget thresholds crossed this period: create each alert once, send its webhook.
+    "budget-alerts-check": {
+        "task": "routing.budget_alerts_check",
+        "schedule": timedelta(seconds=NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS),
+        "options": {"expires": NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS},
     },
     # Delete decisions past NEXUS_DECISION_RETENTION_DAYS, daily at 03:17 UTC.
     "decision-prune-expired": {

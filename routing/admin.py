@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Field, Model, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.forms import Field as FormField
@@ -19,6 +20,7 @@ from routing.models import (
     Backend,
     BackendModel,
     Budget,
+    BudgetAlert,
     FallbackChain,
     LedgerEntry,
     PrivacyZone,
@@ -239,8 +241,57 @@ class TrafficPolicyAdmin(AuditedAdmin):
     )
 
 
+class BudgetAdminForm(ModelForm):
+    """``Budget.clean`` keys scope errors ``scope.<field>``; the admin has one
+    ``scope`` field, so they are shown there, prefixed with the scope field."""
+
+    class Meta:
+        model = Budget
+        fields = Budget.AUDITED_FIELDS
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        if hasattr(errors, "error_dict"):
+            remapped: dict[str, list[str]] = {}
+            for key, messages in errors.message_dict.items():
+                target, _, part = key.partition(".")
+                if part and target == "scope":
+                    messages = [f"{part}: {message}" for message in messages]
+                remapped.setdefault(target, []).extend(messages)
+            errors = ValidationError(remapped)
+        super()._update_errors(errors)  # type: ignore[misc]
+
+
 @admin.register(Budget)
 class BudgetAdmin(AuditedAdmin):
+    form = BudgetAdminForm
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "monthly_limit_usd",
+                    "soft_limit_percent",
+                    "hard_limit_action",
+                    "reset_day",
+                )
+            },
+        ),
+        ("What it governs", {"fields": ("scope",)}),
+        ("Alerts", {"fields": ("alert_thresholds", "alert_webhook_url")}),
+        (
+            "This period",
+            {
+                "fields": (
+                    "period_start",
+                    "period_end",
+                    "spent_usd",
+                    "reserved_usd",
+                    "status",
+                )
+            },
+        ),
+    )
     list_display = (
         "name",
         money_column("monthly_limit_usd", "monthly limit"),
@@ -334,6 +385,24 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "note",
     )
     list_filter = ("kind", "budget")
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "budget",
+        "threshold_percent",
+        "period_start",
+        "status",
+        "http_status",
+        "attempts",
+        money_column("spent_usd", "spent"),
+        money_column("limit_usd", "limit"),
+        "delivered_at",
+    )
+    list_filter = ("status", "budget")
+    list_select_related = ("budget",)
 
 
 @admin.register(UsageReport)

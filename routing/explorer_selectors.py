@@ -12,11 +12,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Model, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Model, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -27,21 +27,28 @@ from routing.models import (
     AuditEntry,
     Backend,
     Budget,
+    BudgetAlert,
     DecisionExclusion,
     FallbackChain,
-    LedgerEntry,
-    LedgerKind,
     PrivacyZone,
     RoutingDecision,
     TrafficPolicy,
 )
 from routing.pipeline.reconcilers import DEFAULT_ORDER
-from routing.selectors import backend_list, decision_list, decisions_matching_model
+from routing.selectors import (
+    BudgetForecast,
+    backend_list,
+    budget_forecasts,
+    decision_list,
+    decisions_matching_model,
+)
 from routing.services.config import config_version_current
+from routing.spend import SpendRow, spend_report
 
 PAGE_SIZE = 50
 FEED_LIMIT = 100
 AUDIT_PAGE_SIZE = 25  # configuration versions per page
+ZERO = Decimal(0)
 
 #: Columns a decision row in a table needs (the JSON columns stay in the database).
 ROW_COLUMNS = (
@@ -348,7 +355,7 @@ def _link_changes(changes: list[ConfigChange]) -> None:
             if object_type == "backend":
                 change.url = reverse("explorer:backends") + f"#backend-{key}"
             elif object_type == "budget":
-                change.url = reverse("explorer:budget")
+                change.url = reverse("explorer:spend") + f"#budget-{key}"
             else:
                 change.url = _admin_change_url(model._meta.model_name or "", pks[key])
 
@@ -415,72 +422,153 @@ def backend_get(*, name: str) -> Backend | None:
     return backend_list().filter(name=name).first()
 
 
-# -- budget ------------------------------------------------------------------------
+# -- spend and budgets -----------------------------------------------------------
+
+#: Dimensions the spend chart stacks by, and the tables of top spenders.
+SPEND_DIMENSIONS = ("model", "client", "backend")
+#: How many named series a chart stacks (the rest is summed as ``other``).
+STACK_TOP = 10
+#: Rows of each top-spenders table.
+TOP_ROWS = 10
+#: Alerts shown per budget.
+RECENT_ALERTS = 5
+OTHER = "other"
 
 
-@dataclass
-class BudgetOverview:
-    """One budget's numbers for the spend chart."""
+@dataclass(frozen=True)
+class DayAccuracy:
+    """One day's estimates against the real cost of the same usages."""
+
+    day: date
+    estimated: Decimal
+    real: Decimal
+    requests: int
+
+    @property
+    def error_percent(self) -> Decimal | None:
+        """(estimated - real) / real, in percent; None when nothing was spent."""
+        return _error_percent(self.estimated, self.real)
+
+
+def _error_percent(estimated: Decimal, real: Decimal) -> Decimal | None:
+    if not real:
+        return None
+    return ((estimated - real) / real * 100).quantize(Decimal("0.1"))
+
+
+@dataclass(frozen=True)
+class SpendOverview:
+    """What the Spend page shows for a window: the per-day stack, the top
+    spenders of each dimension, and estimates against real cost per day."""
+
+    since: datetime
+    until: datetime
+    axis: list[date]
+    stack: str
+    series: dict[str, list[Decimal]]
+    tops: dict[str, list[SpendRow]]
+    accuracy: list[DayAccuracy]
+    total: SpendRow
+
+    @property
+    def error_percent(self) -> Decimal | None:
+        return _error_percent(self.total.estimated_cost_usd, self.total.cost_usd)
+
+
+def spend_overview(*, first: date, last: date, stack: str) -> SpendOverview:
+    """Usage recorded from ``first`` to ``last`` (whole UTC days, both included).
+
+    One ``spend_report`` grouped by day, client, model and backend; every table
+    and chart of the page is a sum over its rows.
+    """
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+    report = spend_report(since=since, until=until, group_by=("day", *SPEND_DIMENSIONS))
+    axis = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    index = {day: i for i, day in enumerate(axis)}
+    by_dimension: dict[str, dict[str, SpendRow]] = {d: {} for d in SPEND_DIMENSIONS}
+    per_day = [SpendRow(keys={"day": day}) for day in axis]
+    for row in report.rows:
+        position = index.get(row.keys["day"])
+        if position is not None:
+            per_day[position].add(row)
+        for dimension in SPEND_DIMENSIONS:
+            name = row.keys[dimension] or ""
+            group = by_dimension[dimension].get(name)
+            if group is None:
+                group = by_dimension[dimension][name] = SpendRow(keys={dimension: name})
+            group.add(row)
+    tops = {
+        dimension: sorted(
+            groups.values(), key=lambda r: (-r.cost_usd, -r.requests, str(r.keys))
+        )
+        for dimension, groups in by_dimension.items()
+    }
+    named = [row.keys[stack] for row in tops[stack][:STACK_TOP] if row.cost_usd > 0]
+    series: dict[str, list[Decimal]] = {name: [ZERO] * len(axis) for name in named}
+    for row in report.rows:
+        position = index.get(row.keys["day"])
+        if position is None or not row.cost_usd:
+            continue
+        name = row.keys[stack] if row.keys[stack] in series else OTHER
+        series.setdefault(name, [ZERO] * len(axis))[position] += row.cost_usd
+    return SpendOverview(
+        since=since,
+        until=until,
+        axis=axis,
+        stack=stack,
+        series=series,
+        tops={dimension: rows[:TOP_ROWS] for dimension, rows in tops.items()},
+        accuracy=[
+            DayAccuracy(day, row.estimated_cost_usd, row.cost_usd, row.requests)
+            for day, row in zip(axis, per_day, strict=True)
+        ],
+        total=report.total,
+    )
+
+
+@dataclass(frozen=True)
+class BudgetCard:
+    """One budget as the Spend page shows it: numbers, forecast, recent alerts."""
 
     budget: Budget
-    period_start: date
-    period_end: date
-    spent: Decimal
-    reserved: Decimal
-    limit: Decimal | None
-    soft_mark: Decimal | None
-    daily_spend: list[tuple[date, Decimal]] = field(default_factory=list)
-    projected: Decimal = Decimal(0)
-    reset_date: date | None = None
+    forecast: BudgetForecast
+    alerts: list[BudgetAlert]
+
+    @property
+    def limit(self) -> Decimal | None:
+        return self.budget.monthly_limit_usd
+
+    @property
+    def soft_mark(self) -> Decimal | None:
+        limit = self.budget.monthly_limit_usd
+        return None if limit is None else limit * self.budget.soft_limit_percent / 100
 
     @property
     def status(self) -> str:
         return str(self.budget.status)
 
 
-def budget_overviews(*, today: date | None = None) -> list[BudgetOverview]:
-    """Every budget with its period's spend per day and a linear projection."""
-    today = today or timezone.now().date()
-    result = []
-    for budget in Budget.objects.order_by("name"):
-        start = budget.period_start or budget.period_start_today()
-        end = budget.period_end or (start + timedelta(days=30))
-        per_day: dict[date, Decimal] = defaultdict(Decimal)
-        rows = (
-            LedgerEntry.objects.filter(
-                budget=budget, kind=LedgerKind.SPEND, period_start=start
-            )
-            .annotate(day=TruncDate("created_at"))
-            .values("day")
-            .annotate(total=Sum("amount_usd"))
-            .order_by("day")
+def budget_cards(
+    *, name: str | None = None, today: date | None = None
+) -> list[BudgetCard]:
+    """Every budget (or the one named) with its forecast and latest alerts."""
+    budgets = list(Budget.objects.order_by("name"))
+    if name is not None:
+        budgets = [b for b in budgets if b.name == name]
+    forecasts = budget_forecasts(budgets, today=today)
+    alerts: dict[int, list[BudgetAlert]] = defaultdict(list)
+    for budget in budgets:
+        alerts[budget.pk] = list(
+            BudgetAlert.objects.filter(budget=budget).order_by("-created_at", "-id")[
+                :RECENT_ALERTS
+            ]
         )
-        for row in rows:
-            per_day[row["day"]] += row["total"] or Decimal(0)
-        days_elapsed = max((min(today, end) - start).days + 1, 1)
-        days_total = max((end - start).days, 1)
-        spent = budget.spent_usd
-        projected = spent / days_elapsed * days_total
-        limit = budget.monthly_limit_usd
-        result.append(
-            BudgetOverview(
-                budget=budget,
-                period_start=start,
-                period_end=end,
-                spent=spent,
-                reserved=budget.reserved_usd,
-                limit=limit,
-                soft_mark=(
-                    limit * budget.soft_limit_percent / 100
-                    if limit is not None
-                    else None
-                ),
-                daily_spend=sorted(per_day.items()),
-                projected=projected,
-                reset_date=end,
-            )
-        )
-    return result
+    return [BudgetCard(b, forecasts[b.pk], alerts[b.pk]) for b in budgets]
+
+
+def budget_get(*, name: str) -> Budget | None:
+    return Budget.objects.filter(name=name).first()
 
 
 def decisions_per_day(

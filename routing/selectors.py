@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -11,7 +10,6 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from routing.models import (
@@ -19,6 +17,7 @@ from routing.models import (
     Backend,
     BackendModel,
     Budget,
+    BudgetAlert,
     ConfigVersion,
     DecisionExclusion,
     FallbackChain,
@@ -61,6 +60,11 @@ def budget_list() -> QuerySet[Budget]:
     return Budget.objects.all()
 
 
+def budget_alert_list(*, budget: Budget) -> QuerySet[BudgetAlert]:
+    """The budget's alerts (sent, failed, pending or only logged), newest first."""
+    return BudgetAlert.objects.filter(budget=budget).order_by("-created_at", "-id")
+
+
 #: The burn rate is the spend of the last this many days of the period.
 BURN_RATE_DAYS = 7
 
@@ -96,16 +100,15 @@ def budget_forecasts(
             kind=LedgerKind.SPEND,
             created_at__gte=datetime.combine(since, time.min, tzinfo=UTC),
         )
-        .annotate(day=TruncDate("created_at"))
-        .values_list("budget_id", "period_start", "day")
+        .values_list("budget_id", "period_start")
         .annotate(total=Sum("amount_usd"))
         .order_by()
     )
-    recent: dict[tuple[int, date], list[tuple[date, Decimal]]] = defaultdict(list)
-    for budget_id, period_start, day, total in rows:
-        recent[budget_id, period_start].append((day, total or ZERO))
+    # A period's entries are booked from its first day on: those since ``since``
+    # in the current period are the spend of the burn-rate window.
+    recent = {(budget_id, start): total or ZERO for budget_id, start, total in rows}
     return {
-        b.pk: _forecast(b, recent.get((b.pk, _period_of(b, today)[0]), []), today)
+        b.pk: _forecast(b, recent.get((b.pk, _period_of(b, today)[0]), ZERO), today)
         for b in budgets
     }
 
@@ -116,15 +119,10 @@ def _period_of(budget: Budget, today: date) -> tuple[date, date]:
     return budget_period(today, budget.reset_day)
 
 
-def _forecast(
-    budget: Budget, per_day: list[tuple[date, Decimal]], today: date
-) -> BudgetForecast:
+def _forecast(budget: Budget, spent_in_window: Decimal, today: date) -> BudgetForecast:
     start, end = _period_of(budget, today)
     window_start = max(start, today - timedelta(days=BURN_RATE_DAYS - 1))
     days = max((today - window_start).days + 1, 1)
-    spent_in_window = sum(
-        (total for day, total in per_day if day >= window_start), ZERO
-    )
     rate = (spent_in_window / days).quantize(MICRO)
     days_left = max((end - today).days - 1, 0)
     projected = (budget.spent_usd + rate * days_left).quantize(MICRO)
@@ -161,6 +159,7 @@ _BUDGET_COLUMNS = (
     "spent_usd",
     "reserved_usd",
     "scope",
+    "alert_thresholds",
 )
 
 
@@ -171,11 +170,14 @@ def _budget_from_row(values: tuple[Any, ...]) -> Budget:
             fields[name] = Decimal(str(fields[name]))
     for name in ("period_start", "period_end"):
         fields[name] = Budget._meta.get_field(name).to_python(fields[name])
-    fields["scope"] = _SCOPE_FIELD.from_db_value(fields["scope"], None, connection)
+    for name in ("scope", "alert_thresholds"):
+        fields[name] = _JSON_FIELDS[name].from_db_value(fields[name], None, connection)
     return Budget(**fields)
 
 
-_SCOPE_FIELD = Budget._meta.get_field("scope")
+_JSON_FIELDS = {
+    name: Budget._meta.get_field(name) for name in ("scope", "alert_thresholds")
+}
 
 
 def routing_state() -> RoutingState:

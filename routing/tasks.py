@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from routing.services import budgets, health, retention, spend_rollup
 
 TRANSIENT = (OperationalError, InterfaceError)
+TRANSIENT_RETRIES = 3
 RETRY = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": 2,
     "retry_backoff_max": 30,
     "retry_jitter": True,
-    "max_retries": 3,
+    "max_retries": TRANSIENT_RETRIES,
     "ignore_result": True,
 }
 
@@ -69,6 +71,48 @@ def decision_prune_expired() -> int:
 def spend_rollup_task() -> int:
     """Add the usage reports not yet rolled up to the daily spend rollup."""
     return spend_rollup.spend_rollup().rolled_up
+
+
+@shared_task(
+    name="routing.budget_alerts_check", soft_time_limit=50, time_limit=60, **RETRY
+)
+def budget_alerts_check() -> dict[str, list[int]]:
+    """Create the alerts of thresholds crossed this period (their deliveries are
+    enqueued after the commit); enqueue again pending alerts whose delivery was lost."""
+    from routing.services import alerts
+
+    created = alerts.budget_alerts_check()
+    return {
+        "created": [alert.pk for alert in created],
+        "resent": alerts.budget_alerts_resend_stale(),
+    }
+
+
+#: One POST may take up to four timeouts (connect, write, read, pool).
+_ALERT_TIME_LIMIT = int(4 * settings.NEXUS_BUDGET_ALERT_TIMEOUT_S) + 30
+
+
+@shared_task(
+    bind=True,
+    name="routing.budget_alert_deliver",
+    soft_time_limit=_ALERT_TIME_LIMIT,
+    time_limit=_ALERT_TIME_LIMIT + 10,
+    **RETRY,
+)
+def budget_alert_deliver(self: Task, alert_id: int) -> str:
+    """POST one alert to its webhook; a failed attempt is retried after the
+    service's backoff until the alert's attempts run out (counted on the row,
+    so duplicate messages cannot add attempts beyond the limit)."""
+    from routing.services import alerts
+
+    delivery = alerts.budget_alert_deliver(alert_id=alert_id)
+    if delivery.retry_in_s is not None:
+        raise self.retry(
+            countdown=delivery.retry_in_s,
+            # The row's attempts bound the retries; this only has to be above them.
+            max_retries=settings.NEXUS_BUDGET_ALERT_MAX_ATTEMPTS + TRANSIENT_RETRIES,
+        )
+    return delivery.status
 
 
 def _result(result: budgets.BudgetReconcileResult) -> dict[str, Any]:

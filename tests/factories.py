@@ -113,6 +113,41 @@ class RoutingDecisionFactory(factory.django.DjangoModelFactory):
     backend_name = "backend-0"
 
 
+class UsageReportFactory(factory.django.DjangoModelFactory):
+    """What a routed decision used, recorded at ``created_at`` (default now).
+
+    The decision is made too (``decision__client=...``, ``decision__model=...``,
+    ``decision__estimated_cost_usd=...``) unless ``decision`` is given.
+    """
+
+    class Meta:
+        model = UsageReport
+
+    class Params:
+        decision = factory.SubFactory(
+            RoutingDecisionFactory,
+            client="team-a-app",
+            estimated_cost_usd=Decimal("0.0100"),
+            created_at=factory.SelfAttribute("..created_at"),
+        )
+
+    decision_id = factory.SelfAttribute("decision.id")
+    input_tokens = 500
+    output_tokens = 200
+    cost_usd = Decimal("0.0120")
+    source = "upstream"
+    created_at = factory.LazyFunction(timezone.now)
+
+    @classmethod
+    def _create(cls, model_class: type, *args: object, **kwargs: object) -> object:
+        """``created_at`` is ``auto_now_add``: set the given time after the insert."""
+        created_at = kwargs.pop("created_at")
+        report = super()._create(model_class, *args, **kwargs)
+        UsageReport.objects.filter(pk=report.pk).update(created_at=created_at)
+        report.created_at = created_at
+        return report
+
+
 def proxy_attempts(*, served_ttft_ms: float) -> list[dict[str, object]]:
     """A proxied decision's attempts as recorded: a failover, then the answer."""
     return [

@@ -95,3 +95,105 @@ class FakeBackend:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    server: _WebhookServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        receiver.arrived.set()
+        if receiver.delay_s:
+            time.sleep(receiver.delay_s)
+        status = receiver.next_status()
+        receiver.record(
+            ReceivedPost(self.path, dict(self.headers.items()), body, status)
+        )
+        answer = b'{"ok": true}' if 200 <= status < 300 else b'{"error": "boom"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(answer)
+
+
+class _WebhookServer(ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: WebhookReceiver
+
+
+class ReceivedPost:
+    """One POST a ``WebhookReceiver`` got, and the status it answered."""
+
+    def __init__(
+        self, path: str, headers: dict[str, str], body: bytes, status: int
+    ) -> None:
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.status = status
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A loopback webhook endpoint that records every POST.
+
+    It answers the statuses in ``script`` in order, then ``status`` for every
+    later POST; ``delay_s`` holds each answer back (to make deliveries overlap).
+    """
+
+    def __init__(self, *, script: list[int] | None = None, status: int = 200) -> None:
+        self.script = list(script or [])
+        self.status = status
+        self.delay_s = 0.0
+        #: Set when a POST has arrived (before ``delay_s`` holds its answer back).
+        self.arrived = threading.Event()
+        self.posts: list[ReceivedPost] = []
+        self._lock = threading.Lock()
+        self._server: _WebhookServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/budget"
+
+    def next_status(self) -> int:
+        with self._lock:
+            return self.script.pop(0) if self.script else self.status
+
+    def record(self, post: ReceivedPost) -> None:
+        with self._lock:
+            self.posts.append(post)
+
+    @property
+    def delivered(self) -> list[ReceivedPost]:
+        """The POSTs answered with a 2xx."""
+        with self._lock:
+            return [post for post in self.posts if 200 <= post.status < 300]
+
+    def start(self) -> WebhookReceiver:
+        server = _WebhookServer(("127.0.0.1", 0), _WebhookHandler)
+        server.receiver = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None

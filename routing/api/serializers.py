@@ -26,6 +26,7 @@ from routing.models import (
     Backend,
     BackendModel,
     Budget,
+    BudgetAlert,
     FallbackChain,
     PrivacyZone,
     RoutingDecision,
@@ -473,3 +474,26 @@ class DecisionSerializer(serializers.ModelSerializer):
         details = dict(instance.details or {})
         data.update(details)
         return data
+
+
+class BudgetAlertSerializer(serializers.ModelSerializer):
+    """One threshold a budget crossed in one period, and its webhook delivery."""
+
+    class Meta:
+        model = BudgetAlert
+        fields = [
+            "threshold_percent",
+            "period_start",
+            "period_end",
+            "status",
+            "http_status",
+            "attempts",
+            "error",
+            "spent_usd",
+            "reserved_usd",
+            "limit_usd",
+            "exhausted_on",
+            "created_at",
+            "delivered_at",
+        ]
+        read_only_fields = fields

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
@@ -115,6 +116,26 @@ class BudgetViewSet(ConfigViewSet):
     queryset = selectors.budget_list()
     serializer_class = serializers.BudgetSerializer
     lookup_field = "name"
+
+    @extend_schema(
+        summary="A budget's alerts",
+        description=(
+            "Every threshold the budget crossed, one per (period, threshold), "
+            "with its webhook delivery; newest first."
+        ),
+        responses=serializers.BudgetAlertSerializer(many=True),
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        serializer_class=serializers.BudgetAlertSerializer,
+        filter_backends=[],
+    )
+    def alerts(self, request: Request, name: str | None = None) -> Response:
+        """``GET /api/v1/budgets/{name}/alerts/``."""
+        budget = self.get_object()
+        alerts = selectors.budget_alert_list(budget=budget)
+        return Response(self.get_serializer(alerts, many=True).data)
 
 
 class DecisionCursor(CursorPagination):

@@ -138,3 +138,139 @@ def outcomes_per_day(
             )
     parts.append("</svg></div>")
     return mark_safe("".join(parts))  # noqa: S308 - built from numbers and dates
+
+
+#: Colours of stacked series, in order (``other`` is always grey).
+SERIES_COLOURS = (
+    "#3182ce",
+    "#dd6b20",
+    "#38a169",
+    "#805ad5",
+    "#d53f8c",
+    "#319795",
+    "#d69e2e",
+    "#5a67d8",
+    "#e53e3e",
+    "#718096",
+)
+OTHER_COLOUR = "#a0aec0"
+
+
+def series_colours(names: list[str]) -> dict[str, str]:
+    """A colour per series name, stable for the order given."""
+    colours: dict[str, str] = {}
+    for i, name in enumerate(n for n in names if n != "other"):
+        colours[name] = SERIES_COLOURS[i % len(SERIES_COLOURS)]
+    if "other" in names:
+        colours["other"] = OTHER_COLOUR
+    return colours
+
+
+def _day_labels(axis: list[date], x_of: list[float], height: int) -> list[str]:
+    """Date labels under the bars, thinned so they never overlap."""
+    every = max(1, -(-len(axis) // 15))
+    return [
+        f'<text x="{x:.1f}" y="{height - 6}" font-size="10" '
+        f'text-anchor="middle" fill="#4a5568">{day:%m-%d}</text>'
+        for i, (day, x) in enumerate(zip(axis, x_of, strict=True))
+        if i % every == 0
+    ]
+
+
+def spend_per_day(
+    axis: list[date], series: dict[str, list[Decimal]], *, width: int = 900
+) -> SafeString:
+    """Stacked bars: real cost per day, one colour per series (e.g. per model)."""
+    height, pad_left, pad_bottom, pad_top = 200, 56, 22, 12
+    days = max(len(axis), 1)
+    totals = [
+        sum((v[i] for v in series.values()), Decimal(0)) for i in range(len(axis))
+    ]
+    top = float(max(totals, default=0)) or 1.0
+    plot_h = height - pad_bottom - pad_top
+    slot = (width - pad_left - 8) / days
+    bar_w = max(slot * 0.7, 1)
+    colours = series_colours(list(series))
+    parts = [
+        f'<div class="chart-box"><svg class="chart spend-chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="real cost per day, stacked by series; the table below has '
+        f'the figures">',
+        f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">'
+        f"{_money(top)}</text>",
+        f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">'
+        f"$0</text>",
+    ]
+    centres = []
+    for i, day in enumerate(axis):
+        x = pad_left + i * slot
+        centres.append(x + bar_w / 2)
+        y = float(height - pad_bottom)
+        for name, values in series.items():
+            value = values[i]
+            if not value:
+                continue
+            h = plot_h * float(value) / top
+            y -= h
+            parts.append(
+                f'<rect class="bar-series" x="{x:.1f}" y="{y:.1f}" '
+                f'width="{bar_w:.1f}" height="{max(h, 0.5):.1f}" '
+                f'fill="{colours[name]}"><title>{day} {escape(name or "(none)")}: '
+                f"{_money(value)}</title></rect>"
+            )
+        if totals[i]:
+            parts.append(
+                f'<rect class="bar-day" x="{x:.1f}" y="{pad_top}" '
+                f'width="{bar_w:.1f}" height="{plot_h}" fill="transparent">'
+                f"<title>{day} total: {_money(totals[i])}</title></rect>"
+            )
+    parts += _day_labels(axis, centres, height)
+    parts.append("</svg></div>")
+    return mark_safe("".join(parts))  # noqa: S308 - numbers, dates, escaped names
+
+
+def estimate_vs_real(
+    axis: list[date],
+    estimated: list[Decimal],
+    real: list[Decimal],
+    *,
+    width: int = 900,
+) -> SafeString:
+    """Paired bars per day: the sum of estimates beside the real cost of the
+    same usages."""
+    height, pad_left, pad_bottom, pad_top = 160, 56, 22, 12
+    days = max(len(axis), 1)
+    top = float(max([*estimated, *real], default=0)) or 1.0
+    plot_h = height - pad_bottom - pad_top
+    slot = (width - pad_left - 8) / days
+    bar_w = max(slot * 0.38, 0.5)
+    parts = [
+        f'<div class="chart-box"><svg class="chart accuracy-chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="estimated against real cost per day; the table below has '
+        f'the figures">',
+        f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">'
+        f"{_money(top)}</text>",
+        f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">'
+        f"$0</text>",
+    ]
+    centres = []
+    for i, day in enumerate(axis):
+        x = pad_left + i * slot
+        centres.append(x + bar_w)
+        for offset, css, label, colour, value in (
+            (0.0, "bar-estimated", "estimated", "#a0aec0", estimated[i]),
+            (bar_w, "bar-real", "real", "#2b6cb0", real[i]),
+        ):
+            if not value:
+                continue
+            h = plot_h * float(value) / top
+            parts.append(
+                f'<rect class="{css}" x="{x + offset:.1f}" '
+                f'y="{height - pad_bottom - h:.1f}" width="{bar_w:.1f}" '
+                f'height="{max(h, 0.5):.1f}" fill="{colour}"><title>{day} {label}: '
+                f"{_money(value)}</title></rect>"
+            )
+    parts += _day_labels(axis, centres, height)
+    parts.append("</svg></div>")
+    return mark_safe("".join(parts))  # noqa: S308 - built from numbers and dates

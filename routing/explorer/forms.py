@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
+from routing.errors import NexusError
 from routing.explorer_selectors import AuditFilters, Cursor, DecisionFilters
-from routing.models import Backend, PrivacyZone
+from routing.models import Backend, Budget, PrivacyZone
 from routing.numbers import is_plain_number
-from routing.pipeline.types import Outcome, TierMode
+from routing.pipeline.types import HardLimitAction, Outcome, TierMode
 from routing.timestamps import as_utc, parse_utc
 
 slug = RegexValidator(r"^[A-Za-z0-9_.:-]+$", "Letters, digits, _ . : - only.")
@@ -221,3 +222,178 @@ class BackendEditForm(forms.Form):
                 self.add_error(name if name in self.fields else None, messages)
         else:
             self.add_error(None, error.messages)
+
+
+class SpendWindowForm(forms.Form):
+    """The Spend page's window (``since``/``until`` days, or the last ``days``
+    days) and what its chart stacks by."""
+
+    DEFAULT_DAYS = 30
+    MAX_DAYS = 366
+
+    days = PlainIntegerField(required=False, min_value=1, max_value=MAX_DAYS)
+    since = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    until = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    stack = forms.ChoiceField(
+        required=False,
+        choices=[("model", "model"), ("client", "client"), ("backend", "backend")],
+    )
+
+    def __init__(self, *args: Any, today: date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        since, until, days = data.get("since"), data.get("until"), data.get("days")
+        if days is not None and (since or until):
+            raise ValidationError("Give either a number of days or since/until.")
+        until = until or self.today
+        if since is None:
+            since = until - timedelta(days=(days or self.DEFAULT_DAYS) - 1)
+        if since > until:
+            self.add_error("since", "The window must start on or before its end.")
+        elif (until - since).days + 1 > self.MAX_DAYS:
+            self.add_error("since", f"A window is at most {self.MAX_DAYS} days.")
+        data.update(first=since, last=until, stack=data.get("stack") or "model")
+        return data
+
+
+def _names(raw: str) -> list[str] | None:
+    """Comma-separated names as a list (empty: None, i.e. anything)."""
+    names = [part.strip() for part in raw.split(",")]
+    names = [name for name in names if name]
+    return names or None
+
+
+class AnyNamesField(forms.MultipleChoiceField):
+    """A multi-select of existing names whose values the model validates
+    (its message, "unknown zone ...", is the one shown)."""
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+
+class BudgetForm(forms.Form):
+    """A budget as staff edit it on the Spend page.
+
+    Only types and list syntax are checked here; the rules (name, ranges, scope
+    names and globs, thresholds) are the model's, applied by ``config_save``,
+    whose messages are shown next to the field they concern.
+    """
+
+    #: ``Budget.clean`` error keys -> the field that shows them.
+    ERROR_FIELDS = {
+        "scope.clients": "clients",
+        "scope.models": "models",
+        "scope.zones": "zones",
+        "scope.backends": "backends",
+    }
+
+    name = forms.CharField(max_length=64)
+    monthly_limit_usd = PlainDecimalField(
+        required=False,
+        max_digits=14,
+        decimal_places=6,
+        label="Monthly limit (USD)",
+        help_text="Empty: the budget only tracks spend.",
+    )
+    soft_limit_percent = PlainIntegerField(label="Soft limit %", initial=75)
+    hard_limit_action = forms.ChoiceField(
+        choices=[(a.value, a.value) for a in HardLimitAction],
+        initial=HardLimitAction.BLOCK_CLOUD.value,
+    )
+    reset_day = PlainIntegerField(initial=1, help_text="Day of the month, 1-28.")
+    clients = forms.CharField(
+        required=False,
+        max_length=4000,
+        help_text="API key names, comma-separated; empty: any client.",
+    )
+    models = forms.CharField(
+        required=False,
+        max_length=4000,
+        help_text="Model globs, comma-separated (e.g. gpt-*); empty: any model.",
+    )
+    zones = AnyNamesField(required=False, help_text="None selected: any zone.")
+    backends = AnyNamesField(required=False, help_text="None selected: any backend.")
+    alert_thresholds = forms.CharField(
+        required=False,
+        max_length=200,
+        initial="80, 100",
+        help_text="Percents of the limit, comma-separated.",
+    )
+    alert_webhook_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        zones = PrivacyZone.objects.order_by("name").values_list("name", flat=True)
+        backends = Backend.objects.order_by("name").values_list("name", flat=True)
+        self.fields["zones"].choices = [(n, n) for n in zones]
+        self.fields["backends"].choices = [(n, n) for n in backends]
+
+    @classmethod
+    def for_budget(cls, budget: Budget) -> BudgetForm:
+        scope = budget.scope if isinstance(budget.scope, dict) else {}
+        limit = budget.monthly_limit_usd
+        return cls(
+            initial={
+                "name": budget.name,
+                "monthly_limit_usd": None if limit is None else limit.normalize(),
+                "soft_limit_percent": budget.soft_limit_percent,
+                "hard_limit_action": budget.hard_limit_action,
+                "reset_day": budget.reset_day,
+                "clients": ", ".join(scope.get("clients") or []),
+                "models": ", ".join(scope.get("models") or []),
+                "zones": scope.get("zones") or [],
+                "backends": scope.get("backends") or [],
+                "alert_thresholds": ", ".join(
+                    str(t) for t in budget.alert_thresholds or []
+                ),
+                "alert_webhook_url": budget.alert_webhook_url,
+            }
+        )
+
+    def clean_alert_thresholds(self) -> list[int]:
+        raw = self.cleaned_data.get("alert_thresholds") or ""
+        thresholds = []
+        for part in _names(raw.replace("%", "")) or []:
+            if not is_plain_number(part, whole=True):
+                raise ValidationError(f"{part!r} is not a whole percent; e.g. 80, 100.")
+            thresholds.append(int(part))
+        return thresholds
+
+    def apply_to(self, budget: Budget) -> Budget:
+        """Copy the cleaned values onto ``budget`` (not saved)."""
+        data = self.cleaned_data
+        budget.name = data["name"].strip()
+        budget.monthly_limit_usd = data["monthly_limit_usd"]
+        budget.soft_limit_percent = data["soft_limit_percent"]
+        budget.hard_limit_action = data["hard_limit_action"]
+        budget.reset_day = data["reset_day"]
+        scope = {
+            "clients": _names(data["clients"]),
+            "models": _names(data["models"]),
+            "zones": list(data["zones"]) or None,
+            "backends": list(data["backends"]) or None,
+        }
+        budget.scope = {key: value for key, value in scope.items() if value}
+        budget.alert_thresholds = data["alert_thresholds"]
+        budget.alert_webhook_url = data["alert_webhook_url"] or ""
+        return budget
+
+    def add_model_errors(self, error: ValidationError | NexusError) -> None:
+        """Put ``config_save``'s errors next to their fields (``scope.zones`` on
+        the zones select); errors of no field go above the form."""
+        if isinstance(error, NexusError):
+            messages = error.fields or {"__all__": [error.message]}
+        elif hasattr(error, "error_dict"):
+            messages = error.message_dict
+        else:
+            messages = {"__all__": error.messages}
+        for key, texts in messages.items():
+            name = self.ERROR_FIELDS.get(key, key)
+            self.add_error(name if name in self.fields else None, texts)

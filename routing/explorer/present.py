@@ -582,3 +582,34 @@ def backend_table_row(
         open_until=until if circuit in {"open", "cooled"} else None,
         reason=backend.health_reason,
     )
+
+
+def _listing(names: list[str]) -> str:
+    quoted = [str(name) for name in names]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def scope_words(scope: object) -> str:
+    """A budget's scope as a sentence: what it governs (``everything`` when
+    empty), e.g. ``requests from clients team-a-app or team-a-batch, for models
+    matching gpt-*, on backends in zone cloud``."""
+    if not isinstance(scope, dict):
+        return "everything"
+    phrases = []
+    for key, singular, plural in (
+        ("clients", "requests from client", "requests from clients"),
+        ("models", "for model", "for models matching"),
+        ("zones", "on backends in zone", "on backends in zones"),
+        ("backends", "on backend", "on backends"),
+    ):
+        names = scope.get(key)
+        if names:
+            phrase = singular if len(names) == 1 else plural
+            if key == "models" and len(names) == 1:
+                phrase = "for models matching"
+            phrases.append(f"{phrase} {_listing(names)}")
+    if not phrases:
+        return "everything"
+    return ", ".join(phrases)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from routing.explorer.views import backends, budget, config, decisions, detail, simulate
+from routing.explorer.views import backends, config, decisions, detail, simulate, spend
 
 app_name = "explorer"
 
@@ -21,7 +21,11 @@ urlpatterns = [
     path("backends/", backends.backend_list, name="backends"),
     path("backends/<slug:name>/row/", backends.backend_row, name="backend-row"),
     path("backends/<slug:name>/edit/", backends.backend_edit, name="backend-edit"),
-    path("budget/", budget.budget_page, name="budget"),
-    path("budget/outcomes/", budget.outcomes_panel, name="budget-outcomes"),
+    path("spend/", spend.spend_page, name="spend"),
+    path("spend/outcomes/", spend.outcomes_panel, name="spend-outcomes"),
+    path("spend/budgets/new/", spend.budget_new, name="budget-new"),
+    path("spend/budgets/<slug:name>/", spend.budget_card, name="budget-card"),
+    path("spend/budgets/<slug:name>/edit/", spend.budget_edit, name="budget-edit"),
+    path("budget/", spend.budget_redirect, name="budget"),
     path("config/", config.config_history, name="config"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django.db.models.deletion
+import django.utils.timezone
 from django.db import migrations, models
 
 import routing.models.budgets
@@ -15,6 +16,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterField(
+            model_name="ledgerentry",
+            name="created_at",
+            field=models.DateTimeField(
+                db_index=True, default=django.utils.timezone.now
+            ),
+        ),
         migrations.AddField(
             model_name="budget",
             name="alert_thresholds",

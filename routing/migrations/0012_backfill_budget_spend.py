@@ -36,10 +36,10 @@ def backfill(apps, schema_editor):
             )
             .filter(~Exists(booked))
             .order_by("pk")
-            .values_list("decision_id", "cost_usd")
+            .values_list("decision_id", "cost_usd", "created_at")
         )
         batch = []
-        for decision_id, cost in missing.iterator(chunk_size=BATCH):
+        for decision_id, cost, recorded_at in missing.iterator(chunk_size=BATCH):
             batch.append(
                 LedgerEntry(
                     budget_id=budget.pk,
@@ -48,6 +48,7 @@ def backfill(apps, schema_editor):
                     decision_id=decision_id,
                     period_start=start,
                     note="backfilled: spend is tracked on every budget",
+                    created_at=recorded_at,
                 )
             )
             if len(batch) == BATCH:

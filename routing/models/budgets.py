@@ -301,7 +301,9 @@ class LedgerEntry(models.Model):
     decision_id = models.UUIDField(null=True, blank=True, db_index=True)
     period_start = models.DateField()
     note = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    #: When the money moved: now, except for spend counted later from usage
+    #: recorded before (a recount), which keeps the usage's time.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

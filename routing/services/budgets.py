@@ -292,13 +292,13 @@ def budget_spend_recount(*, budget_id: int) -> Decimal:
             created_at__gte=datetime.combine(start, time.min, tzinfo=UTC)
         )
         .order_by("pk")
-        .values_list("decision_id", "cost_usd")
+        .values_list("decision_id", "cost_usd", "created_at")
     )
-    batch: list[tuple[uuid.UUID, Decimal]] = []
+    batch: list[tuple[uuid.UUID, Decimal, datetime]] = []
 
     def book() -> None:
         decisions = RoutingDecision.objects.filter(
-            pk__in=[decision_id for decision_id, _ in batch]
+            pk__in=[decision_id for decision_id, _, _ in batch]
         ).values_list("pk", "client", "model", "backend_name")
         seen = {pk: (client, model, name) for pk, client, model, name in decisions}
         LedgerEntry.objects.bulk_create(
@@ -310,8 +310,9 @@ def budget_spend_recount(*, budget_id: int) -> Decimal:
                     decision_id=decision_id,
                     period_start=start,
                     note="counted when the budget or its scope was set",
+                    created_at=recorded_at,
                 )
-                for decision_id, cost in batch
+                for decision_id, cost, recorded_at in batch
                 if decision_id in seen
                 and budget.governs(
                     client=seen[decision_id][0],

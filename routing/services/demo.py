@@ -161,6 +161,40 @@ BUDGET = {
     "hard_limit_action": "block_cloud",
     "reset_day": 1,
 }
+#: The demo's API key (``manage.py demo_credentials``) and login: the team budget
+#: governs what they ask for.
+DEMO_CLIENTS = ["demo-client", "operator"]
+#: Scoped budgets beside ``global``: all cloud spend, and the demo team's.
+SCOPED_BUDGETS: dict[str, dict[str, Any]] = {
+    "cloud": {
+        "monthly_limit_usd": D("150"),
+        "soft_limit_percent": 80,
+        "hard_limit_action": "block_cloud",
+        "reset_day": 1,
+        "scope": {"zones": ["cloud"]},
+        "alert_thresholds": [50, 80, 100],
+    },
+    "demo-team": {
+        "monthly_limit_usd": D("40"),
+        "soft_limit_percent": 75,
+        "hard_limit_action": "warn",
+        "reset_day": 1,
+        "scope": {"clients": DEMO_CLIENTS},
+        "alert_thresholds": [80, 100],
+    },
+}
+#: Recorded demo traffic: (client, model, input tokens, output tokens) per day.
+TRAFFIC_DAYS = 14
+TRAFFIC_PREFIX = "demo-traffic-"
+TRAFFIC_MIX: list[tuple[str, str, int, int]] = [
+    ("demo-client", "gpt-4o", 24_000, 900),
+    ("demo-client", "gpt-4o-mini", 8_000, 600),
+    ("demo-client", "claude-haiku-4-5", 12_000, 700),
+    ("demo-client", "fast", 2_000, 300),
+    ("nightly-batch", "gpt-4o-mini", 30_000, 1_200),
+    ("nightly-batch", "llama3.1:70b", 16_000, 800),
+    ("operator", "claude-sonnet-4-5", 6_000, 500),
+]
 
 
 def _upsert(
@@ -204,4 +238,76 @@ def demo_fleet_load(*, actor: str = "system:demo") -> int:
         values = {key: value for key, value in spec.items() if key != "name"}
         _upsert(TrafficPolicy, {"name": spec["name"]}, values, actor)
     _upsert(Budget, {"name": "global"}, BUDGET, actor)
+    for name, values in SCOPED_BUDGETS.items():
+        _upsert(Budget, {"name": name}, values, actor)
     return len(BACKENDS)
+
+
+def demo_traffic_record(*, seed: int = 7) -> int:
+    """Route and settle a few requests a day for the last ``TRAFFIC_DAYS`` days of
+    the current period, once (nothing when demo traffic exists); return how many.
+
+    Every request goes through ``route_request`` and ``usage_record`` (the real
+    cost from the backend's prices and tokens a little off the estimate, as an
+    upstream's usage is), so budgets, ledger and the Spend page agree; then the
+    decision, its usage and its ledger entries are dated back to their day.
+    """
+    import random
+    from datetime import UTC, datetime, time, timedelta
+
+    from django.utils import timezone
+
+    from routing.models import LedgerEntry, RoutingDecision, UsageReport
+    from routing.pipeline import RoutingRequest
+    from routing.services.ledger import usage_record
+    from routing.services.routing import route_request
+
+    if RoutingDecision.objects.filter(request_id__startswith=TRAFFIC_PREFIX).exists():
+        return 0
+    rng = random.Random(seed)
+    today = timezone.now().date()
+    period_start = Budget.objects.get(name="global").period_start or today
+    first = max(period_start, today - timedelta(days=TRAFFIC_DAYS - 1))
+    recorded = 0
+    for offset in range((today - first).days + 1):
+        day = first + timedelta(days=offset)
+        for client, model, tokens_in, tokens_out in TRAFFIC_MIX:
+            for _ in range(rng.randint(1, 4)):
+                outcome = route_request(
+                    request=RoutingRequest(
+                        model=model,
+                        body={
+                            "messages": [
+                                {"role": "user", "content": "x" * tokens_in * 4}
+                            ],
+                            "max_tokens": tokens_out,
+                        },
+                    ),
+                    request_id=f"{TRAFFIC_PREFIX}{recorded:04d}",
+                    client=client,
+                )
+                recorded += 1
+                if outcome.decision_id is None or outcome.result.outcome != "route":
+                    continue
+                usage_record(
+                    decision_id=outcome.decision_id,
+                    input_tokens=int(tokens_in * rng.uniform(0.85, 1.1)),
+                    output_tokens=int(tokens_out * rng.uniform(0.3, 0.9)),
+                    reporter=None,
+                    source="upstream",
+                )
+                when = datetime.combine(
+                    day, time(rng.randint(7, 20), rng.randint(0, 59)), tzinfo=UTC
+                )
+                if when > timezone.now():
+                    continue
+                RoutingDecision.objects.filter(pk=outcome.decision_id).update(
+                    created_at=when
+                )
+                UsageReport.objects.filter(decision_id=outcome.decision_id).update(
+                    created_at=when
+                )
+                LedgerEntry.objects.filter(decision_id=outcome.decision_id).update(
+                    created_at=when
+                )
+    return recorded

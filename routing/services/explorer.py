@@ -129,9 +129,11 @@ def request_from_decision(decision: RoutingDecision) -> RoutingRequest:
     )
 
 
-def _dry_run(request: RoutingRequest, request_id: str) -> DryRun:
+def _dry_run(
+    request: RoutingRequest, request_id: str, client: str = "explorer"
+) -> DryRun:
     outcome = route_request(
-        request=request, request_id=request_id, client="explorer", dry_run=True
+        request=request, request_id=request_id, client=client, dry_run=True
     )
     return DryRun(
         result=outcome.result,
@@ -141,8 +143,13 @@ def _dry_run(request: RoutingRequest, request_id: str) -> DryRun:
 
 
 def decision_rerun(*, decision: RoutingDecision) -> DryRun:
-    """Route the recorded request again against today's configuration (dry run)."""
-    return _dry_run(request_from_decision(decision), decision.request_id)
+    """Route the recorded request again against today's configuration (dry run),
+    as its client (budgets scoped to clients apply as they would to it)."""
+    return _dry_run(
+        request_from_decision(decision),
+        decision.request_id,
+        decision.client or "explorer",
+    )
 
 
 def decision_simulate(

@@ -26,6 +26,7 @@ from routing.models import (
 )
 from routing.pipeline.budgets import HARD_LIMIT_SQL, SOFT_LIMIT_SQL
 from routing.pipeline.types import BudgetStatus, HardLimitAction, Outcome
+from routing.services.alerts import budget_alerts_check, budget_crosses_threshold
 
 MICRO = Decimal("0.000001")
 ZERO = Decimal(0)
@@ -387,6 +388,7 @@ def _settle(*, decision: RoutingDecision, cost: Decimal) -> None:
     released = {e.budget_id for e in entries if e.kind == LedgerKind.RELEASE}
     zone = getattr(decision, "zone", None) or ""
     booked: list[LedgerEntry] = []
+    crossed: list[int] = []
     for budget in Budget.objects.select_for_update().order_by("pk"):
         reserve = reservations.get(budget.pk)
         release = reserve is not None and budget.pk not in released
@@ -420,9 +422,14 @@ def _settle(*, decision: RoutingDecision, cost: Decimal) -> None:
                 )
             )
         if release or spend:
+            freed = reserve.amount_usd if release and reserve else ZERO
+            added = cost if spend else ZERO
             Budget.objects.filter(pk=budget.pk).update(
-                reserved_usd=F("reserved_usd")
-                - (reserve.amount_usd if release and reserve else ZERO),
-                spent_usd=F("spent_usd") + (cost if spend else ZERO),
+                reserved_usd=F("reserved_usd") - freed,
+                spent_usd=F("spent_usd") + added,
             )
+            if budget_crosses_threshold(budget, added - freed):
+                crossed.append(budget.pk)
     LedgerEntry.objects.bulk_create(booked)
+    if crossed:  # the periodic check would find them too, up to a beat later
+        budget_alerts_check(budget_ids=crossed)

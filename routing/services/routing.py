@@ -36,6 +36,7 @@ from routing.pipeline import (
 from routing.pipeline.budgets import budgets_leave_room
 from routing.pipeline.types import BudgetSnapshot, HardLimitAction, Outcome
 from routing.selectors import RoutingState, routing_state
+from routing.services.alerts import budget_alerts_check, budget_crosses_threshold
 from routing.services.decision_sql import StateGuard
 from routing.services.decisions import StaleRoutingState, decision_record
 from routing.services.ledger import Reservation, ReservationRefused, money
@@ -229,6 +230,7 @@ def _record(
     the reservation is counted).
     """
     decision_id = uuid.uuid4()
+    reservation = _reservation(result, state, client_key[0])
     recorded = decision_record(
         decision_id=decision_id,
         result=result,
@@ -237,9 +239,17 @@ def _record(
         api_key_id=client_key[1],
         config_version=version,
         created_at=timezone.now(),
-        reservation=_reservation(result, state, client_key[0]),
+        reservation=reservation,
         guard=guard,
     )
+    if reservation is not None:
+        crossed = [
+            b.pk
+            for b in reservation.budgets
+            if budget_crosses_threshold(b, reservation.amount)
+        ]
+        if crossed:  # rare: the periodic check would find them a beat later
+            budget_alerts_check(budget_ids=crossed)
     return RouteOutcome(decision_id, recorded, 0.0)
 
 

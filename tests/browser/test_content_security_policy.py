@@ -48,7 +48,7 @@ def test_every_explorer_page_works_without_a_policy_violation(
         f"/decisions/{decision.pk}/",
         "/simulate/",
         "/backends/",
-        "/budget/",
+        "/spend/",
         "/config/",
     ):
         page.goto(f"{live_server.url}{path}")

@@ -135,11 +135,69 @@ def test_a_viewer_sees_no_edit_controls_and_is_refused(
     assert status == 403
 
 
-def test_the_budget_page_draws_its_charts(
+def test_the_spend_page_draws_its_charts_and_switches_the_stack_in_place(
     page: Any, live_server: Any, demo_world: Any, shoot: Any
 ) -> None:
     login(page, live_server.url, "operator", "pw-operator")
-    page.goto(f"{live_server.url}/budget/")
+    page.goto(f"{live_server.url}/budget/")  # the old address
+    page.wait_for_url(f"{live_server.url}/spend/")
     page.wait_for_selector("#outcomes svg")
-    assert page.locator("svg .hard-mark").count() == 1
-    shoot(page, "budget")
+    assert page.locator("svg.spend-chart rect.bar-series").count() >= 1
+    assert page.locator("svg.accuracy-chart rect.bar-real").count() >= 1
+    assert page.locator("svg .hard-mark").count() == 3  # global, cloud, demo-team
+    assert page.locator("text=New budget").count() == 0  # operators only view
+    shoot(page, "spend")
+    page.evaluate("window.__same_page = true")
+    page.click(".stack-links >> text=client")
+    page.wait_for_url(re.compile(r"stack=client"))
+    page.wait_for_selector(".stack-links a.current:text('client')")
+    titles = page.locator("svg.spend-chart rect.bar-series title").all_text_contents()
+    assert titles and all("demo-app" in title for title in titles)
+    assert page.evaluate("window.__same_page") is True  # swapped, not reloaded
+
+
+def test_staff_create_and_edit_a_budget_on_the_spend_page(
+    page: Any, live_server: Any, demo_world: Any, shoot: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from routing.models import AuditEntry, Budget
+
+    admin = get_user_model().objects.create_user(username="ann", password="pw-ann")
+    admin.groups.add(Group.objects.get(name="admins"))
+    login(page, live_server.url, "ann", "pw-ann")
+    page.goto(f"{live_server.url}/spend/")
+    page.evaluate("window.__same_page = true")
+    page.click("text=New budget")
+    form = page.locator("#budget-new form.budget-form")
+    form.locator("input[name=name]").fill("gpt-team")
+    form.locator("input[name=monthly_limit_usd]").fill("25")
+    form.locator("input[name=clients]").fill("demo-app, batch")
+    form.locator("input[name=models]").fill("gpt-[4")
+    form.locator("select[name=zones]").select_option(["cloud"])
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#budget-new .field-models .field-error")
+    shoot(page, "spend-budget-inline-error")
+    assert not Budget.objects.filter(name="gpt-team").exists()
+    form = page.locator("#budget-new form.budget-form")
+    form.locator("input[name=models]").fill("gpt-*")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#budget-gpt-team")
+    card = page.locator("#budget-gpt-team")
+    assert "requests from clients demo-app or batch" in card.inner_text()
+    assert "on backends in zone cloud" in card.inner_text()
+    card.locator("text=Edit").click()
+    form = page.locator("#budget-form-gpt-team form.budget-form")
+    form.locator("input[name=monthly_limit_usd]").fill("30")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#budget-gpt-team .saved")
+    assert page.evaluate("window.__same_page") is True
+    budget = Budget.objects.get(name="gpt-team")
+    assert budget.scope == {
+        "clients": ["demo-app", "batch"],
+        "models": ["gpt-*"],
+        "zones": ["cloud"],
+    }
+    assert str(budget.monthly_limit_usd) == "30.000000"
+    assert AuditEntry.objects.filter(object_name="gpt-team", actor="ann").count() >= 2

@@ -25,7 +25,7 @@ def _pages(demo_world: Any) -> list[str]:
         f"/decisions/{rejected.pk}/",
         "/simulate/?model=gpt-4o&input_tokens=1500&output_tokens=256&vision=on",
         "/backends/",
-        "/budget/",
+        "/spend/",
         "/config/",
     ]
 
@@ -54,8 +54,8 @@ def test_every_explorer_page_fits_a_390px_screen_with_its_navigation_usable(
     shoot(page, "decisions-390")
     page.goto(f"{live_server.url}{_pages(demo_world)[1]}")
     shoot(page, "decision-390")
-    page.click("header.top nav >> text=Budget")
-    page.wait_for_url(f"{live_server.url}/budget/")
+    page.click("header.top nav >> text=Spend")
+    page.wait_for_url(f"{live_server.url}/spend/")
 
 
 def test_wide_tables_scroll_inside_themselves_on_a_phone(
@@ -72,7 +72,7 @@ def test_wide_tables_scroll_inside_themselves_on_a_phone(
     assert table.evaluate("t => t.scrollLeft") > 0
 
 
-def test_the_budget_charts_use_the_full_width_and_no_label_is_clipped(
+def test_the_spend_charts_use_the_full_width_and_no_label_is_clipped(
     page: Any, live_server: Any, demo_world: Any
 ) -> None:
     from decimal import Decimal
@@ -84,7 +84,7 @@ def test_the_budget_charts_use_the_full_width_and_no_label_is_clipped(
         monthly_limit_usd=Decimal(1000), spent_usd=Decimal("0.5"), reserved_usd=0
     )
     login(page, live_server.url, "operator", "pw-operator")
-    page.goto(f"{live_server.url}/budget/")
+    page.goto(f"{live_server.url}/spend/")
     page.wait_for_selector("#outcomes svg")
     assert page.locator("svg text", has_text="projected").count() >= 1
     for chart in page.locator("svg.chart").all():

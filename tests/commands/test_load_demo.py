@@ -80,3 +80,40 @@ def test_the_demo_login_is_in_the_admins_group(settings, tmp_path) -> None:  # t
     user = get_user_model().objects.get(username="operator")
     assert list(user.groups.values_list("name", flat=True)) == ["admins"]
     assert user.has_perm("routing.change_budget")
+
+
+def test_the_demo_has_a_cloud_budget_a_team_budget_and_traffic_with_usage() -> None:
+    from routing.models import LedgerEntry, RoutingDecision, UsageReport
+
+    output = load()
+    assert "demo requests with usage" in output
+    cloud, team = Budget.objects.get(name="cloud"), Budget.objects.get(name="demo-team")
+    assert cloud.scope == {"zones": ["cloud"]} and cloud.enabled
+    assert team.scope == {"clients": ["demo-client", "operator"]}
+    routed = RoutingDecision.objects.filter(
+        request_id__startswith="demo-traffic-", outcome="route"
+    )
+    assert routed.filter(backend_name="openai").exists()
+    usage = UsageReport.objects.filter(decision_id__in=routed.values("id"))
+    assert usage.count() == routed.count()
+    days = {report.created_at.date() for report in usage}
+    global_budget = Budget.objects.get(name="global")
+    assert len(days) == min(14, (max(days) - global_budget.period_start).days + 1)
+    # Real cost differs from the estimate, and every budget booked what it governs.
+    assert any(
+        report.cost_usd
+        != RoutingDecision.objects.get(pk=report.decision_id).estimated_cost_usd
+        for report in usage
+    )
+    for budget in (global_budget, cloud, team):
+        budget.refresh_from_db()
+        booked = sum(
+            LedgerEntry.objects.filter(
+                budget=budget, kind="spend", period_start=budget.period_start
+            ).values_list("amount_usd", flat=True)
+        )
+        assert budget.spent_usd == booked > 0
+    assert team.spent_usd < global_budget.spent_usd  # nightly-batch is not the team
+    count = RoutingDecision.objects.count()
+    assert "demo requests" not in load()  # once only
+    assert RoutingDecision.objects.count() == count

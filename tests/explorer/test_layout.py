@@ -15,7 +15,7 @@ PAGES = [
     "explorer:decisions",
     "explorer:simulate",
     "explorer:backends",
-    "explorer:budget",
+    "explorer:spend",
     "explorer:config",
 ]
 

@@ -15,7 +15,7 @@ PAGES = [
     "explorer:decisions",
     "explorer:simulate",
     "explorer:backends",
-    "explorer:budget",
+    "explorer:spend",
     "explorer:config",
 ]
 
@@ -80,19 +80,22 @@ def test_every_hx_get_link_has_a_real_href(staff_client, fleet):
         reverse("explorer:decisions") + "?outcome=route",
         reverse("explorer:decision", args=[decision.id]),
         reverse("explorer:backends"),
+        reverse("explorer:spend"),
+        reverse("explorer:budget-new"),
+        reverse("explorer:budget-edit", args=["global"]),
     ):
         html = staff_client.get(url).content.decode()
         for tag in re.findall(r"<a [^>]*hx-get=[^>]*>", html):
             assert 'href="' in tag, tag
 
 
-def test_the_budget_page_draws_the_spend_chart_with_soft_and_hard_marks(
+def test_the_spend_page_draws_the_budget_gauge_with_soft_and_hard_marks(
     staff_client, fleet
 ):
     from tests.fleet_rows import set_budget
 
     set_budget("100")
-    html = staff_client.get(reverse("explorer:budget")).content.decode()
+    html = staff_client.get(reverse("explorer:spend")).content.decode()
     assert "<svg" in html
     assert 'class="soft-mark"' in html and 'class="hard-mark"' in html
     assert 'class="projection"' in html
@@ -103,7 +106,7 @@ def test_the_budget_page_draws_the_spend_chart_with_soft_and_hard_marks(
 def test_the_outcomes_panel_charts_decisions_by_outcome(staff_client, fleet):
     record("gpt-4o")
     record("nope-model")
-    html = staff_client.get(reverse("explorer:budget-outcomes")).content.decode()
+    html = staff_client.get(reverse("explorer:spend-outcomes")).content.decode()
     assert 'class="bar-route"' in html and 'class="bar-reject"' in html
 
 

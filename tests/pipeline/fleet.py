@@ -13,7 +13,9 @@ from routing.pipeline import (
 )
 from routing.pipeline.rules import parse_privacy
 from routing.pipeline.types import (
+    EVERYTHING,
     BackendSnapshot,
+    BudgetScope,
     BudgetSnapshot,
     ConfigSnapshot,
     HardLimitAction,
@@ -94,9 +96,11 @@ def budget(
     action: HardLimitAction = HardLimitAction.BLOCK_CLOUD,
     soft: int = 75,
     name: str = "global",
+    scope: BudgetScope = EVERYTHING,
 ) -> BudgetSnapshot:
     """A budget in the period ending on ``PERIOD_END``."""
     return BudgetSnapshot(
+        scope=scope,
         name=name,
         monthly_limit_usd=limit,
         soft_limit_percent=soft,

@@ -13,6 +13,10 @@ BACKGROUND_SETTINGS = [
     "NEXUS_HEALTH_PROBE_INTERVAL_SECONDS",
     "NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS",
     "NEXUS_HEALTH_FAILURES_BEFORE_UNHEALTHY",
+    "NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS",
+    "NEXUS_BUDGET_ALERT_TIMEOUT_S",
+    "NEXUS_BUDGET_ALERT_MAX_ATTEMPTS",
+    "NEXUS_BUDGET_ALERT_RETRY_BACKOFF_S",
 ]
 
 
@@ -43,3 +47,26 @@ def test_the_intervals_drive_the_beat_schedule(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["7.0", "11.0", "11"]
+
+
+def test_the_alert_check_interval_drives_its_beat_entry(tmp_path: Path) -> None:
+    code = (
+        "from django.conf import settings; e = settings.CELERY_BEAT_SCHEDULE"
+        "['budget-alerts-check']; "
+        "print(e['schedule'].total_seconds(), e['options']['expires'], "
+        "settings.NEXUS_BUDGET_ALERT_MAX_ATTEMPTS)"
+    )
+    result = start_django(
+        tmp_path,
+        code,
+        NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS="13",
+        NEXUS_BUDGET_ALERT_MAX_ATTEMPTS="2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["13.0", "13", "2"]
+
+
+def test_zero_alert_attempts_stop_start_up_naming_the_variable(tmp_path: Path) -> None:
+    result = start_django(tmp_path, NEXUS_BUDGET_ALERT_MAX_ATTEMPTS="0")
+    assert result.returncode != 0
+    assert "NEXUS_BUDGET_ALERT_MAX_ATTEMPTS must be at least 1" in result.stderr

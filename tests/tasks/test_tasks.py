@@ -79,6 +79,7 @@ def test_every_periodic_task_is_registered_and_expires(settings) -> None:  # typ
     schedule = settings.CELERY_BEAT_SCHEDULE
     assert set(schedule) == {
         "budget-reconcile-all",
+        "budget-alerts-check",
         "backend-probe-all",
         "decision-prune-expired",
         "spend-rollup",

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -30,8 +31,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from routing.dev.bench_server import gunicorn_command
-from routing.models import ApiKey, RoutingDecision
+from routing.models import ApiKey, Budget, RoutingDecision
 from routing.services.api_keys import api_key_issue
+from routing.services.config import config_save
 
 BODIES = [
     {
@@ -130,6 +132,26 @@ def _drive(
     return Phase(path, latencies, time.perf_counter() - started, errors)
 
 
+#: Far above what a run spends: the budgets govern and reserve, never exclude.
+BENCH_LIMIT = Decimal("1000000")
+
+
+def _three_budgets(*, client: str) -> None:
+    """Limits on ``global``, a ``cloud`` zone budget and one for ``client``."""
+    rows = {
+        "global": {},
+        "bench-cloud-zone": {"zones": ["cloud"]},
+        "bench-client": {"clients": [client]},
+    }
+    for budget_name, scope in rows.items():
+        budget = Budget.objects.filter(name=budget_name).first() or Budget(
+            name=budget_name
+        )
+        budget.monthly_limit_usd = BENCH_LIMIT
+        budget.scope = scope
+        config_save(instance=budget, actor="bench_api")
+
+
 class Command(BaseCommand):
     help = "Route-API throughput and latency against a one-INSERT ceiling (gunicorn)."
 
@@ -142,6 +164,15 @@ class Command(BaseCommand):
             "--workers", type=int, default=2 * (os.cpu_count() or 1) + 1
         )
         parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument(
+            "--three-budgets",
+            action="store_true",
+            help=(
+                "route under three governing budgets with limits: global, a zone "
+                "budget (cloud) and a client budget (the bench key); every priced "
+                "route reserves on all three"
+            ),
+        )
         parser.add_argument(
             "--rounds",
             type=int,
@@ -156,6 +187,8 @@ class Command(BaseCommand):
         call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
         name = f"bench-{uuid.uuid4().hex[:8]}"
         _, raw = api_key_issue(name=name)
+        if options["three_budgets"]:
+            _three_budgets(client=name)
         port = _free_port()
         env = {**os.environ, "NEXUS_ROOT_URLCONF": "nexus_site.urls_bench"}
         server = subprocess.Popen(
@@ -207,6 +240,12 @@ class Command(BaseCommand):
             )
         recorded = RoutingDecision.objects.filter(client=name).count() - before
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        limited = list(
+            Budget.objects.filter(monthly_limit_usd__isnull=False).values_list(
+                "name", flat=True
+            )
+        )
+        self.stdout.write(f"budgets with a limit: {', '.join(limited) or 'none'}")
         self.stdout.write(
             f"database={engine} gunicorn workers={options['workers']} "
             f"threads={options['threads']} concurrency={concurrency} "
