@@ -275,6 +275,10 @@ NEXUS_BUDGET_RECONCILE_INTERVAL_SECONDS = env_int(
 NEXUS_HEALTH_PROBE_INTERVAL_SECONDS = env_int(
     "NEXUS_HEALTH_PROBE_INTERVAL_SECONDS", 30, minimum=1
 )
+# How often usage reports are summed into the daily spend rollup.
+NEXUS_SPEND_ROLLUP_INTERVAL_SECONDS = env_int(
+    "NEXUS_SPEND_ROLLUP_INTERVAL_SECONDS", 60, minimum=1
+)
 NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS = env_int(
     "NEXUS_HEALTH_PROBE_TIMEOUT_SECONDS", 2, minimum=1
 )
@@ -397,6 +401,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "routing.backend_probe_all",
         "schedule": timedelta(seconds=NEXUS_HEALTH_PROBE_INTERVAL_SECONDS),
         "options": {"expires": NEXUS_HEALTH_PROBE_INTERVAL_SECONDS},
+    },
+    # Usage reports summed into the daily spend rollup (GET /api/v1/spend/).
+    "spend-rollup": {
+        "task": "routing.spend_rollup",
+        "schedule": timedelta(seconds=NEXUS_SPEND_ROLLUP_INTERVAL_SECONDS),
+        "options": {"expires": NEXUS_SPEND_ROLLUP_INTERVAL_SECONDS},
     },
     # Budget thresholds crossed this period: create each alert once, send its webhook.
     "budget-alerts-check": {

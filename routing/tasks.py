@@ -15,7 +15,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from routing.services import budgets, health, retention
+from routing.services import budgets, health, retention, spend_rollup
 
 TRANSIENT = (OperationalError, InterfaceError)
 TRANSIENT_RETRIES = 3
@@ -65,6 +65,12 @@ def backend_probe(backend_id: int) -> str | None:
 def decision_prune_expired() -> int:
     """Delete decisions older than the retention period, in batches."""
     return retention.decision_prune_expired().deleted
+
+
+@shared_task(name="routing.spend_rollup", soft_time_limit=50, time_limit=60, **RETRY)
+def spend_rollup_task() -> int:
+    """Add the usage reports not yet rolled up to the daily spend rollup."""
+    return spend_rollup.spend_rollup().rolled_up
 
 
 @shared_task(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 import factory
@@ -167,3 +168,33 @@ def proxy_attempts(*, served_ttft_ms: float) -> list[dict[str, object]]:
             "ttft_ms": served_ttft_ms,
         },
     ]
+
+
+def usage_recorded(
+    *,
+    at: datetime,
+    client: str = "svc",
+    model: str = "llama3.1:8b",
+    backend: str = "local-gpu",
+    cost: str = "0.010000",
+    estimated: str | None = "0.012000",
+    input_tokens: int = 100,
+    output_tokens: int = 50,
+) -> UsageReport:
+    """A routed decision and its usage report, both recorded at ``at``."""
+    decision = RoutingDecisionFactory(
+        created_at=at,
+        client=client,
+        model=model,
+        backend_name=backend,
+        estimated_cost_usd=None if estimated is None else Decimal(estimated),
+    )
+    report = UsageReport.objects.create(
+        decision_id=decision.pk,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=Decimal(cost),
+    )
+    UsageReport.objects.filter(pk=report.pk).update(created_at=at)  # auto_now_add
+    report.created_at = at
+    return report

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from routing.api.fields import (
@@ -34,6 +35,7 @@ from routing.models import (
 )
 from routing.models.validators import validate_env_var_name
 from routing.pipeline.types import Health
+from routing.selectors import BudgetForecast, budget_forecasts
 from routing.services.backends import backend_api_key_set, backend_save
 from routing.services.config import config_save
 from routing.services.health import (
@@ -274,24 +276,121 @@ class TrafficPolicySerializer(AuditedModelSerializer):
         ]
 
 
+#: Where ``BudgetListSerializer`` leaves each budget's ``BudgetForecast``, so a
+#: list reads the ledger once, not once per budget.
+FORECAST_ATTRIBUTE = "_forecast"
+
+
+class BudgetListSerializer(serializers.ListSerializer):
+    """Budgets with their forecasts computed in one query for the whole list."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        budgets = list(
+            data.all() if isinstance(data, models.manager.BaseManager) else data
+        )
+        forecasts = budget_forecasts(budgets)
+        for budget in budgets:
+            setattr(budget, FORECAST_ATTRIBUTE, forecasts[budget.pk])
+        return super().to_representation(budgets)
+
+
 class BudgetSerializer(AuditedModelSerializer):
+    """A budget: its limit, scope and alert settings (writable), its period
+    totals and status, and where it is heading at its recent burn rate.
+
+    ``scope`` and ``alert_thresholds`` are checked by ``Budget.clean``; its
+    errors name ``scope.<field>`` (``scope.zones``) or ``alert_thresholds``.
+    """
+
     status = serializers.CharField(read_only=True)
+    burn_rate_usd_per_day = serializers.SerializerMethodField(
+        help_text="Spend per day over the last 7 days of the period (or the "
+        "period so far when shorter)."
+    )
+    projected_period_spend_usd = serializers.SerializerMethodField(
+        help_text="Spent so far plus the burn rate for each day left."
+    )
+    exhausted_on = serializers.SerializerMethodField(
+        help_text="The day spent + reserved would reach the limit at the burn "
+        "rate (today when it has); null without a limit, spend, or before the "
+        "period ends."
+    )
 
     class Meta:
         model = Budget
+        list_serializer_class = BudgetListSerializer
         fields = [
             "name",
             "monthly_limit_usd",
             "soft_limit_percent",
             "hard_limit_action",
             "reset_day",
+            "scope",
+            "alert_thresholds",
+            "alert_webhook_url",
             "period_start",
             "period_end",
             "spent_usd",
             "reserved_usd",
             "status",
+            "burn_rate_usd_per_day",
+            "projected_period_spend_usd",
+            "exhausted_on",
         ]
         read_only_fields = ["period_start", "period_end", "spent_usd", "reserved_usd"]
+
+    def _forecast(self, budget: Budget) -> BudgetForecast:
+        forecast = getattr(budget, FORECAST_ATTRIBUTE, None)
+        if forecast is None:  # one budget (detail, create, update): one query
+            forecast = budget_forecasts([budget])[budget.pk]
+            setattr(budget, FORECAST_ATTRIBUTE, forecast)
+        return forecast
+
+    @extend_schema_field(serializers.FloatField())
+    def get_burn_rate_usd_per_day(self, budget: Budget) -> Decimal:
+        return self._forecast(budget).burn_rate_usd_per_day
+
+    @extend_schema_field(serializers.FloatField())
+    def get_projected_period_spend_usd(self, budget: Budget) -> Decimal:
+        return self._forecast(budget).projected_period_spend_usd
+
+    @extend_schema_field(serializers.DateField(allow_null=True))
+    def get_exhausted_on(self, budget: Budget) -> str | None:
+        day = self._forecast(budget).exhausted_on
+        return None if day is None else day.isoformat()
+
+
+SPEND_FIGURES = {
+    "cost_usd": serializers.DecimalField(
+        max_digits=20, decimal_places=6, help_text="real cost booked, USD"
+    ),
+    "requests": serializers.IntegerField(help_text="usage reports counted"),
+    "input_tokens": serializers.IntegerField(),
+    "output_tokens": serializers.IntegerField(),
+    "estimated_cost_usd": serializers.DecimalField(
+        max_digits=20,
+        decimal_places=6,
+        help_text="the routing estimates of the same requests, USD",
+    ),
+}
+SPEND_KEYS = {
+    "client": serializers.CharField(required=False),
+    "model": serializers.CharField(required=False),
+    "backend": serializers.CharField(required=False),
+    "zone": serializers.CharField(required=False),
+    "day": serializers.DateField(required=False),
+}
+
+
+class SpendSerializer(serializers.Serializer):
+    """The answer of ``GET /api/v1/spend/`` (described for the schema; the
+    view builds it)."""
+
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    rows = inline_serializer("SpendRow", {**SPEND_KEYS, **SPEND_FIGURES}, many=True)
+    total = inline_serializer("SpendTotal", SPEND_FIGURES)
 
 
 #: Where ``DecisionListSerializer`` leaves each decision's usage report (None:

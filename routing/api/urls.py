@@ -42,6 +42,7 @@ urlpatterns = [
     path("route", actions.RouteApi.as_view(), name="route"),
     path("usage", actions.UsageApi.as_view(), name="usage"),
     path("pipeline/", actions.PipelineApi.as_view(), name="pipeline"),
+    path("spend/", views.SpendApi.as_view(), name="spend"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "docs/",

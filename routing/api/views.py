@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.db.models import Model
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from routing import selectors
 from routing.api import serializers
 from routing.api.auth import ApiClient, ConfigPermission, actor_name
 from routing.api.filters import DecisionFilter
-from routing.errors import NexusError
+from routing.errors import NexusError, NotFoundError
+from routing.models import Budget
+from routing.pipeline.periods import budget_period
 from routing.services.config import config_delete
 from routing.services.health import OBSERVED_FIELDS
+from routing.spend import GROUPS, SpendRow, spend_report
 from routing.timestamps import parse_utc
 
 NAME_IN_PATH = r"[^/]+"
@@ -173,3 +179,138 @@ class DecisionViewSet(
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         return super().list(request, *args, **kwargs)
+
+
+def _when(raw: str, field: str) -> datetime:
+    """A query timestamp: an ISO date (its midnight, UTC) or an ISO datetime
+    (naive means UTC), in UTC."""
+    text = raw.strip()
+    if len(text) == 10:
+        try:
+            return datetime.combine(date.fromisoformat(text), time.min, tzinfo=UTC)
+        except ValueError:
+            pass
+    parsed = parse_utc(text)
+    if parsed is None:
+        raise ValidationError(
+            {
+                field: [
+                    "Give an ISO 8601 date (2026-11-01, midnight UTC) or "
+                    "timestamp (2026-11-01T12:00:00Z)."
+                ]
+            }
+        )
+    return parsed
+
+
+def _group_by(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(","))
+    problem = None
+    unknown = [name for name in names if name not in GROUPS]
+    if unknown:
+        problem = f"Unknown group {unknown[0]!r}."
+    elif len(names) > 2:
+        problem = "Group by one or two dimensions."
+    elif len(set(names)) != len(names):
+        problem = "Give each dimension once."
+    if problem:
+        raise ValidationError(
+            {
+                "group_by": [
+                    f"{problem} Use one or two of {', '.join(GROUPS)}, "
+                    "comma-separated (e.g. model,day)."
+                ]
+            }
+        )
+    return names
+
+
+def _current_period() -> tuple[datetime, datetime]:
+    """The current period of budget ``global`` (a calendar month without it)."""
+    budget = Budget.objects.filter(name="global").first()
+    reset_day = budget.reset_day if budget is not None else 1
+    start, end = budget_period(timezone.now().date(), reset_day)
+    return (
+        datetime.combine(start, time.min, tzinfo=UTC),
+        datetime.combine(end, time.min, tzinfo=UTC),
+    )
+
+
+class SpendApi(APIView):
+    """Where the money goes: recorded usage in a window, grouped by one or two
+    of client, model, backend, zone and day, optionally only what a budget
+    governs; rows by cost descending (by day ascending when grouped by day)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "since",
+                str,
+                description="ISO date or timestamp (inclusive); default: the "
+                "start of budget global's current period",
+            ),
+            OpenApiParameter(
+                "until",
+                str,
+                description="ISO date or timestamp (exclusive); default: the "
+                "end of budget global's current period",
+            ),
+            OpenApiParameter(
+                "group_by",
+                str,
+                description="one or two of client, model, backend, zone, day, "
+                "comma-separated; default model",
+            ),
+            OpenApiParameter(
+                "budget", str, description="only the usage this budget governs"
+            ),
+        ],
+        responses={200: serializers.SpendSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        groups = _group_by(query.get("group_by") or "model")
+        start, end = _current_period()
+        since = _when(query["since"], "since") if "since" in query else start
+        until = _when(query["until"], "until") if "until" in query else end
+        if since > until:
+            raise ValidationError({"until": ["Must not be before since."]})
+        budget = None
+        if "budget" in query:
+            budget = Budget.objects.filter(name=query["budget"][:200]).first()
+            if budget is None:
+                raise NotFoundError(
+                    f"No budget named {query['budget'][:200]!r}.",
+                    fields={"budget": ["No budget has this name."]},
+                )
+        report = spend_report(since=since, until=until, group_by=groups, budget=budget)
+        return Response(
+            {
+                "since": _iso(report.since),
+                "until": _iso(report.until),
+                "group_by": list(report.group_by),
+                "rows": [_spend_row(row) for row in report.rows],
+                "total": _spend_row(report.total),
+            }
+        )
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _spend_row(row: SpendRow) -> dict[str, Any]:
+    keys = {
+        name: value.isoformat() if isinstance(value, date) else value
+        for name, value in row.keys.items()
+    }
+    return {
+        **keys,
+        "cost_usd": row.cost_usd,
+        "requests": row.requests,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "estimated_cost_usd": row.estimated_cost_usd,
+    }

@@ -21,6 +21,7 @@ from routing.models.config import (
     TrafficPolicy,
 )
 from routing.models.decisions import DecisionExclusion, RoutingDecision
+from routing.models.spend import SpendDaily
 
 __all__ = [
     "AlertStatus",
@@ -39,6 +40,7 @@ __all__ = [
     "LedgerKind",
     "PrivacyZone",
     "RoutingDecision",
+    "SpendDaily",
     "TrafficPolicy",
     "UsageReport",
     "generate_api_key",

@@ -339,9 +339,24 @@ class UsageReport(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True)
     outcome = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Added to ``SpendDaily`` (by ``spend_rollup``, in the same transaction).
+    # False on new instances (writers that insert every field's value) and a
+    # database default (writers that insert without naming it).
+    rolled_up = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The spend report's partial days at the edges of its window.
+            models.Index(fields=["created_at"], name="usage_created_at"),
+            # The rollup's queue and the report's tail: only the rows not yet
+            # rolled up, so it stays small however long the ledger grows.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(rolled_up=False),
+                name="usage_not_rolled_up",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"usage of {self.decision_id}"

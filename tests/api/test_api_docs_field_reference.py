@@ -4,6 +4,7 @@ and reads on its own (no paths outside the repository)."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,28 @@ def test_the_api_docs_name_no_path_outside_the_repository() -> None:
     text = API_MD.read_text()
     assert "../" not in text
     assert not re.search(r"(?<![\w/.:])/(work|home|tmp|shared)/", text)
+
+
+def test_every_field_of_the_spend_answer_is_documented(
+    api_client: APIClient, fleet: Any
+) -> None:
+    from routing.services.ledger import usage_record
+
+    decision_id = route(api_client, chat("llama3.1:8b")).json()["decision_id"]
+    usage_record(
+        decision_id=uuid.UUID(decision_id),
+        input_tokens=10,
+        output_tokens=5,
+        source="reported",
+        reporter=None,
+    )
+    documented = documented_fields()
+    for groups in ("client,model", "backend,zone", "day"):
+        body = api_client.get("/api/v1/spend/", {"group_by": groups}).json()
+        assert body["rows"], groups
+        names = set(body) | set(body["total"])
+        for row in body["rows"]:
+            names |= {
+                name if name in body["total"] else f"rows[].{name}" for name in row
+            }
+        assert not names - documented, f"undocumented {sorted(names - documented)}"

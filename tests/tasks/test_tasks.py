@@ -82,6 +82,7 @@ def test_every_periodic_task_is_registered_and_expires(settings) -> None:  # typ
         "budget-alerts-check",
         "backend-probe-all",
         "decision-prune-expired",
+        "spend-rollup",
     }
     for entry in schedule.values():
         assert entry["task"] in app.tasks
