@@ -16,7 +16,7 @@ TODAY = date(2026, 11, 20)
 
 
 def budget(limit: str | None, spent: str, reserved: str = "0") -> Budget:
-    row = Budget.objects.create(
+    return Budget.objects.create(
         name="team",
         monthly_limit_usd=Decimal(limit) if limit is not None else None,
         period_start=date(2026, 11, 1),
@@ -24,7 +24,6 @@ def budget(limit: str | None, spent: str, reserved: str = "0") -> Budget:
         spent_usd=Decimal(spent),
         reserved_usd=Decimal(reserved),
     )
-    return row
 
 
 def spend(row: Budget, day: int, amount: str, period: date = date(2026, 11, 1)) -> None:
