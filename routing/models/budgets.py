@@ -135,8 +135,15 @@ class Budget(models.Model):
             )
 
     def scope_snapshot(self) -> BudgetScope:
-        """The scope as the pipeline reads it (a valid, saved scope)."""
-        return scope_from_json(self.scope)
+        """The scope as the pipeline reads it (a valid, saved scope); parsed
+        once per scope object (routing reuses the rows it read last)."""
+        parsed = self.__dict__.get("_parsed_scope")
+        if parsed is None or parsed[0] != self.scope:
+            parsed = self.__dict__["_parsed_scope"] = (
+                _copied(self.scope),
+                scope_from_json(self.scope),
+            )
+        return parsed[1]
 
     def governs(self, *, client: str, model: str, backend: str, zone: str) -> bool:
         """Whether this budget governs ``client``'s request for the resolved
@@ -168,6 +175,13 @@ class Budget(models.Model):
             self.monthly_limit_usd,
             self.soft_limit_percent,
         )
+
+
+def _copied(scope: object) -> object:
+    """A copy of a scope object that a later in-place edit does not change."""
+    if not isinstance(scope, dict):
+        return scope
+    return {k: list(v) if isinstance(v, list) else v for k, v in scope.items()}
 
 
 def scope_from_json(scope: object) -> BudgetScope:
@@ -295,10 +309,15 @@ class LedgerEntry(models.Model):
     are non-zero).
     """
 
-    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="ledger")
+    # Indexed by the (budget, period_start, kind) index below.
+    budget = models.ForeignKey(
+        Budget, on_delete=models.PROTECT, related_name="ledger", db_index=False
+    )
     kind = models.CharField(max_length=8, choices=LedgerKind.choices)
     amount_usd = models.DecimalField(**MONEY)
-    decision_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # Indexed by the unique (decision_id, budget, kind) below: every lookup by
+    # decision uses it, and a decision's route writes one fewer index per budget.
+    decision_id = models.UUIDField(null=True, blank=True)
     period_start = models.DateField()
     note = models.CharField(max_length=200, blank=True)
     #: When the money moved: now, except for spend counted later from usage
@@ -309,9 +328,8 @@ class LedgerEntry(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["budget", "period_start", "kind"])]
         constraints = [
-            models.UniqueConstraint(
-                fields=["budget", "decision_id", "kind"],
-                condition=models.Q(decision_id__isnull=False),
+            models.UniqueConstraint(  # NULL decision ids never conflict
+                fields=["decision_id", "budget", "kind"],
                 name="ledger_one_kind_per_decision",
             )
         ]

@@ -20,6 +20,7 @@ from routing.services.ledger import (
     STATUS_RANKS,
     Reservation,
     ReservationRefused,
+    budget_reservation_undo,
     budget_reserve,
 )
 
@@ -111,12 +112,7 @@ def decision_record(
     if connection.vendor == "postgresql":
         # The statement itself relabels the stored annotations.
         columns = decision_columns(result, **known)
-        if reservation is not None and len(reservation.budgets) > 1:
-            # A refusal by one budget must undo the others' reservations.
-            with transaction.atomic():
-                rank = _write(columns, counts, reservation, guard)
-        else:
-            rank = _write(columns, counts, reservation, guard)
+        rank = _write(columns, counts, reservation, guard)
         return _relabel(result, rank)
     if guard is not None:
         raise ValueError("a state guard needs PostgreSQL's one-statement write")
@@ -151,6 +147,13 @@ def _write(
             if b.pk not in result.reserved_budget_ids
         ]
         if missing:
+            # The budgets with room took the amount (nothing else was written):
+            # give it back. Until then they look fuller than they are, which
+            # can only refuse, never overspend; should this process die first,
+            # the periodic reconciliation recomputes them from the ledger.
+            budget_reservation_undo(
+                budget_ids=result.reserved_budget_ids, amount=reservation.amount
+            )
             raise ReservationRefused(missing[0])
     return result.status_rank
 

@@ -8,6 +8,7 @@ budgets that block), so concurrent routing calls cannot together overspend.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -124,6 +125,14 @@ def budget_reserve(*, decision_id: uuid.UUID, reservation: Reservation) -> int:
         for budget in reservation.budgets
     )
     return worst
+
+
+def budget_reservation_undo(*, budget_ids: Iterable[int], amount: Decimal) -> None:
+    """Take back ``amount`` reserved on each of ``budget_ids`` by a write that
+    was refused as a whole (no ledger entry was made for it)."""
+    Budget.objects.filter(pk__in=list(budget_ids)).update(
+        reserved_usd=F("reserved_usd") - amount
+    )
 
 
 def _reserve_on(budget_id: int, amount: Decimal) -> int | None:

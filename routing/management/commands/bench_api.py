@@ -137,10 +137,11 @@ BENCH_LIMIT = Decimal("1000000")
 
 
 def _three_budgets(*, client: str) -> None:
-    """Limits on ``global``, a ``cloud`` zone budget and one for ``client``."""
+    """Limits on ``global``, the ``cloud`` zone budget (the demo's) and one for
+    ``client``: a priced route of the bench key is governed by exactly these."""
     rows = {
         "global": {},
-        "bench-cloud-zone": {"zones": ["cloud"]},
+        "cloud": {"zones": ["cloud"]},
         "bench-client": {"clients": [client]},
     }
     for budget_name, scope in rows.items():
@@ -168,9 +169,9 @@ class Command(BaseCommand):
             "--three-budgets",
             action="store_true",
             help=(
-                "route under three governing budgets with limits: global, a zone "
-                "budget (cloud) and a client budget (the bench key); every priced "
-                "route reserves on all three"
+                "route under three governing budgets with limits: global, the "
+                "zone budget cloud and a client budget (the bench key); every "
+                "priced route reserves on all three"
             ),
         )
         parser.add_argument(
