@@ -1,4 +1,4 @@
-"""``python manage.py bench_explorer``: server time of the decisions pages.
+"""``python manage.py bench_explorer``: server time of the decisions and spend pages.
 
 Renders each page in-process with Django's test client as a logged-in staff
 user (the whole request: middleware, session, queries, template), after a
@@ -36,7 +36,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 class Command(BaseCommand):
-    help = "Time the explorer's decisions page and filtered pages (median, p99)."
+    help = "Time the explorer's decisions, filtered and spend pages (median, p99)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--runs", type=int, default=50)
@@ -81,6 +81,12 @@ class Command(BaseCommand):
             if page.next_cursor:
                 cursor = urlencode({"cursor": cursor_param(page.next_cursor)})
                 urls.append(("page 2 (keyset cursor)", f"{base}?{cursor}"))
+        spend = reverse("explorer:spend")
+        urls += [
+            ("spend page (30 days, by model)", spend),
+            ("spend page (30 days, by client)", f"{spend}?stack=client"),
+            ("spend page (90 days, by backend)", f"{spend}?days=90&stack=backend"),
+        ]
         return urls
 
     def handle(self, *args: Any, **options: Any) -> None:
