@@ -108,19 +108,22 @@ def budget_forecasts(
     # in the current period are the spend of the burn-rate window.
     recent = {(budget_id, start): total or ZERO for budget_id, start, total in rows}
     return {
-        b.pk: _forecast(b, recent.get((b.pk, _period_of(b, today)[0]), ZERO), today)
+        b.pk: _forecast(
+            b, recent.get((b.pk, budget_period_of(b, today)[0]), ZERO), today
+        )
         for b in budgets
     }
 
 
-def _period_of(budget: Budget, today: date) -> tuple[date, date]:
+def budget_period_of(budget: Budget, today: date) -> tuple[date, date]:
+    """The budget's stored period, or the one containing ``today`` if unset."""
     if budget.period_start is not None and budget.period_end is not None:
         return budget.period_start, budget.period_end
     return budget_period(today, budget.reset_day)
 
 
 def _forecast(budget: Budget, spent_in_window: Decimal, today: date) -> BudgetForecast:
-    start, end = _period_of(budget, today)
+    start, end = budget_period_of(budget, today)
     window_start = max(start, today - timedelta(days=BURN_RATE_DAYS - 1))
     days = max((today - window_start).days + 1, 1)
     rate = (spent_in_window / days).quantize(MICRO)

@@ -15,6 +15,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
+    """Serve ``server`` from a daemon thread (stop it with ``stop_serving``)."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def stop_serving(
+    server: ThreadingHTTPServer | None, thread: threading.Thread | None
+) -> None:
+    """Stop serving and close the port (nothing to do for a server never started)."""
+    if server is None:
+        return
+    server.shutdown()
+    server.server_close()
+    if thread is not None:
+        thread.join(timeout=5)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -80,20 +101,11 @@ class FakeBackend:
         server = _Server(("127.0.0.1", self.port), _Handler)
         server.fake = self
         self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server, self._thread = server, serve_in_thread(server)
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._server, self._thread)
         self._server = None
 
 
@@ -182,18 +194,9 @@ class WebhookReceiver:
     def start(self) -> WebhookReceiver:
         server = _WebhookServer(("127.0.0.1", 0), _WebhookHandler)
         server.receiver = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server, self._thread = server, serve_in_thread(server)
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._server, self._thread)
         self._server = None

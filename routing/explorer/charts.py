@@ -191,16 +191,15 @@ def spend_per_day(
     slot = (width - pad_left - 8) / days
     bar_w = max(slot * 0.7, 1)
     colours = series_colours(list(series))
-    parts = [
-        f'<div class="chart-box"><svg class="chart spend-chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" '
-        f'aria-label="real cost per day, stacked by series; the table below has '
-        f'the figures">',
-        f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">'
-        f"{_money(top)}</text>",
-        f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">'
-        f"$0</text>",
-    ]
+    parts = _money_chart_open(
+        "spend-chart",
+        "real cost per day, stacked by series",
+        width=width,
+        height=height,
+        top=top,
+        pad_top=pad_top,
+        pad_bottom=pad_bottom,
+    )
     centres = []
     for i, day in enumerate(axis):
         x = pad_left + i * slot
@@ -229,6 +228,28 @@ def spend_per_day(
     return mark_safe("".join(parts))  # noqa: S308 - numbers, dates, escaped names
 
 
+def _money_chart_open(
+    css: str,
+    what: str,
+    *,
+    width: int,
+    height: int,
+    top: float,
+    pad_top: int,
+    pad_bottom: int,
+) -> list[str]:
+    """The opening of a per-day money chart: the SVG and its $ axis marks."""
+    return [
+        f'<div class="chart-box"><svg class="chart {css}" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="{what}; the table below has the figures">',
+        f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">'
+        f"{_money(top)}</text>",
+        f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">'
+        f"$0</text>",
+    ]
+
+
 def estimate_vs_real(
     axis: list[date],
     estimated: list[Decimal],
@@ -244,16 +265,15 @@ def estimate_vs_real(
     plot_h = height - pad_bottom - pad_top
     slot = (width - pad_left - 8) / days
     bar_w = max(slot * 0.38, 0.5)
-    parts = [
-        f'<div class="chart-box"><svg class="chart accuracy-chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" '
-        f'aria-label="estimated against real cost per day; the table below has '
-        f'the figures">',
-        f'<text x="4" y="{pad_top + 8}" font-size="10" fill="#4a5568">'
-        f"{_money(top)}</text>",
-        f'<text x="4" y="{height - pad_bottom}" font-size="10" fill="#4a5568">'
-        f"$0</text>",
-    ]
+    parts = _money_chart_open(
+        "accuracy-chart",
+        "estimated against real cost per day",
+        width=width,
+        height=height,
+        top=top,
+        pad_top=pad_top,
+        pad_bottom=pad_bottom,
+    )
     centres = []
     for i, day in enumerate(axis):
         x = pad_left + i * slot

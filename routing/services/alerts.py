@@ -26,8 +26,7 @@ from django.utils import timezone
 
 from routing import metrics
 from routing.models import AlertStatus, Budget, BudgetAlert
-from routing.pipeline.periods import budget_period
-from routing.selectors import budget_forecasts
+from routing.selectors import budget_forecasts, budget_period_of
 from routing.services.health import PUBLISH_RETRY_POLICY
 
 logger = logging.getLogger(__name__)
@@ -38,12 +37,6 @@ RETRY_BACKOFF_MAX_S = 300.0
 #: periodic check (its message was lost: broker outage, a worker killed).
 STALE_MARGIN_S = 60.0
 ERROR_MAX_CHARS = 300
-
-
-def _period(budget: Budget, today: date) -> tuple[date, date]:
-    if budget.period_start is not None and budget.period_end is not None:
-        return budget.period_start, budget.period_end
-    return budget_period(today, budget.reset_day)
 
 
 def budget_thresholds_reached(budget: Budget) -> list[int]:
@@ -104,14 +97,14 @@ def budget_alerts_check(
     new = [
         (budget, threshold)
         for budget, threshold in crossings
-        if (budget.pk, _period(budget, today)[0], threshold) not in existing
+        if (budget.pk, budget_period_of(budget, today)[0], threshold) not in existing
     ]
     if not new:
         return []
     forecasts = budget_forecasts(list({b.pk: b for b, _ in new}.values()), today=today)
     created: list[BudgetAlert] = []
     for budget, threshold in new:
-        start, end = _period(budget, today)
+        start, end = budget_period_of(budget, today)
         assert budget.monthly_limit_usd is not None
         alert = BudgetAlert(
             budget=budget,
