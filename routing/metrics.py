@@ -149,6 +149,14 @@ PROXY_UPSTREAM_SECONDS = Histogram(
     buckets=UPSTREAM_BUCKETS_S,
     registry=REGISTRY,
 )
+PROXY_REQUEST_ATTEMPTS = Histogram(
+    "nexus_proxy_request_attempts",
+    "Upstream attempts per proxied request, by result (served: a backend "
+    "answered; unserved: none did); its count is the proxied requests.",
+    ["result"],
+    buckets=(1, 2, 3, 4, 5, 10),
+    registry=REGISTRY,
+)
 PROXY_TOKENS = Counter(
     "nexus_proxy_tokens",
     "Tokens of proxied requests, by serving backend and direction (input, output).",
@@ -178,7 +186,7 @@ def proxy_observed(
     cost_usd: float,
 ) -> None:
     """Count one proxied request: each attempt (as recorded on the decision),
-    then the tokens and booked cost on ``backend``, the one that served it
+    the request and its number of attempts, then the tokens and booked cost on ``backend``, the one that served it
     (None: no backend did, nothing is counted for it)."""
     for attempt in attempts:
         name = str(attempt.get("backend") or "")
@@ -192,6 +200,9 @@ def proxy_observed(
         duration = _seconds(attempt.get("duration_ms"))
         if duration is not None:
             PROXY_UPSTREAM_SECONDS.labels(name).observe(duration)
+    PROXY_REQUEST_ATTEMPTS.labels("served" if backend else "unserved").observe(
+        len(attempts)
+    )
     if backend:
         PROXY_TOKENS.labels(backend, "input").inc(max(input_tokens, 0))
         PROXY_TOKENS.labels(backend, "output").inc(max(output_tokens, 0))
