@@ -32,7 +32,7 @@ def child_exit(server: Any, worker: Any) -> None:
     """A worker ended: forget its live gauges (counters and histograms stay)."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def on_exit(server: Any) -> None:

@@ -277,7 +277,7 @@ def scrape_registry() -> CollectorRegistry:
     if not multiprocess_mode():
         return REGISTRY
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(BudgetCollector())
     registry.register(ProxyInFlightCollector())
     return registry
