@@ -7,6 +7,7 @@ Defaults give an embedded demo (SQLite file + kombu filesystem broker under
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -330,6 +331,19 @@ if NEXUS_REDIS_URL and urlparse(NEXUS_REDIS_URL).scheme not in {
         f"got {NEXUS_REDIS_URL!r}."
     )
 NEXUS_SHARED_STATE_FILE = DATA_DIR / "shared-state.sqlite3"
+# /metrics: when set, scrapes must send ``Authorization: Bearer <token>``.
+NEXUS_METRICS_TOKEN = env_str("NEXUS_METRICS_TOKEN", "").strip()
+# Prometheus multiprocess mode (routing/metrics_dir.py), read by prometheus_client
+# itself: empty counts as unset (else it would write metric files into the current
+# directory); set, it must be a directory.
+_metrics_dir = env_str("PROMETHEUS_MULTIPROC_DIR", "").strip()
+if not _metrics_dir:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+elif not Path(_metrics_dir).is_dir():
+    raise ImproperlyConfigured(
+        "PROMETHEUS_MULTIPROC_DIR must be an existing directory (run "
+        f"`python -m routing.metrics_dir prepare`); got {_metrics_dir!r}."
+    )
 # Rate limits on failures (routing/rate_limits.py), per client address (REMOTE_ADDR).
 NEXUS_LOGIN_FAILURES_PER_USER = env_int("NEXUS_LOGIN_FAILURES_PER_USER", 5, minimum=1)
 NEXUS_LOGIN_FAILURES_PER_ADDRESS = env_int(

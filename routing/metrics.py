@@ -1,17 +1,27 @@
 """Prometheus metrics: decisions, exclusions, latencies, budget spend and status,
-and what the proxy saw upstream (attempts, time to first byte, tokens, cost, load)."""
+and what the proxy saw upstream (attempts, time to first byte, tokens, cost, load).
+
+Counters and histograms are per process; with ``PROMETHEUS_MULTIPROC_DIR`` set
+(``routing.metrics_dir``) ``/metrics`` sums every process's. Gauges are never
+kept per process: they are read at scrape time from the database and the
+shared state, which every process sees alike.
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -139,6 +149,14 @@ PROXY_UPSTREAM_SECONDS = Histogram(
     buckets=UPSTREAM_BUCKETS_S,
     registry=REGISTRY,
 )
+PROXY_REQUEST_ATTEMPTS = Histogram(
+    "nexus_proxy_request_attempts",
+    "Upstream attempts per proxied request, by result (served: a backend "
+    "answered; unserved: none did); its count is the proxied requests.",
+    ["result"],
+    buckets=(1, 2, 3, 4, 5, 10),
+    registry=REGISTRY,
+)
 PROXY_TOKENS = Counter(
     "nexus_proxy_tokens",
     "Tokens of proxied requests, by serving backend and direction (input, output).",
@@ -168,7 +186,7 @@ def proxy_observed(
     cost_usd: float,
 ) -> None:
     """Count one proxied request: each attempt (as recorded on the decision),
-    then the tokens and booked cost on ``backend``, the one that served it
+    the request and its number of attempts, then the tokens and booked cost on ``backend``, the one that served it
     (None: no backend did, nothing is counted for it)."""
     for attempt in attempts:
         name = str(attempt.get("backend") or "")
@@ -182,6 +200,9 @@ def proxy_observed(
         duration = _seconds(attempt.get("duration_ms"))
         if duration is not None:
             PROXY_UPSTREAM_SECONDS.labels(name).observe(duration)
+    PROXY_REQUEST_ATTEMPTS.labels("served" if backend else "unserved").observe(
+        len(attempts)
+    )
     if backend:
         PROXY_TOKENS.labels(backend, "input").inc(max(input_tokens, 0))
         PROXY_TOKENS.labels(backend, "output").inc(max(output_tokens, 0))
@@ -242,9 +263,60 @@ REGISTRY.register(BudgetCollector())
 REGISTRY.register(ProxyInFlightCollector())
 
 
+def multiprocess_mode() -> bool:
+    """True when prometheus_client keeps values in ``PROMETHEUS_MULTIPROC_DIR``
+    (decided by the library when first imported, see ``routing.metrics_dir``)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What ``/metrics`` reports: this process's ``REGISTRY`` in single-process
+    mode; in multiprocess mode the counters and histograms of every process of
+    the node (dead ones too, so totals never go backwards), summed from the
+    directory's files, plus the gauges read at scrape time."""
+    if not multiprocess_mode():
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(BudgetCollector())
+    registry.register(ProxyInFlightCollector())
+    return registry
+
+
+def _authorized(request: HttpRequest) -> bool:
+    """No ``NEXUS_METRICS_TOKEN``: anyone; else ``Authorization: Bearer`` with
+    the token (compared in constant time)."""
+    token: str = settings.NEXUS_METRICS_TOKEN
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``/metrics`` in the Prometheus text format."""
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    """``/metrics`` in the Prometheus text format; 401 JSON without the token
+    when one is configured, 503 JSON when a scrape-time gauge cannot be read
+    (database unreachable)."""
+    from routing.api.exceptions import error_body, outage_response
+    from routing.request_log import OUTAGE_ERRORS
+
+    if not _authorized(request):
+        response = JsonResponse(
+            error_body(
+                "unauthorized",
+                "/metrics needs the header Authorization: Bearer <NEXUS_METRICS_TOKEN>.",
+            ),
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    try:
+        text = generate_latest(scrape_registry())
+    except OUTAGE_ERRORS as exc:
+        return outage_response(request, exc)
+    return HttpResponse(text, content_type=CONTENT_TYPE_LATEST)
 
 
 SHARED_STATE_UNAVAILABLE = Counter(

@@ -81,15 +81,21 @@ def _validation_message(fields: dict[str, list[str]]) -> str:
     )
 
 
+def speaks_json(request: HttpRequest) -> bool:
+    """Errors in the API's JSON shape: the REST API, the proxy and ``/metrics``
+    (read by machines); a page everywhere else."""
+    return request.path.startswith(("/api/", "/v1/")) or request.path == "/metrics"
+
+
 def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
-    """503 with ``Retry-After`` while the database is unreachable: JSON under
-    /api/, a short page elsewhere (rendered without the request: no database).
+    """503 with ``Retry-After`` while the database is unreachable: JSON where
+    ``speaks_json``, a short page elsewhere (rendered without the request: no database).
 
     Remembers ``exc`` on the request so ``routing.request_log`` logs one line.
     """
     request.nexus_outage = exc  # type: ignore[attr-defined]
     response: HttpResponse
-    if request.path.startswith(("/api/", "/v1/")):
+    if speaks_json(request):
         body = error_body("service_unavailable", OUTAGE_MESSAGE)
         response = JsonResponse(body, status=503)
     else:
@@ -180,7 +186,7 @@ def json_500(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     if isinstance(exc, OUTAGE_ERRORS):
         return outage_response(request, exc)
-    if request.path.startswith(("/api/", "/v1/")):
+    if speaks_json(request):
         return JsonResponse(
             error_body("internal_error", "Nexus failed to handle this request."),
             status=500,

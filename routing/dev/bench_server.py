@@ -266,8 +266,10 @@ def gunicorn_command(
 ) -> list[str]:
     """README's production command (the Procfile's ``web``), bound to ``port``.
 
-    ``threads`` is kept for callers; uvicorn workers run sync views in
-    asgiref's thread and ignore it.
+    With ``nexus_site.gunicorn_conf``: Prometheus multiprocess mode in
+    ``PROMETHEUS_MULTIPROC_DIR`` (emptied at start) or a fresh temporary
+    directory. ``threads`` is kept for callers; uvicorn workers run sync views
+    in asgiref's thread and ignore it.
     """
     del threads
     return [
@@ -275,6 +277,8 @@ def gunicorn_command(
         "-m",
         "gunicorn",
         "nexus_site.asgi:application",
+        "--config",
+        "python:nexus_site.gunicorn_conf",
         "--worker-class",
         "uvicorn_worker.UvicornWorker",
         "--bind",

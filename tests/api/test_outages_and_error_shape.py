@@ -5,45 +5,21 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import OperationalError, connections
+from django.db import OperationalError
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from routing.api.exceptions import json_500
+from tests.unreachable_database import database_unreachable
+
+__all__ = ["database_unreachable"]  # the fixture, used by name below
 
 pytestmark = pytest.mark.django_db
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-@pytest.fixture
-def database_unreachable(db: None, tmp_path: Path) -> Iterator[str]:
-    """The default connection points at a database nobody serves, for real:
-    PostgreSQL on a closed loopback port (connection refused), SQLite at a file
-    in a folder that does not exist ("unable to open database file")."""
-    original = connections["default"]
-    broken = dict(original.settings_dict)
-    if original.vendor == "postgresql":
-        broken.update(HOST="127.0.0.1", PORT="1")
-        # Django keeps one pool per alias: without this the broken wrapper
-        # would borrow the working pool's connections.
-        broken["OPTIONS"] = {
-            k: v for k, v in broken.get("OPTIONS", {}).items() if k != "pool"
-        }
-    else:
-        broken["NAME"] = str(tmp_path / "missing" / "nexus.sqlite3")
-    wrapper = original.__class__(broken, alias="default")
-    connections["default"] = wrapper
-    try:
-        yield original.vendor
-    finally:
-        wrapper.close()
-        connections["default"] = original
 
 
 def test_an_api_call_during_a_database_outage_is_a_503_with_retry_after(

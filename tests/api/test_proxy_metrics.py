@@ -181,3 +181,34 @@ def test_recording_a_proxied_request_feeds_the_metrics_with_the_booked_cost(
     assert delta(before, after, tokens) == 500
     series = 'nexus_proxy_requests_total{backend="cloud-gpt",outcome="ok"}'
     assert delta(before, after, series) == 1
+
+
+def test_each_request_is_counted_once_with_its_number_of_attempts() -> None:
+    flaky, steady, dead = unique("flaky"), unique("steady"), unique("dead")
+    attempts = 'nexus_proxy_request_attempts_{}{{result="{}"}}'
+    le = 'nexus_proxy_request_attempts_bucket{{le="{}",result="{}"}}'
+    before = scrape()
+    proxy_observed(
+        attempts=[
+            attempt(flaky, "failed_over", status=503, duration_ms=20.0),
+            attempt(steady, "ok", status=200, duration_ms=900.0, ttft_ms=120.0),
+        ],
+        backend=steady,
+        input_tokens=1,
+        output_tokens=1,
+        cost_usd=0.0,
+    )
+    proxy_observed(
+        attempts=[attempt(dead, "failed", error="ConnectError")],
+        backend=None,
+        input_tokens=0,
+        output_tokens=0,
+        cost_usd=0.0,
+    )
+    after = scrape()
+    assert delta(before, after, attempts.format("count", "served")) == 1
+    assert delta(before, after, attempts.format("sum", "served")) == 2
+    assert delta(before, after, le.format("1.0", "served")) == 0
+    assert delta(before, after, le.format("2.0", "served")) == 1
+    assert delta(before, after, attempts.format("count", "unserved")) == 1
+    assert delta(before, after, attempts.format("sum", "unserved")) == 1
