@@ -42,6 +42,7 @@ from routing.pipeline.types import (
     Strategy,
 )
 from routing.selectors import backend_list, routing_state
+from routing.shared_counters import SharedCounterStore
 
 SNAPSHOT_MAX_AGE_S = 5.0
 
@@ -195,10 +196,12 @@ def budget_snapshots(
 
 def pipeline_settings() -> PipelineSettings:
     """Strategy and scorers from ``NEXUS_SELECTION_STRATEGY`` and ``NEXUS_SCORERS``
-    (raises ``SettingsError`` naming a bad scorer entry)."""
+    (raises ``SettingsError`` naming a bad scorer entry); round-robin positions
+    in the shared state, so the rotation spans every process and node."""
     return PipelineSettings(
         strategy=Strategy(settings.NEXUS_SELECTION_STRATEGY),
         scorers=parse_scorers(settings.NEXUS_SCORERS),
+        counter_store=SharedCounterStore(),
     )
 
 
@@ -217,7 +220,8 @@ _pipeline: ReconcilerPipeline | None = None
 
 
 def shared_pipeline() -> ReconcilerPipeline:
-    """One pipeline per process (round-robin counters live in it)."""
+    """One pipeline per process (its round-robin positions are in the shared
+    state, see ``routing.shared_counters``)."""
     global _pipeline
     if _pipeline is None:
         _pipeline = build_pipeline()

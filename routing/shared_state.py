@@ -5,17 +5,18 @@ API keys (``routing.rate_limits``) and the proxy's half-open trials; leases
 (``lease``/``release``/``leases``) for what is in flight per backend: the
 proxy's attempts, and decisions routed through the REST API until their usage
 is reported. A lease expires on its own, so a process that dies mid-request
-leaves nothing counted for good. The store is Redis when
-``NEXUS_REDIS_URL`` is set, else an embedded SQLite file under
+leaves nothing counted for good. Plain counters (``incr``) that only go up,
+for round-robin positions (``routing.shared_counters``). The store is Redis
+when ``NEXUS_REDIS_URL`` is set, else an embedded SQLite file under
 ``NEXUS_DATA_DIR`` that the processes of one machine share (independent of
-``DATABASE_URL``). Later shared state (round-robin positions, in-flight
-counts, circuit state) belongs behind the same ``SharedState`` interface.
+``DATABASE_URL``). Circuit state and cool-downs live in the database (the
+backend's row); see docs/operations.md for where each piece of state is kept.
 
 A window starts at the first hit on a key and lasts ``window_seconds``; the
 next hit after that starts a new one. A store that cannot be reached fails
 OPEN: the hit counts as zero, a warning is logged and
 ``nexus_shared_state_unavailable_total`` goes up, so an outage of Redis never
-locks everyone out.
+locks everyone out; ``incr`` falls back to a count of this process's own.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class SharedState(Protocol):
 
     def reset(self, key: str) -> None:
         """Forget ``key`` (its next hit starts a new window)."""
+        ...
+
+    def incr(self, key: str) -> int:
+        """Add one to the counter ``key`` (0 when new) and return the new value."""
         ...
 
     def lease(self, group: str, key: str, seconds: float) -> None:
@@ -119,11 +124,20 @@ class SqliteState:
     _LEASES_BY_EXPIRY = (
         "CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at)"
     )
+    _COUNTERS = (
+        "CREATE TABLE IF NOT EXISTS counters "
+        "(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    )
+    _INCR = (
+        "INSERT INTO counters (key, value) VALUES (?, 1) "
+        "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
+    )
     _SCHEMAS = (
         _SCHEMA,
         _GAUGES,
         _LEASES,
         _LEASES_BY_EXPIRY,
+        _COUNTERS,
     )
     #: Expired rows are deleted on every this many-th hit of a process.
     PRUNE_EVERY = 1000
@@ -212,6 +226,11 @@ class SqliteState:
     def reset(self, key: str) -> None:
         with self._writing() as connection:
             connection.execute("DELETE FROM window_counters WHERE key = ?", (key,))
+
+    def incr(self, key: str) -> int:
+        with self._writing() as connection:
+            (value,) = connection.execute(self._INCR, (key,)).fetchone()
+        return int(value)
 
     #: Live leases per group are counted in ``gauges`` under this prefix.
     LEASE_COUNT = "\x1flease:"
@@ -343,6 +362,11 @@ return {count, ttl}
     def reset(self, key: str) -> None:
         self._client.delete(self.PREFIX + key)
 
+    COUNTER = "nexus:counter:"
+
+    def incr(self, key: str) -> int:
+        return int(self._client.incr(self.COUNTER + key))
+
     LEASE_GROUPS = "nexus:lease-groups"
     LEASE = "nexus:lease:"
 
@@ -380,6 +404,8 @@ class FailOpen:
     def __init__(self, store: SharedState) -> None:
         self.store = store
         self.name = store.name
+        self._own_counts: dict[str, int] = {}
+        self._own_lock = threading.Lock()
 
     def _failed(self, operation: str, exc: Exception) -> None:
         from routing import metrics
@@ -411,6 +437,18 @@ class FailOpen:
             self.store.reset(key)
         except Exception as exc:  # noqa: BLE001
             self._failed("reset", exc)
+
+    def incr(self, key: str) -> int:
+        """The shared count, or while the store fails this process's own (a
+        rotation per process rather than none)."""
+        try:
+            return self.store.incr(key)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("incr", exc)
+        with self._own_lock:
+            value = self._own_counts.get(key, 0) + 1
+            self._own_counts[key] = value
+            return value
 
     def lease(self, group: str, key: str, seconds: float) -> None:
         try:

@@ -1,8 +1,10 @@
 """Round-robin counters: a tiny protocol so Django can plug in a shared store.
 
-The in-memory store is per process; a multi-process deployment that wants a
-fleet-wide rotation can pass any object with a ``next(key) -> int`` method
-(e.g. one backed by ``cache.incr``) as ``PipelineSettings.counter_store``.
+The in-memory store is per process (pure-Python use and tests). Any object
+with a ``next(key) -> int`` method can be passed as
+``PipelineSettings.counter_store``; the Django app passes
+``routing.shared_counters.SharedCounterStore`` so the rotation spans every
+process and node.
 """
 
 from __future__ import annotations

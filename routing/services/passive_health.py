@@ -348,19 +348,30 @@ def circuits_half_open(*, now: datetime | None = None) -> int:
     due = Backend.objects.filter(
         health=Health.UNHEALTHY.value, unhealthy_until__lte=now
     )
-    if not due.exists():
+    names = list(due.values_list("name", flat=True))
+    if not names:
         return 0
+    opened = [name for name in names if _half_open(name, now)]
+    if opened:
+        _state_version_bump()
+        logger.info("Circuit half-open for %s", ", ".join(opened))
+    return len(opened)
+
+
+def _half_open(name: str, now: datetime) -> bool:
+    """Half-open ``name`` if its circuit is still open and due (compare and
+    set: of the processes that saw it due, one wins; on SQLite too, where
+    ``select_for_update`` locks nothing). The winner forgets the last trial
+    before anyone can see the circuit half-open, so one trial is let through."""
     with transaction.atomic():
-        names = list(due.select_for_update().values_list("name", flat=True))
-        count = Backend.objects.filter(name__in=names).update(
+        won = Backend.objects.filter(
+            name=name, health=Health.UNHEALTHY.value, unhealthy_until__lte=now
+        ).update(
             health=Health.UNKNOWN.value,
             health_reason=HALF_OPEN,
             unhealthy_until=None,
             consecutive_failures=0,
         )
-        if count:
-            for name in names:
-                shared_state().reset(TRIAL + name)
-            _state_version_bump()
-            logger.info("Circuit half-open for %s", ", ".join(names))
-    return count
+        if won:
+            shared_state().reset(TRIAL + name)
+    return bool(won)

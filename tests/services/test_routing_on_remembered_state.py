@@ -6,19 +6,23 @@ another process would, and checks the second call decides on the new state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from routing.adapters import shared_pipeline_reset
 from routing.models import Backend, Budget, LedgerEntry, RoutingDecision
 from routing.pipeline import RoutingRequest
 from routing.pipeline.types import Outcome
 from routing.services.config import config_save, config_version_current
 from routing.services.routing import RouteOutcome, route_request
+from routing.shared_state import SqliteState
 from tests.fleet_rows import make_fleet, set_budget
 
 pytestmark = pytest.mark.usefixtures("postgres")
@@ -41,6 +45,15 @@ def fleet_with_budget() -> None:
     set_budget("10", soft_limit_percent=50)
 
 
+@pytest.fixture
+def round_robin(settings: Any) -> Iterator[None]:
+    """The app's pipeline built for ``round_robin`` (and rebuilt after)."""
+    settings.NEXUS_SELECTION_STRATEGY = "round_robin"
+    shared_pipeline_reset()
+    yield
+    shared_pipeline_reset()
+
+
 # Outside a test transaction, as served; the zones come from a data migration.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize(
@@ -59,6 +72,20 @@ def test_a_call_after_the_first_is_recorded_in_one_statement_unless_round_robin(
     stored = RoutingDecision.objects.get(pk=second.decision_id)
     assert stored.backend_name == "cloud-gpt"
     assert LedgerEntry.objects.filter(decision_id=second.decision_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_round_robin_takes_exactly_one_shared_turn_per_recorded_call(
+    fleet_with_budget: None, round_robin: None, settings: Any
+) -> None:
+    # Never routed on remembered state, so never routed twice for one call.
+    picks = [route("llama3.1:8b").result.backend_name for _ in range(6)]
+    turns = len(set(picks))
+    assert turns >= 2
+    assert picks == [picks[call % turns] for call in range(6)]
+    assert RoutingDecision.objects.count() == 6
+    counters = SqliteState(Path(settings.NEXUS_SHARED_STATE_FILE))
+    assert counters.incr("rr:llama3.1:8b") == 7  # six turns, then this one
 
 
 def test_a_config_change_between_calls_decides_the_next_call(
