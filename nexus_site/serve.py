@@ -49,11 +49,12 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def web_config(environ: dict[str, str] | os._Environ[str]) -> WebConfig:
-    """``NEXUS_BIND``, ``NEXUS_WEB_WORKERS`` and ``NEXUS_MIGRATE``, validated."""
+def web_config() -> WebConfig:
+    """``NEXUS_BIND``, ``NEXUS_WEB_WORKERS`` and ``NEXUS_MIGRATE``, validated
+    (an empty ``NEXUS_WEB_WORKERS`` means the default, as in .env.example)."""
     from nexus_site.env import env_bool, env_int
 
-    bind = environ.get("NEXUS_BIND", DEFAULT_BIND).strip()
+    bind = os.environ.get("NEXUS_BIND", DEFAULT_BIND).strip()
     match = _HOST_PORT.match(bind)
     if bind.startswith("unix:") and len(bind) > len("unix:"):
         pass
@@ -62,7 +63,11 @@ def web_config(environ: dict[str, str] | os._Environ[str]) -> WebConfig:
             "NEXUS_BIND must be HOST:PORT (port 1-65535, e.g. 0.0.0.0:8000) or "
             f"unix:PATH; got {bind!r}."
         )
-    workers = env_int("NEXUS_WEB_WORKERS", 2 * cores() + 1, minimum=1)
+    default_workers = 2 * cores() + 1
+    if os.environ.get("NEXUS_WEB_WORKERS", "").strip():
+        workers = env_int("NEXUS_WEB_WORKERS", default_workers, minimum=1)
+    else:
+        workers = default_workers
     return WebConfig(
         bind=bind, workers=workers, migrate=env_bool("NEXUS_MIGRATE", True)
     )
@@ -99,7 +104,7 @@ def main(argv: Sequence[str]) -> int:
     role = argv[0]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_site.settings")
     try:
-        config = web_config(os.environ) if role == "web" else None
+        config = web_config() if role == "web" else None
         import django
 
         django.setup()

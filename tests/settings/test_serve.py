@@ -83,15 +83,27 @@ def test_serve_without_a_python_environment_says_so(tmp_path: Path) -> None:
     assert f"no Python environment at {tmp_path / 'no-venv'}" in result.stderr
 
 
-def test_web_defaults_to_loopback_and_two_workers_per_core_plus_one() -> None:
-    config = web_config({})
+def test_web_defaults_to_loopback_and_two_workers_per_core_plus_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NEXUS_BIND", "NEXUS_WEB_WORKERS", "NEXUS_MIGRATE"):
+        monkeypatch.delenv(name, raising=False)
+    config = web_config()
     assert (config.bind, config.workers, config.migrate) == (
         DEFAULT_BIND,
         2 * cores() + 1,
         True,
     )
-    assert web_config({"NEXUS_BIND": "[::]:9000"}).bind == "[::]:9000"
-    assert web_config({"NEXUS_BIND": "unix:/run/nexus.sock"}).bind.startswith("unix:")
+    monkeypatch.setenv("NEXUS_WEB_WORKERS", "")  # as copied from .env.example
+    assert web_config().workers == 2 * cores() + 1
+
+
+@pytest.mark.parametrize("bind", ["[::]:9000", "0.0.0.0:80", "unix:/run/nexus.sock"])
+def test_web_binds_to_an_address_or_a_unix_socket(
+    monkeypatch: pytest.MonkeyPatch, bind: str
+) -> None:
+    monkeypatch.setenv("NEXUS_BIND", bind)
+    assert web_config().bind == bind
 
 
 def test_a_management_command_finds_the_embedded_secret_key_file(
