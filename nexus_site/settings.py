@@ -31,11 +31,17 @@ DATA_DIR = Path(env_str("NEXUS_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# The embedded default's key: the file scripts/run writes on first start, so
+# `python manage.py ...` in the same checkout needs no variable.
+SECRET_KEY_FILE = DATA_DIR / "secret-key"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY and SECRET_KEY_FILE.is_file():
+    SECRET_KEY = SECRET_KEY_FILE.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off: set it, or "
+            f"run scripts/run once to create {SECRET_KEY_FILE} "
             "(or set DJANGO_DEBUG=true for local development)."
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105
@@ -229,7 +235,7 @@ SECURE_HSTS_PRELOAD = env_bool("NEXUS_HSTS_PRELOAD", False)
 # Redirect plain-HTTP requests to HTTPS, except the probes a load balancer or
 # Prometheus makes from inside the network.
 SECURE_SSL_REDIRECT = env_bool("NEXUS_SSL_REDIRECT", False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from
 # clients): trust it to tell HTTPS requests apart. Never set this without one.
 if env_bool("NEXUS_TRUST_X_FORWARDED_PROTO", False):

@@ -10,11 +10,24 @@ from django.urls import include, path
 
 from routing.metrics import metrics_view
 from routing.rate_limits import login_rate_limited
+from routing.readiness import readiness_checks
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness for load balancers."""
     return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when the database (and Redis, when configured) answers,
+    else 503 naming what failed."""
+    checks = readiness_checks()
+    failed = {name: error for name, error in checks.items() if error is not None}
+    body = {
+        "status": "unavailable" if failed else "ok",
+        "checks": {name: error or "ok" for name, error in checks.items()},
+    }
+    return JsonResponse(body, status=503 if failed else 200)
 
 
 def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
@@ -34,6 +47,7 @@ urlpatterns = [
     path("api/v1/", include("routing.api.urls")),
     path("v1/", include("routing.proxy.urls")),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("favicon.ico", favicon, name="favicon"),
     path("metrics", metrics_view, name="metrics"),
     path(

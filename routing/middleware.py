@@ -14,7 +14,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import bad_request
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from routing.api.exceptions import OUTAGE_ERRORS, error_body, outage_response
+from routing.api.exceptions import (
+    OUTAGE_ERRORS,
+    error_body,
+    outage_response,
+    skipped_step_response,
+)
 from routing.api.routing_input import REQUEST_ID_RE
 
 #: The longest header value accepted: gunicorn's own ``limit_request_field_size``
@@ -117,7 +122,11 @@ class RequestIdMiddleware:
     def process_exception(
         self, request: HttpRequest, exception: Exception
     ) -> HttpResponse | None:
-        """A database outage in a view outside the API (explorer, admin): 503."""
+        """A skipped deployment step or a database outage in a view outside the
+        API (explorer, admin): 503."""
+        skipped = skipped_step_response(request, exception)
+        if skipped is not None:
+            return skipped
         if isinstance(exception, OUTAGE_ERRORS):
             return outage_response(request, exception)
         return None

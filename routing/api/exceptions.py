@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -13,8 +14,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from routing.deployment import skipped_step
 from routing.errors import NexusError
 from routing.request_log import OUTAGE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 TYPES = {
     400: "invalid_request",
@@ -105,8 +109,29 @@ def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
     return response
 
 
+def skipped_step_response(
+    request: HttpRequest, exc: BaseException
+) -> HttpResponse | None:
+    """503 naming the deployment step ``exc`` shows was skipped (collectstatic,
+    migrate): JSON under /api/ and /v1/, a page without static files elsewhere.
+    None for any other error."""
+    message = skipped_step(exc)
+    if message is None:
+        return None
+    logger.error("%s %s: %s (%s)", request.method, request.path, message, exc)
+    if request.path.startswith(("/api/", "/v1/")):
+        return JsonResponse(error_body("service_unavailable", message), status=503)
+    return HttpResponse(render_to_string("503.html", {"message": message}), status=503)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map every exception raised in an API view to the stable error shape."""
+    message = skipped_step(exc)
+    if message is not None:
+        return Response(
+            error_body("service_unavailable", message),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     if isinstance(exc, OUTAGE_ERRORS):
         request = context["request"]
         request._request.nexus_outage = exc  # one log line (routing.request_log)
@@ -184,6 +209,10 @@ def json_500(request: HttpRequest) -> HttpResponse:
     outside any view (e.g. in a middleware) is still a 503, not a 500.
     """
     exc = sys.exc_info()[1]
+    if exc is not None:
+        skipped = skipped_step_response(request, exc)
+        if skipped is not None:
+            return skipped
     if isinstance(exc, OUTAGE_ERRORS):
         return outage_response(request, exc)
     if speaks_json(request):

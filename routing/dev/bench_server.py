@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from nexus_site.serve import GUNICORN_ASGI
+
 # The fleet and request builders, imported in one place (bench_litellm).
 from routing.dev.bench_litellm import pipeline_bench
 from routing.pipeline.types import BudgetSnapshot, ConfigSnapshot
@@ -275,12 +277,7 @@ def gunicorn_command(
     return [
         sys.executable,
         "-m",
-        "gunicorn",
-        "nexus_site.asgi:application",
-        "--config",
-        "python:nexus_site.gunicorn_conf",
-        "--worker-class",
-        "uvicorn_worker.UvicornWorker",
+        *GUNICORN_ASGI,  # the flags scripts/serve web runs with
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
