@@ -214,10 +214,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    # Swagger UI from Nexus's own static files: no CDN, works offline and under
+    # Swagger UI and ReDoc from Nexus's own static files: no CDN, works offline and under
     # the Content-Security-Policy below.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Transport security ---------------------------------------------------------

@@ -7,6 +7,7 @@ from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from drf_spectacular.views import (
     SpectacularAPIView,
+    SpectacularRedocView,
     SpectacularSwaggerSplitView,
 )
 from rest_framework.routers import DefaultRouter
@@ -15,8 +16,8 @@ from routing.api import actions, views
 
 app_name = "api"
 
-#: Swagger UI comes from Nexus's static files (drf-spectacular-sidecar) but styles
-#: its widgets with inline styles.
+#: Swagger UI and ReDoc come from Nexus's static files (drf-spectacular-sidecar)
+#: but style their widgets with inline styles.
 DOCS_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
@@ -27,6 +28,8 @@ DOCS_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
+    # ReDoc searches in a web worker it starts from a blob.
+    "worker-src": [CSP.SELF, "blob:"],
 }
 
 router = DefaultRouter(trailing_slash=True)
@@ -50,6 +53,11 @@ urlpatterns = [
             SpectacularSwaggerSplitView.as_view(url_name="api:schema")
         ),
         name="docs",
+    ),
+    path(
+        "redoc/",
+        csp_override(DOCS_CSP)(SpectacularRedocView.as_view(url_name="api:schema")),
+        name="redoc",
     ),
     *router.urls,
 ]

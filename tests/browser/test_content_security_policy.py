@@ -88,13 +88,46 @@ def test_the_admin_works_without_a_policy_violation(
     assert problems == []
 
 
+def _offline(page: Any, origin: str) -> list[str]:
+    """Refuse every request that leaves Nexus (as a network without internet
+    would); return the URLs that were tried."""
+    tried: list[str] = []
+
+    def handle(route: Any) -> None:
+        url = route.request.url
+        if url.startswith((origin, "data:", "blob:")):
+            route.continue_()
+        else:
+            tried.append(url)
+            route.abort()
+
+    page.route("**/*", handle)
+    return tried
+
+
 def test_the_api_docs_render_offline_without_a_policy_violation(
     page: Any, live_server: Any
 ) -> None:
     problems = _watch(page)
+    outside = _offline(page, live_server.url)
     page.goto(f"{live_server.url}/api/v1/docs/")
-    # Swagger UI built the operation list from the schema, from local assets
-    # only (this browser has no route to the internet).
+    # Swagger UI built the operation list from the schema, from Nexus's own
+    # assets only: every request that leaves Nexus is refused.
     page.wait_for_selector(".opblock-tag", timeout=20_000)
     assert page.locator("[data-path='/api/v1/route']").count() >= 1
     assert problems == []
+    assert outside == []
+
+
+def test_redoc_renders_offline(page: Any, live_server: Any) -> None:
+    problems = _watch(page)
+    outside = _offline(page, live_server.url)
+    page.goto(f"{live_server.url}/api/v1/redoc/")
+    # ReDoc rendered the schema: its title, and an operation's section.
+    page.wait_for_selector("h1:has-text('Nexus routing API')", timeout=20_000)
+    assert page.locator("[data-section-id^='tag/']").count() >= 1
+    # ReDoc's bundle always asks for its "by Redocly" logo from its CDN (and
+    # hides it when it fails); the policy blocks it. Nothing else leaves Nexus.
+    logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert [p for p in problems if logo not in p] == []
+    assert outside == []
