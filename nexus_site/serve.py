@@ -42,6 +42,7 @@ class WebConfig:
     bind: str
     workers: int
     migrate: bool
+    access_log: bool = True
 
 
 def cores() -> int:
@@ -53,7 +54,8 @@ def cores() -> int:
 
 
 def web_config() -> WebConfig:
-    """``NEXUS_BIND``, ``NEXUS_WEB_WORKERS`` and ``NEXUS_MIGRATE``, validated
+    """``NEXUS_BIND``, ``NEXUS_WEB_WORKERS``, ``NEXUS_MIGRATE`` and
+    ``NEXUS_ACCESS_LOG``, validated
     (an empty ``NEXUS_WEB_WORKERS`` means the default, as in .env.example)."""
     from nexus_site.env import env_bool, env_int
 
@@ -72,7 +74,10 @@ def web_config() -> WebConfig:
     else:
         workers = default_workers
     return WebConfig(
-        bind=bind, workers=workers, migrate=env_bool("NEXUS_MIGRATE", True)
+        bind=bind,
+        workers=workers,
+        migrate=env_bool("NEXUS_MIGRATE", True),
+        access_log=env_bool("NEXUS_ACCESS_LOG", True),
     )
 
 
@@ -128,7 +133,8 @@ def main(argv: Sequence[str]) -> int:
         if config.migrate:
             call_command("migrate", interactive=False, verbosity=1)
         call_command("collectstatic", interactive=False, verbosity=1)
-        command = gunicorn_argv(config.bind, config.workers, ["--access-logfile", "-"])
+        extra = ["--access-logfile", "-"] if config.access_log else []
+        command = gunicorn_argv(config.bind, config.workers, extra)
     connections.close_all()
     sys.stdout.flush()
     os.execv(command[0], command)

@@ -1,6 +1,7 @@
 """``manage.py bench_api``: load-test the route API against the framework ceiling.
 
-Starts gunicorn on loopback against the configured database (point
+Starts ``scripts/serve web`` (``--nodes`` of them, sharing ``--workers``) on
+loopback against the configured database (point
 ``DATABASE_URL`` at a scratch database: the run records thousands of
 decisions), then drives the same number of requests at the same concurrency,
 in alternating rounds, at (1) ``/bench/insert``, a view that INSERTs one
@@ -19,18 +20,20 @@ import os
 import socket
 import statistics
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from routing.dev.bench_server import gunicorn_command
 from routing.models import ApiKey, Budget, RoutingDecision
 from routing.services.api_keys import api_key_issue
 from routing.services.config import config_save
@@ -84,7 +87,7 @@ def _free_port() -> int:
 
 
 def _drive(
-    port: int,
+    ports: list[int],
     path: str,
     bodies: list[bytes],
     headers: dict[str, str],
@@ -97,7 +100,7 @@ def _drive(
     lock = threading.Lock()
     counter = iter(range(total))
 
-    def worker() -> None:
+    def worker(port: int) -> None:
         nonlocal errors
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine: list[float] = []
@@ -123,7 +126,11 @@ def _drive(
             latencies.extend(mine)
             errors += failed
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    # Caller i talks to node i mod N: the load splits evenly over the nodes.
+    threads = [
+        threading.Thread(target=worker, args=(ports[i % len(ports)],))
+        for i in range(concurrency)
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -131,6 +138,8 @@ def _drive(
         thread.join()
     return Phase(path, latencies, time.perf_counter() - started, errors)
 
+
+ROOT = Path(__file__).resolve().parents[3]
 
 #: Far above what a run spends: the budgets govern and reserve, never exclude.
 BENCH_LIMIT = Decimal("1000000")
@@ -153,18 +162,58 @@ def _three_budgets(*, client: str) -> None:
         config_save(instance=budget, actor="bench_api")
 
 
+def _serve_web(port: int, workers: int, threads: int | None) -> subprocess.Popen[bytes]:
+    """``scripts/serve web`` (the production entrypoint) on ``port`` with
+    ``workers`` processes, serving the product plus ``/bench/insert``."""
+    env = {
+        **os.environ,
+        **({"NEXUS_WEB_THREADS": str(threads)} if threads is not None else {}),
+        "NEXUS_ROOT_URLCONF": "nexus_site.urls_bench",
+        "NEXUS_BIND": f"127.0.0.1:{port}",
+        "NEXUS_WEB_WORKERS": str(workers),
+        "NEXUS_MIGRATE": "false",  # migrated above
+        # As before scripts/serve existed (gunicorn at log level warning); an
+        # access-log line per request costs the route call and the ceiling alike.
+        "NEXUS_ACCESS_LOG": os.environ.get("NEXUS_ACCESS_LOG", "false"),
+        "VIRTUAL_ENV": sys.prefix,
+    }
+    # Its own output (migrations, collectstatic, gunicorn at INFO) goes to a file.
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the server writes to it
+        "w", prefix=f"bench-api-{port}-", suffix=".log", delete=False
+    )
+    return subprocess.Popen(
+        [str(ROOT / "scripts" / "serve"), "web"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 class Command(BaseCommand):
-    help = "Route-API throughput and latency against a one-INSERT ceiling (gunicorn)."
+    help = "Route-API throughput and latency against a one-INSERT ceiling."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--requests", type=int, default=3000)
         parser.add_argument("--concurrency", type=int, default=8)
-        # gunicorn's own guideline, (2 x cores) + 1 worker processes, with two
-        # threads each: the layout README recommends for production.
+        # gunicorn's own guideline, (2 x cores) + 1 worker processes: the
+        # default of scripts/serve web.
         parser.add_argument(
             "--workers", type=int, default=2 * (os.cpu_count() or 1) + 1
         )
-        parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="NEXUS_WEB_THREADS of the nodes (default: the setting's default)",
+        )
+        parser.add_argument(
+            "--nodes",
+            type=int,
+            default=1,
+            help="start this many `scripts/serve web` nodes on one machine and "
+            "split --workers and the callers over them (default 1)",
+        )
         parser.add_argument(
             "--three-budgets",
             action="store_true",
@@ -190,18 +239,27 @@ class Command(BaseCommand):
         _, raw = api_key_issue(name=name)
         if options["three_budgets"]:
             _three_budgets(client=name)
-        port = _free_port()
-        env = {**os.environ, "NEXUS_ROOT_URLCONF": "nexus_site.urls_bench"}
-        server = subprocess.Popen(
-            gunicorn_command(port, options["workers"], options["threads"]),
-            env=env,
-        )
+        nodes = options["nodes"]
+        if not 1 <= nodes <= options["workers"]:
+            raise CommandError("--nodes must be between 1 and --workers")
+        ports = [_free_port() for _ in range(nodes)]
+        servers = [
+            _serve_web(
+                port,
+                options["workers"] // nodes + (i < options["workers"] % nodes),
+                options["threads"],
+            )
+            for i, port in enumerate(ports)
+        ]
         try:
-            self._wait(port)
-            self._run(port, raw, name, options)
+            for port in ports:
+                self._wait(port)
+            self._run(ports, raw, name, options)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=30)
             ApiKey.objects.filter(name=name).update(is_active=False)
 
     def _wait(self, port: int) -> None:
@@ -216,13 +274,15 @@ class Command(BaseCommand):
                 time.sleep(0.2)
         raise SystemExit("gunicorn did not answer /healthz within 60 s")
 
-    def _run(self, port: int, raw: str, name: str, options: dict[str, Any]) -> None:
+    def _run(
+        self, ports: list[int], raw: str, name: str, options: dict[str, Any]
+    ) -> None:
         total, concurrency = options["requests"], options["concurrency"]
         auth = {"Authorization": f"Bearer {raw}", "Content-Type": "application/json"}
         bodies = [json.dumps(body).encode() for body in BODIES]
         warm = max(100, total // 10)
-        _drive(port, "/bench/insert", [b""], {}, warm, concurrency, {200})
-        _drive(port, "/api/v1/route", bodies, auth, warm, concurrency, {200, 503})
+        _drive(ports, "/bench/insert", [b""], {}, warm, concurrency, {200})
+        _drive(ports, "/api/v1/route", bodies, auth, warm, concurrency, {200, 503})
         before = RoutingDecision.objects.filter(client=name).count()
         # Interleaved rounds, so background work (autovacuum, other load on the
         # machine) falls on both endpoints alike rather than on one phase.
@@ -232,11 +292,17 @@ class Command(BaseCommand):
         for index in range(rounds):
             share = total // rounds + (1 if index < total % rounds else 0)
             ceiling.add(
-                _drive(port, "/bench/insert", [b""], {}, share, concurrency, {200})
+                _drive(ports, "/bench/insert", [b""], {}, share, concurrency, {200})
             )
             routes.add(
                 _drive(
-                    port, "/api/v1/route", bodies, auth, share, concurrency, {200, 503}
+                    ports,
+                    "/api/v1/route",
+                    bodies,
+                    auth,
+                    share,
+                    concurrency,
+                    {200, 503},
                 )
             )
         recorded = RoutingDecision.objects.filter(client=name).count() - before
@@ -248,8 +314,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"budgets with a limit: {', '.join(limited) or 'none'}")
         self.stdout.write(
-            f"database={engine} gunicorn workers={options['workers']} "
-            f"threads={options['threads']} concurrency={concurrency} "
+            f"database={engine} scripts/serve web nodes={len(ports)} "
+            f"workers={options['workers']} in all, concurrency={concurrency} "
             f"requests/endpoint={total} in {rounds} alternating rounds"
         )
         self.stdout.write(
