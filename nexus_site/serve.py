@@ -9,11 +9,14 @@ naming the variable and exit status 2; nothing is installed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -100,6 +103,18 @@ def celery_argv(role: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "nexus_site", role, "--loglevel=INFO"]
 
 
+@contextlib.contextmanager
+def _one_at_a_time(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (released on exit or death)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _fail(message: str) -> int:
     print(f"scripts/serve: {message}", file=sys.stderr)
     return 2
@@ -119,6 +134,7 @@ def main(argv: Sequence[str]) -> int:
     except ImproperlyConfigured as exc:
         return _fail(f"configuration error: {exc}")
 
+    from django.conf import settings
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
     from django.db import connections
@@ -130,9 +146,12 @@ def main(argv: Sequence[str]) -> int:
     if config is None:
         command = celery_argv(role)
     else:
-        if config.migrate:
-            call_command("migrate", interactive=False, verbosity=1)
-        call_command("collectstatic", interactive=False, verbosity=1)
+        # Nodes started together on one machine share the data directory:
+        # one at a time, or their collectstatic runs trip over each other.
+        with _one_at_a_time(Path(settings.DATA_DIR) / "serve-web.lock"):
+            if config.migrate:
+                call_command("migrate", interactive=False, verbosity=1)
+            call_command("collectstatic", interactive=False, verbosity=1)
         extra = ["--access-logfile", "-"] if config.access_log else []
         command = gunicorn_argv(config.bind, config.workers, extra)
     connections.close_all()

@@ -23,7 +23,9 @@ def require_service(available: bool, reason: str) -> None:
 @pytest.fixture(autouse=True)
 def _test_settings(settings: Any) -> None:
     """Fast password hashing; static files without a collectstatic manifest;
-    no API key or routing state remembered from another test."""
+    no API key, routing state or configuration snapshot remembered from another
+    test."""
+    from routing.adapters import config_snapshot_invalidate
     from routing.api.auth import api_key_cache_clear
     from routing.services.passive_health import in_flight_forget
     from routing.services.routing import routing_state_forget
@@ -31,6 +33,9 @@ def _test_settings(settings: Any) -> None:
     api_key_cache_clear()
     routing_state_forget()
     in_flight_forget()
+    # A transactional test database starts again from the same versions: a
+    # snapshot cached by an earlier test under them would be another fleet.
+    config_snapshot_invalidate()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,
