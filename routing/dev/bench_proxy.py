@@ -91,6 +91,7 @@ class Options:
     upstream_command: str = UPSTREAM_COMMAND
     litellm_site: str = LITELLM_SITE
     database_url: str = ""
+    nexus_nodes: int = 1
 
 
 QUICK = {"rounds": 2, "requests": 40, "warmup": 8}
@@ -167,6 +168,14 @@ def parse_args(argv: Sequence[str]) -> Options:
         help="Nexus's database instead of a throwaway SQLite file (a scratch "
         "PostgreSQL database: the run writes a decision per call into it)",
     )
+    parser.add_argument(
+        "--nexus-nodes",
+        type=int,
+        default=1,
+        help="serve the nexus side with this many `scripts/serve web` nodes "
+        "sharing the web line's workers, the callers split evenly over them "
+        "(default 1: the Procfile's web line itself)",
+    )
     args = parser.parse_args(argv)
     base = QUICK if args.quick else {}
     rounds = args.rounds if args.rounds is not None else base.get("rounds", 5)
@@ -174,6 +183,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     warmup = args.warmup if args.warmup is not None else base.get("warmup", 40)
     if rounds < 1 or requests < 1 or warmup < 0:
         parser.error("--rounds and --requests must be at least 1, --warmup at least 0")
+    if not 1 <= args.nexus_nodes <= _workers(web_command(0)):
+        parser.error("--nexus-nodes must be between 1 and the web line's workers")
     streams = {"both": (False, True), "yes": (True,), "no": (False,)}[args.stream]
     return Options(
         rounds=rounds,
@@ -185,6 +196,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         upstream_command=args.upstream_command,
         litellm_site=args.litellm_site,
         database_url=args.database_url,
+        nexus_nodes=args.nexus_nodes,
     )
 
 
@@ -252,6 +264,8 @@ class Target:
     side: str
     url: str
     headers: dict[str, str]
+    #: More nodes serving the same path: caller i talks to port i mod n.
+    more_ports: tuple[int, ...] = ()
 
     def request(self, body: bytes) -> bytes:
         """The whole HTTP/1.1 request for ``body``, built once per batch."""
@@ -421,7 +435,10 @@ def drive(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
 
     async def both() -> tuple[Batch, Batch]:
-        connections = [Connection(host, port) for _ in range(concurrency)]
+        ports = (port, *target.more_ports)
+        connections = [
+            Connection(host, ports[i % len(ports)]) for i in range(concurrency)
+        ]
         warm, timed = Batch(), Batch()
         try:
             if warmup:
@@ -718,6 +735,23 @@ def litellm_config(upstream_url: str) -> str:
     )
 
 
+def nexus_node(port: int, index: int, nodes: int) -> tuple[list[str], dict[str, str]]:
+    """Command and environment of Nexus node ``index`` of ``nodes`` on ``port``:
+    the Procfile's web line itself for one node; for more, ``scripts/serve
+    web`` (the same server) with the web line's workers shared out."""
+    env = dict(os.environ)
+    if nodes == 1:
+        return web_command(port), env
+    total = _workers(web_command(0))
+    env.update(
+        NEXUS_BIND=f"127.0.0.1:{port}",
+        NEXUS_WEB_WORKERS=str(total // nodes + (index < total % nodes)),
+        NEXUS_MIGRATE="false",  # nexus_prepare migrated
+        VIRTUAL_ENV=sys.prefix,
+    )
+    return [str(ROOT / "scripts" / "serve"), "web"], env
+
+
 def litellm_command(config: Path, port: int, workers: int) -> list[str]:
     return [
         sys.executable,
@@ -797,17 +831,25 @@ def run(options: Options) -> Result:
         if "nexus" in sides:
             stack.enter_context(scratch_django(options.database_url))
             key = nexus_prepare(base_url, key_name)
-            port = free_port()
-            argv = web_command(port)
             database = "DATABASE_URL given" if options.database_url else "SQLite"
-            notes.append(f"Nexus: {' '.join(argv[2:])} ({database}, scratch)")
-            log = work / "nexus.log"
-            server = stack.enter_context(running(argv, env=dict(os.environ), log=log))
-            wait_http(f"http://127.0.0.1:{port}/healthz", server, "Nexus", log)
+            ports = [free_port() for _ in range(options.nexus_nodes)]
+            for index, port in enumerate(ports):
+                argv, env = nexus_node(port, index, options.nexus_nodes)
+                shown = (
+                    " ".join(argv[2:])
+                    if argv[0] == sys.executable
+                    else f"scripts/serve web on port {port}, "
+                    f"NEXUS_WEB_WORKERS={env['NEXUS_WEB_WORKERS']}"
+                )
+                notes.append(f"Nexus: {shown} ({database}, scratch)")
+                log = work / f"nexus-{index}.log"
+                server = stack.enter_context(running(argv, env=env, log=log))
+                wait_http(f"http://127.0.0.1:{port}/healthz", server, "Nexus", log)
             targets["nexus"] = Target(
                 "nexus",
-                f"http://127.0.0.1:{port}/v1/chat/completions",
+                f"http://127.0.0.1:{ports[0]}/v1/chat/completions",
                 {"Authorization": f"Bearer {key}"},
+                tuple(ports[1:]),
             )
         if "litellm" in sides:
             config = work / "litellm.yaml"

@@ -212,7 +212,9 @@ def budget_totals_reconcile(*, budget_id: int) -> tuple[Decimal, Decimal]:
     """Recompute ``spent_usd`` and ``reserved_usd`` from the ledger; fix any drift.
 
     Returns the drift that was corrected (cached minus ledger), zero when the
-    cached totals were right.
+    cached totals were right. A budget without a limit has its ``spent_usd``
+    brought up to date here (settlements only append to its ledger), which is
+    not drift.
     """
     budget = Budget.objects.select_for_update().filter(pk=budget_id).first()
     if budget is None:
@@ -225,6 +227,12 @@ def budget_totals_reconcile(*, budget_id: int) -> tuple[Decimal, Decimal]:
     reserved = _reserved_total(budget_id=budget_id)
     spent_drift = budget.spent_usd - spent
     reserved_drift = budget.reserved_usd - reserved
+    if budget.monthly_limit_usd is None and not reserved_drift:
+        # Tracking only: settlements book its ledger, not its cached total
+        # (ledger._settle); refreshing that total here is routine, not drift.
+        if spent_drift:
+            Budget.objects.filter(pk=budget_id).update(spent_usd=spent)
+        return ZERO, ZERO
     if spent_drift or reserved_drift:
         Budget.objects.filter(pk=budget_id).update(
             spent_usd=spent, reserved_usd=reserved

@@ -13,7 +13,7 @@ from django.db.models import F
 
 from routing.errors import ConflictError
 from routing.models import AuditAction, AuditEntry, Budget, ConfigVersion, PrivacyZone
-from routing.services.budgets import budget_spend_recount
+from routing.services.budgets import budget_spend_recount, budget_totals_reconcile
 
 CONFIG_VERSION_PK = 1
 
@@ -156,8 +156,13 @@ def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
         }
     if not changes:
         return []
-    if isinstance(instance, Budget) and (before is None or "scope" in changes):
-        budget_spend_recount(budget_id=instance.pk)
+    if isinstance(instance, Budget):
+        if before is None or "scope" in changes:
+            budget_spend_recount(budget_id=instance.pk)
+        elif "monthly_limit_usd" in changes and before["monthly_limit_usd"] == "":
+            # A tracking-only budget's cached total lags its ledger: bring it up
+            # to date before the limit is enforced on it.
+            budget_totals_reconcile(budget_id=instance.pk)
         instance.refresh_from_db(fields=["spent_usd"])
     version = config_version_bump()
     entries = [

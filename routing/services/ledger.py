@@ -14,7 +14,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from routing.errors import ConflictError, NotFoundError
@@ -381,7 +381,8 @@ def _insert_new(report: UsageReport) -> bool:
 
 def _settle(*, decision: RoutingDecision, cost: Decimal) -> None:
     """Release the decision's open reservations and book the real cost on every
-    budget that governs it (its client, resolved model, backend and zone)."""
+    budget that governs it (its client, resolved model, backend and zone): a
+    ``spend`` entry on each, and on those with a limit their ``spent_usd``."""
     decision_id = decision.pk
     entries = (
         list(
@@ -398,7 +399,18 @@ def _settle(*, decision: RoutingDecision, cost: Decimal) -> None:
     zone = getattr(decision, "zone", None) or ""
     booked: list[LedgerEntry] = []
     crossed: list[int] = []
-    for budget in Budget.objects.select_for_update().order_by("pk"):
+    # Budgets with a limit (and any this decision reserved on) under their row
+    # lock, as every reservation takes it; tracking-only ones unlocked: they get
+    # their ledger entry and no cached total here (see ``budget_totals_reconcile``),
+    # so the usage of a whole deployment never queues on the row of ``global``.
+    locked = Budget.objects.select_for_update().filter(
+        Q(monthly_limit_usd__isnull=False) | Q(pk__in=reservations)
+    )
+    tracking = Budget.objects.filter(monthly_limit_usd__isnull=True).exclude(
+        pk__in=reservations
+    )
+    budgets = sorted([*tracking, *locked.order_by("pk")], key=lambda b: b.pk)
+    for budget in budgets:
         reserve = reservations.get(budget.pk)
         release = reserve is not None and budget.pk not in released
         spend = budget.governs(
@@ -430,9 +442,9 @@ def _settle(*, decision: RoutingDecision, cost: Decimal) -> None:
                     note="usage report",
                 )
             )
-        if release or spend:
-            freed = reserve.amount_usd if release and reserve else ZERO
-            added = cost if spend else ZERO
+        freed = reserve.amount_usd if release and reserve else ZERO
+        added = cost if spend and budget.monthly_limit_usd is not None else ZERO
+        if freed or added:
             Budget.objects.filter(pk=budget.pk).update(
                 reserved_usd=F("reserved_usd") - freed,
                 spent_usd=F("spent_usd") + added,

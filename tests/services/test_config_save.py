@@ -87,6 +87,9 @@ def test_deleting_audits_the_old_values_and_bumps_the_version() -> None:
 def test_a_budget_edit_keeps_the_spend_and_reservations_made_while_it_was_open() -> (
     None
 ):
+    budget = Budget.objects.get(name="global")
+    budget.monthly_limit_usd = Decimal("10")
+    config_save(instance=budget, actor="test")
     budget = Budget.objects.get(name="global")  # an admin opens the form
     Budget.objects.filter(pk=budget.pk).update(
         spent_usd=Decimal("2"), reserved_usd=Decimal("0.5")
