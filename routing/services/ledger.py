@@ -14,7 +14,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Subquery
 from django.utils import timezone
 
 from routing.errors import ConflictError, NotFoundError
@@ -399,17 +399,12 @@ def _settle(*, decision: RoutingDecision, cost: Decimal) -> None:
     zone = getattr(decision, "zone", None) or ""
     booked: list[LedgerEntry] = []
     crossed: list[int] = []
-    # Budgets with a limit (and any this decision reserved on) under their row
-    # lock, as every reservation takes it; tracking-only ones unlocked: they get
-    # their ledger entry and no cached total here (see ``budget_totals_reconcile``),
-    # so the usage of a whole deployment never queues on the row of ``global``.
-    locked = Budget.objects.select_for_update().filter(
-        Q(monthly_limit_usd__isnull=False) | Q(pk__in=reservations)
-    )
-    tracking = Budget.objects.filter(monthly_limit_usd__isnull=True).exclude(
-        pk__in=reservations
-    )
-    budgets = sorted([*tracking, *locked.order_by("pk")], key=lambda b: b.pk)
+    # Every budget under its row lock, in id order as reservations take them
+    # (one statement); only those with a limit get their cached total moved
+    # here: a tracking-only one gets its ledger entry, and its total from the
+    # periodic reconciliation (``budget_totals_reconcile``), so the usage of a
+    # deployment does not write the row of ``global`` every time.
+    budgets = Budget.objects.select_for_update().order_by("pk")
     for budget in budgets:
         reserve = reservations.get(budget.pk)
         release = reserve is not None and budget.pk not in released
