@@ -22,11 +22,24 @@ pytestmark = pytest.mark.django_db
 def test_the_budget_task_corrects_drift_and_reports_it() -> None:
     start, end = budget_period(timezone.now().date(), 1)
     Budget.objects.filter(name="global").update(
-        spent_usd=Decimal(5), period_start=start, period_end=end
+        monthly_limit_usd=Decimal(100),
+        spent_usd=Decimal(5),
+        period_start=start,
+        period_end=end,
     )
     [result] = tasks.budget_reconcile_all()
     assert result["budget_id"] == global_budget().pk
     assert Decimal(result["spent_drift_usd"]) == 5
+    assert global_budget().spent_usd == 0
+
+
+def test_a_tracking_only_budget_is_brought_up_to_date_without_a_drift_report() -> None:
+    start, end = budget_period(timezone.now().date(), 1)
+    Budget.objects.filter(name="global").update(
+        spent_usd=Decimal(5), period_start=start, period_end=end
+    )  # no limit: settlements leave its total to this task
+    [result] = tasks.budget_reconcile_all()
+    assert Decimal(result["spent_drift_usd"]) == 0
     assert global_budget().spent_usd == 0
 
 
