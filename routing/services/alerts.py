@@ -24,10 +24,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from routing import metrics
 from routing.models import AlertStatus, Budget, BudgetAlert
 from routing.selectors import budget_forecasts, budget_period_of
-from routing.services.health import PUBLISH_RETRY_POLICY
+from routing.services.health import task_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -145,24 +144,14 @@ def budget_alert_enqueue(alert_id: int) -> bool:
     Never raises: it runs after a commit. The periodic check re-sends pending
     alerts whose delivery was lost (``budget_alerts_resend_stale``).
     """
-    from routing.tasks import budget_alert_deliver as deliver_task
+    from routing.tasks import budget_alert_deliver
 
-    try:
-        deliver_task.apply_async(
-            args=(alert_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY
-        )
-    except Exception as exc:  # noqa: BLE001 - any broker failure; the beat catches up
-        metrics.enqueue_failed(deliver_task.name)
-        logger.warning(
-            "Could not enqueue %s for budget alert %s (%s: %s); "
-            "the periodic check will send it again",
-            deliver_task.name,
-            alert_id,
-            type(exc).__name__,
-            exc,
-        )
-        return False
-    return True
+    return task_enqueue(
+        budget_alert_deliver,
+        (alert_id,),
+        about=f"budget alert {alert_id}",
+        fallback="the periodic check will send it again",
+    )
 
 
 def alert_payload(alert: BudgetAlert) -> dict[str, Any]:

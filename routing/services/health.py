@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Any
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -473,32 +474,41 @@ PUBLISH_RETRY_POLICY = {
 }
 
 
-def backend_probe_enqueue(backend_id: int, backend_name: str = "") -> bool:
-    """Send the probe task now; return False (logged, counted) when the broker refuses.
-
-    Never raises: it runs after a commit, and a committed write must not turn
-    into an error. The periodic ``backend_probe_all`` run probes the backend
-    anyway within ``NEXUS_HEALTH_PROBE_INTERVAL_SECONDS``.
-    """
-    from routing.tasks import backend_probe as backend_probe_task
-
+def task_enqueue(
+    task: Any, args: tuple[Any, ...], *, about: str, fallback: str
+) -> bool:
+    """Send ``task`` with ``args`` now; False (logged, counted in
+    ``nexus_enqueue_failures``) when the broker refuses, never an exception:
+    callers run after a commit, and a committed write must not turn into an
+    error. ``about`` names what it was for, ``fallback`` what catches up."""
     try:
-        backend_probe_task.apply_async(
-            args=(backend_id,), retry=True, retry_policy=PUBLISH_RETRY_POLICY
-        )
+        task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY_POLICY)
     except Exception as exc:  # noqa: BLE001 - any broker failure; the beat catches up
-        metrics.enqueue_failed(backend_probe_task.name)
+        metrics.enqueue_failed(task.name)
         logger.warning(
-            "Could not enqueue %s for backend %s (id %s) (%s: %s); "
-            "the periodic probe will pick it up",
-            backend_probe_task.name,
-            backend_name or "?",
-            backend_id,
+            "Could not enqueue %s for %s (%s: %s); %s",
+            task.name,
+            about,
             type(exc).__name__,
             exc,
+            fallback,
         )
         return False
     return True
+
+
+def backend_probe_enqueue(backend_id: int, backend_name: str = "") -> bool:
+    """Send the probe task now; return False (logged, counted) when the broker
+    refuses. The periodic ``backend_probe_all`` run probes the backend anyway
+    within ``NEXUS_HEALTH_PROBE_INTERVAL_SECONDS``."""
+    from routing.tasks import backend_probe
+
+    return task_enqueue(
+        backend_probe,
+        (backend_id,),
+        about=f"backend {backend_name or '?'} (id {backend_id})",
+        fallback="the periodic probe will pick it up",
+    )
 
 
 def backend_probe_soon(*, backend_id: int, backend_name: str = "") -> None:

@@ -40,6 +40,17 @@ def route(model: str, client: str) -> Any:
     return route_request(request=request, request_id="r", client=client)
 
 
+def settle(outcome: Any, cost: str, *, tokens: int) -> None:
+    """Report ``outcome``'s usage: ``tokens`` in and out, costing ``cost`` USD."""
+    usage_record(
+        decision_id=outcome.decision_id,
+        input_tokens=tokens,
+        output_tokens=tokens,
+        cost_usd=Decimal(cost),
+        reporter=None,
+    )
+
+
 def ledger(budget: str, kind: str) -> list[Decimal]:
     return list(
         LedgerEntry.objects.filter(budget__name=budget, kind=kind).values_list(
@@ -79,13 +90,7 @@ def test_usage_books_spend_on_every_governing_budget_with_or_without_a_limit(
     add_budget("team-a", None, {"clients": ["team-a-app"], "models": ["gpt-*"]})
     outcome = route("gpt-4o", "team-a-app")
     assert outcome.decision_id is not None
-    usage_record(
-        decision_id=outcome.decision_id,
-        input_tokens=1000,
-        output_tokens=1000,
-        cost_usd=Decimal("2"),
-        reporter=None,
-    )
+    settle(outcome, "2", tokens=1000)
     booked = {name: ledger(name, "spend") for name in ("global", "cloud", "local")}
     assert booked == {"global": [Decimal("2")], "cloud": [Decimal("2")], "local": []}
     assert ledger("team-a", "spend") == [Decimal("2")]
@@ -109,13 +114,7 @@ def test_a_budget_created_mid_period_counts_the_governed_spend_so_far(
 ) -> None:
     for model, client in (("gpt-4o", "a"), ("llama3.1:8b", "b"), ("gpt-4o", "c")):
         outcome = route(model, client)
-        usage_record(
-            decision_id=outcome.decision_id,
-            input_tokens=10,
-            output_tokens=10,
-            cost_usd=Decimal("1.5"),
-            reporter=None,
-        )
+        settle(outcome, "1.5", tokens=10)
     gpt = add_budget("gpt", "100", {"models": ["gpt-*"]})
     assert gpt.spent_usd == Decimal("3")
     assert sum(ledger("global", "spend")) == Decimal("4.5")
@@ -145,13 +144,7 @@ def test_the_backfill_migration_books_the_period_on_budgets_that_had_no_limit(
 
 def test_spend_counted_by_a_recount_keeps_the_time_of_its_usage(fleet: Any) -> None:
     outcome = route("gpt-4o", "a")
-    usage_record(
-        decision_id=outcome.decision_id,
-        input_tokens=1,
-        output_tokens=1,
-        cost_usd=Decimal("1"),
-        reporter=None,
-    )
+    settle(outcome, "1", tokens=1)
     period_start = Budget.objects.get(name="global").period_start
     recorded = max(
         timezone.now() - timedelta(hours=30),
@@ -179,13 +172,7 @@ def test_a_reservation_or_a_settlement_that_crosses_a_threshold_logs_its_alert_a
     assert outcome.result.estimated_cost_usd == pytest.approx(0.0125)  # 62.5 %
     alerts = BudgetAlert.objects.filter(budget__name="global")
     assert list(alerts.values_list("threshold_percent", "status")) == [(50, "logged")]
-    usage_record(
-        decision_id=outcome.decision_id,
-        input_tokens=1000,
-        output_tokens=1000,
-        cost_usd=Decimal("0.019"),  # 95 %
-        reporter=None,
-    )
+    settle(outcome, "0.019", tokens=1000)  # 95 %
     assert sorted(alerts.values_list("threshold_percent", flat=True)) == [50, 90]
 
 
@@ -193,12 +180,6 @@ def test_setting_a_limit_on_a_tracking_budget_counts_its_spend_first(
     fleet: Any,
 ) -> None:
     outcome = route("gpt-4o", "a")
-    usage_record(
-        decision_id=outcome.decision_id,
-        input_tokens=1,
-        output_tokens=1,
-        cost_usd=Decimal("3"),
-        reporter=None,
-    )
+    settle(outcome, "3", tokens=1)
     assert Budget.objects.get(name="global").spent_usd == 0  # not yet refreshed
     assert set_budget("5").spent_usd == Decimal("3")
