@@ -93,9 +93,17 @@ def celery_env(tmp_path: Path) -> dict[str, str]:
 @contextmanager
 def celery(args: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
     """Run ``celery -A nexus_site <args>``; always stop it, show its log on failure."""
+    command = [sys.executable, "-m", "celery", "-A", "nexus_site", *args]
+    with running(command, env, log):
+        yield
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    """Run ``command`` in its own session; always stop it, show its log on failure."""
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "nexus_site", *args],
+            command,
             cwd=ROOT,
             env=env,
             stdout=output,
@@ -105,7 +113,7 @@ def celery(args: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        print(f"--- {' '.join(args[:1])} log ---\n{log.read_text(errors='replace')}")
+        print(f"--- {log.name} ---\n{log.read_text(errors='replace')}")
         raise
     finally:
         if process.poll() is None:
@@ -178,3 +186,27 @@ def test_beat_schedules_a_reconciliation_that_corrects_injected_drift(
     assert (
         "Sending due task budget-reconcile-all" in (tmp_path / "beat.log").read_text()
     )
+
+
+def test_scripts_serve_worker_and_beat_run_the_periodic_reconciliation(
+    celery_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The production entrypoint's worker and beat, as an operator starts them."""
+    start, end = budget_period(timezone.now().date(), 1)
+    Budget.objects.filter(name="global").update(
+        period_start=start, period_end=end, spent_usd=0, reserved_usd=0
+    )
+    env = {**celery_env, "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
+    with (
+        running(["scripts/serve", "worker"], env, tmp_path / "serve-worker.log"),
+        running(["scripts/serve", "beat"], env, tmp_path / "serve-beat.log"),
+    ):
+        Budget.objects.filter(name="global").update(spent_usd=Decimal("123.45"))
+        wait_for(
+            lambda: Budget.objects.get(name="global").spent_usd == 0,
+            "the worker started by scripts/serve to run beat's reconciliation",
+        )
+    beat_log = (tmp_path / "serve-beat.log").read_text()
+    assert "Sending due task budget-reconcile-all" in beat_log
+    worker_log = (tmp_path / "serve-worker.log").read_text()
+    assert "Task routing.budget_reconcile_all[" in worker_log
