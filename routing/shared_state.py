@@ -28,7 +28,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,12 +116,32 @@ class SqliteState:
         "ON CONFLICT (key) DO UPDATE SET value = max(value + :delta, 0) "
         "RETURNING value"
     )
+    # ``lease_rows`` (not the earlier ``leases``, counted by hand): the triggers
+    # keep each group's count in ``gauges``, so taking or dropping a lease is
+    # one statement. A process of the earlier code, during an upgrade, keeps
+    # to its own table and counts.
     _LEASES = (
-        "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, "
+        "CREATE TABLE IF NOT EXISTS lease_rows (key TEXT PRIMARY KEY, "
         "grp TEXT NOT NULL, expires_at REAL NOT NULL)"
     )
     _LEASES_BY_EXPIRY = (
-        "CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at)"
+        "CREATE INDEX IF NOT EXISTS lease_rows_expiry ON lease_rows (expires_at)"
+    )
+    _LEASE_COUNTED = (
+        "CREATE TRIGGER IF NOT EXISTS lease_rows_counted AFTER INSERT ON lease_rows "
+        "BEGIN INSERT INTO gauges (key, value) "
+        "VALUES (char(31) || 'leases:' || NEW.grp, 1) "
+        "ON CONFLICT (key) DO UPDATE SET value = value + 1; END"
+    )
+    _LEASE_UNCOUNTED = (
+        "CREATE TRIGGER IF NOT EXISTS lease_rows_uncounted AFTER DELETE ON lease_rows "
+        "BEGIN UPDATE gauges SET value = max(value - 1, 0) "
+        "WHERE key = char(31) || 'leases:' || OLD.grp; END"
+    )
+    #: A new lease is counted (trigger); a renewed one only moves its expiry.
+    _LEASE = (
+        "INSERT INTO lease_rows (key, grp, expires_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at"
     )
     _COUNTERS = (
         "CREATE TABLE IF NOT EXISTS counters "
@@ -137,6 +156,8 @@ class SqliteState:
         _GAUGES,
         _LEASES,
         _LEASES_BY_EXPIRY,
+        _LEASE_COUNTED,
+        _LEASE_UNCOUNTED,
         _COUNTERS,
     )
     #: Expired rows are deleted on every this many-th hit of a process.
@@ -232,65 +253,31 @@ class SqliteState:
             (value,) = connection.execute(self._INCR, (key,)).fetchone()
         return int(value)
 
-    #: Live leases per group are counted in ``gauges`` under this prefix.
-    LEASE_COUNT = "\x1flease:"
+    #: Live leases per group are counted in ``gauges`` under this prefix
+    #: (by the ``lease_rows`` triggers).
+    LEASE_COUNT = "\x1fleases:"
     #: Expired leases are pruned (and their counts lowered) this often.
     PRUNE_INTERVAL_S = 1.0
 
     def lease(self, group: str, key: str, seconds: float) -> None:
         now = time.time()
         with self._writing() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                self._prune(connection, now)
-                held = f"{group}\x1f{key}"
-                renewed = connection.execute(
-                    "UPDATE leases SET expires_at = ? WHERE key = ?",
-                    (now + seconds, held),
-                ).rowcount
-                if not renewed:
-                    connection.execute(
-                        "INSERT INTO leases (key, grp, expires_at) VALUES (?, ?, ?)",
-                        (held, group, now + seconds),
-                    )
-                    connection.execute(
-                        self._ADD, {"key": self.LEASE_COUNT + group, "delta": 1}
-                    )
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+            self._prune(connection, now)
+            connection.execute(self._LEASE, (f"{group}\x1f{key}", group, now + seconds))
 
     def release(self, group: str, key: str) -> None:
         with self._writing() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                gone = connection.execute(
-                    "DELETE FROM leases WHERE key = ? AND expires_at > ? RETURNING grp",
-                    (f"{group}\x1f{key}", time.time()),
-                ).fetchall()
-                if gone:
-                    connection.execute(
-                        self._ADD, {"key": self.LEASE_COUNT + group, "delta": -1}
-                    )
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+            connection.execute(
+                "DELETE FROM lease_rows WHERE key = ?", (f"{group}\x1f{key}",)
+            )
 
     def _prune(self, connection: sqlite3.Connection, now: float) -> None:
-        """Delete expired leases (at most once a second per process) and lower
-        their groups' counts; inside the caller's write transaction."""
+        """Delete expired leases (at most once a second per process); the
+        trigger lowers their groups' counts."""
         if now - self._pruned_at < self.PRUNE_INTERVAL_S:
             return
         self._pruned_at = now
-        expired = connection.execute(
-            "DELETE FROM leases WHERE expires_at <= ? RETURNING grp", (now,)
-        ).fetchall()
-        for group, count in Counter(g for (g,) in expired).items():
-            connection.execute(
-                self._ADD, {"key": self.LEASE_COUNT + group, "delta": -count}
-            )
+        connection.execute("DELETE FROM lease_rows WHERE expires_at <= ?", (now,))
 
     def leases(self, prefix: str) -> dict[str, int]:
         """Counted leases, less those expired but not yet pruned (few: pruning
@@ -302,7 +289,8 @@ class SqliteState:
             if not counted:
                 return {}
             expired = connection.execute(
-                "SELECT grp, count(*) FROM leases WHERE expires_at <= ? GROUP BY grp",
+                "SELECT grp, count(*) FROM lease_rows WHERE expires_at <= ? "
+                "GROUP BY grp",
                 (now,),
             ).fetchall()
         for group, count in expired:

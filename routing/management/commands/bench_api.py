@@ -38,6 +38,8 @@ from routing.models import ApiKey, Budget, RoutingDecision
 from routing.services.api_keys import api_key_issue
 from routing.services.config import config_save
 
+OUTAGE_TYPE = b'"type":"service_unavailable"'
+
 BODIES = [
     {
         "model": "fast",
@@ -111,8 +113,13 @@ def _drive(
             try:
                 conn.request("POST", path, body=body, headers=headers)
                 response = conn.getresponse()
-                response.read()
-                good = response.status in ok
+                answer = response.read()
+                # A 503 of the database's outage path ("service_unavailable",
+                # e.g. no pooled connection within its timeout) records
+                # nothing: an error, unlike a recorded reject's 503.
+                good = response.status in ok and not (
+                    response.status == 503 and OUTAGE_TYPE in answer
+                )
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
