@@ -27,28 +27,13 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_site.settings")
 django.setup(set_prefix=False)
 
-
-#: Middleware the proxy (``/v1/``, API keys only) goes without: sessions, CSRF
-#: (its views are exempt), login, messages, htmx and static files. Besides the
-#: work, the session and message storages reference the request and it them:
-#: garbage cycles.
-BROWSER_ONLY = frozenset(
-    {
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "django.contrib.messages.middleware.MessageMiddleware",
-        "django_htmx.middleware.HtmxMiddleware",
-        "routing.middleware.StaticFilesMiddleware",
-    }
-)
+from nexus_site.handlers import NexusWSGIHandler, browser_middleware_left_out  # noqa: E402
 
 
 class NexusASGIHandler(ASGIHandler):
@@ -76,12 +61,8 @@ class NexusASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         """``MIDDLEWARE`` without what only browsers use (``BROWSER_ONLY``):
         the proxy answers API keys, never sessions. Read once, at start."""
-        full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = [m for m in full if m not in BROWSER_ONLY]
-        try:
+        with browser_middleware_left_out():
             super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = full
 
     def __init__(self) -> None:
         super().__init__()
@@ -156,7 +137,7 @@ _proxy = NexusASGIHandler()
 #: Everything but the proxy: Django's WSGI application on a fixed pool of
 #: threads (one hop per request, connections kept per thread), as under
 #: gunicorn's threaded WSGI workers.
-_sync = WSGIMiddleware(get_wsgi_application(), workers=settings.NEXUS_WEB_THREADS)
+_sync = WSGIMiddleware(NexusWSGIHandler(), workers=settings.NEXUS_WEB_THREADS)
 
 
 #: How long a stopping worker waits for recordings still running.

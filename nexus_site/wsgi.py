@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_site.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from nexus_site.handlers import NexusWSGIHandler  # noqa: E402 - needs Django set up
+
+#: Django's WSGI handler; REST API calls with an API key skip the middleware
+#: only browsers use (``nexus_site.handlers``).
+application = NexusWSGIHandler()
 
 from nexus_site.startup import prepare_process  # noqa: E402 - needs Django set up
 
