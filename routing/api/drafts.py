@@ -71,6 +71,17 @@ class DraftInputSerializer(serializers.Serializer):
     changes = DraftChangeSerializer(many=True, max_length=MAX_CHANGES)
 
 
+class DraftPatchSerializer(serializers.Serializer):
+    """What a PATCH may change; each change given is checked in full (not a
+    partial serializer: that would let a change omit its resource)."""
+
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(
+        max_length=2000, allow_blank=True, required=False
+    )
+    changes = DraftChangeSerializer(many=True, max_length=MAX_CHANGES, required=False)
+
+
 class DraftSerializer(serializers.ModelSerializer):
     """A draft as stored: its changes, the config version it is based on, and
     when and as which version it was applied."""
@@ -116,6 +127,7 @@ class DraftCursor(CursorPagination):
             ) from None
 
 
+DRAFT_PATH_ID = OpenApiParameter("id", int, OpenApiParameter.PATH)
 STATUS_FILTER = OpenApiParameter(
     "status", str, enum=[s.value for s in DraftStatus], description="only these"
 )
@@ -149,6 +161,11 @@ class DraftViewSet(
         """Drafts, newest first."""
         return super().list(request, *args, **kwargs)
 
+    @extend_schema(parameters=[DRAFT_PATH_ID])
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One draft."""
+        return super().retrieve(request, *args, **kwargs)
+
     @extend_schema(request=DraftInputSerializer, responses={201: DraftSerializer})
     def create(self, request: Request) -> Response:
         """Validate every change as a live edit and store the draft (open)."""
@@ -165,11 +182,13 @@ class DraftViewSet(
         return Response(DraftSerializer(draft).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=DraftInputSerializer(partial=True), responses={200: DraftSerializer}
+        parameters=[DRAFT_PATH_ID],
+        request=DraftPatchSerializer,
+        responses={200: DraftSerializer},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         """Change an open draft; new ``changes`` are validated again and re-based."""
-        serializer = DraftInputSerializer(data=request.data, partial=True)
+        serializer = DraftPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         changes = data.get("changes")
@@ -183,7 +202,7 @@ class DraftViewSet(
         )
         return Response(DraftSerializer(draft).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(parameters=[DRAFT_PATH_ID], responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
         """Discard an open draft (kept, ``status: discarded``)."""
         draft_discard(draft_id=int(pk))
@@ -195,7 +214,12 @@ class DraftApplyApi(APIView):
 
     permission_classes = [DraftPermission]
 
-    @extend_schema(request=None, responses={200: DraftSerializer})
+    @extend_schema(
+        operation_id="drafts_apply",
+        parameters=[DRAFT_PATH_ID],
+        request=None,
+        responses={200: DraftSerializer},
+    )
     def post(self, request: Request, pk: str) -> Response:
         user = request.user
 

@@ -27,7 +27,7 @@ class Draft(models.Model):
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    changes = models.JSONField(default=list)
+    changes = models.JSONField(default=list, blank=True)
     base_version = models.PositiveBigIntegerField()
     created_by = models.CharField(max_length=150)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -428,3 +428,16 @@ def test_a_policy_draft_does_not_reach_routing_until_applied(
     admin_api_client.post(f"/api/v1/drafts/{created['id']}/apply")
     after = api_client.post("/api/v1/route", chat("gpt-4o"), format="json")
     assert after.status_code == 503
+
+
+def test_a_patched_change_is_checked_in_full(
+    admin_api_client: APIClient, fleet: Any
+) -> None:
+    created = draft(admin_api_client, change("zones", "create", "eu")).json()
+    response = admin_api_client.patch(
+        f"/api/v1/drafts/{created['id']}/",
+        {"changes": [{"action": "create", "name": "us"}]},
+        format="json",
+    )
+    assert list(fields_of(response)) == ["changes.0.resource"]
+    assert Draft.objects.get(pk=created["id"]).changes == created["changes"]
