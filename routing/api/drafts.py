@@ -12,7 +12,6 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +23,7 @@ from routing.api.auth import (
     draft_apply_missing_permissions,
 )
 from routing.api.draft_changes import change_write
+from routing.api.views import DecisionCursor
 from routing.models import DRAFT_ACTIONS, DRAFT_RESOURCES, Draft, DraftStatus
 from routing.services.drafts import (
     DraftChange,
@@ -111,22 +111,6 @@ def _changes(data: list[dict[str, Any]]) -> list[DraftChange]:
     return [DraftChange(**item) for item in data]
 
 
-class DraftCursor(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        """DRF's cursor; a bad one is a 400 naming ``cursor``."""
-        try:
-            return super().decode_cursor(request)
-        except Exception:  # NotFound, or a position that is not a timestamp
-            raise ValidationError(
-                {"cursor": ["Not a cursor from this API; use a next or previous link."]}
-            ) from None
-
-
 DRAFT_PATH_ID = OpenApiParameter("id", int, OpenApiParameter.PATH)
 STATUS_FILTER = OpenApiParameter(
     "status", str, enum=[s.value for s in DraftStatus], description="only these"
@@ -142,7 +126,8 @@ class DraftViewSet(
     permission_classes = [DraftPermission]
     serializer_class = DraftSerializer
     queryset = selectors.draft_list()
-    pagination_class = DraftCursor
+    #: Newest first by ``created_at``, a bad cursor a 400 (as for decisions).
+    pagination_class = DecisionCursor
     lookup_value_regex = DRAFT_ID
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
@@ -194,7 +179,6 @@ class DraftViewSet(
         changes = data.get("changes")
         draft = draft_update(
             draft_id=int(pk),
-            actor=actor_name(request),
             write=change_write,
             name=data.get("name"),
             description=data.get("description"),

@@ -239,7 +239,6 @@ def draft_create(
 def draft_update(
     *,
     draft_id: int,
-    actor: str,
     write: ChangeWriter,
     name: str | None = None,
     description: str | None = None,
