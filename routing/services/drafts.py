@@ -411,7 +411,10 @@ def draft_apply(
     if authorize is not None:
         authorize(changes)
     # Every configuration write bumps the version row: holding its lock, no
-    # live edit commits between the conflict check and these writes.
+    # live edit commits between the conflict check and these writes. (One that
+    # wrote its row but has not bumped yet waits for this commit; should this
+    # apply need that same row, the database refuses one of the two as a
+    # deadlock, answered 503 to retry.)
     list(ConfigVersion.objects.select_for_update().filter(pk=CONFIG_VERSION_PK))
     conflicts = draft_conflicts(base_version=draft.base_version, changes=changes)
     if conflicts:
