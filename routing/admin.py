@@ -21,6 +21,7 @@ from routing.models import (
     BackendModel,
     Budget,
     BudgetAlert,
+    Draft,
     FallbackChain,
     LedgerEntry,
     PrivacyZone,
@@ -353,9 +354,28 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "old_value",
         "new_value",
         "config_version",
+        "draft",
     )
     list_filter = ("object_type", "action", "actor")
     search_fields = ("object_name", "field")
+
+
+@admin.register(Draft)
+class DraftAdmin(ReadOnlyAdmin):
+    """Drafts are written through the API (validated, applied as one version)."""
+
+    list_display = (
+        "id",
+        "name",
+        "status",
+        "base_version",
+        "applied_version",
+        "created_by",
+        "created_at",
+        "applied_by",
+    )
+    list_filter = ("status",)
+    search_fields = ("name", "description")
 
 
 @admin.register(RoutingDecision)

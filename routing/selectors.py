@@ -20,6 +20,7 @@ from routing.models import (
     BudgetAlert,
     ConfigVersion,
     DecisionExclusion,
+    Draft,
     FallbackChain,
     LedgerEntry,
     LedgerKind,
@@ -58,6 +59,12 @@ def policy_list() -> QuerySet[TrafficPolicy]:
 
 def budget_list() -> QuerySet[Budget]:
     return Budget.objects.all()
+
+
+def draft_list(*, status: str | None = None) -> QuerySet[Draft]:
+    """Configuration drafts, newest first; only those in ``status`` when given."""
+    drafts = Draft.objects.order_by("-created_at", "-id")
+    return drafts if status is None else drafts.filter(status=status)
 
 
 def budget_alert_list(*, budget: Budget) -> QuerySet[BudgetAlert]:

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 
 from routing.models import ApiKey, Backend, hash_api_key
 from routing.rate_limits import api_key_failure, client_address
+from routing.services.drafts import RESOURCE_MODELS
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 #: Looked-up keys (and unknown hashes) are trusted without asking the database
@@ -260,3 +261,50 @@ def _may_write_models(request: Request, view: Any) -> bool:
         return True
     user: Any = request.user
     return bool(user.has_perms(_MODEL_PERMISSIONS))
+
+
+class DraftPermission(permissions.BasePermission):
+    """Drafts: an admin API key, or a staff login (reading and writing a draft
+    changes no configuration; applying one is checked per change, see
+    ``draft_apply_missing_permissions``)."""
+
+    message = "Drafts need an admin API key or a staff login."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user: Any = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if isinstance(user, ApiClient):
+            return user.is_admin
+        return bool(getattr(user, "is_staff", False))
+
+
+_DRAFT_ACTION_PERMISSIONS = {"create": "add", "update": "change", "delete": "delete"}
+
+
+def draft_apply_missing_permissions(user: Any, changes: Any) -> list[str]:
+    """The model permissions a login lacks to make ``changes`` live (an admin
+    API key lacks none): what each live edit would need, e.g.
+    ``routing.change_backend``, the served models' permissions when a backend's
+    ``models`` are given, or ``routing.operate_backend`` for an update of its
+    operator fields only."""
+    if isinstance(user, ApiClient):
+        return [] if user.is_admin else ["an admin API key"]
+    missing: set[str] = set()
+    for change in changes:
+        model = RESOURCE_MODELS[change.resource]._meta.model_name
+        needed = {f"routing.{_DRAFT_ACTION_PERMISSIONS[change.action]}_{model}"}
+        if change.resource == "backends":
+            if "models" in change.fields:
+                needed |= set(_MODEL_PERMISSIONS)
+            elif change.action == "delete":
+                needed.add("routing.delete_backendmodel")
+            operator_only = (
+                change.action == "update"
+                and bool(change.fields)
+                and set(change.fields) <= set(Backend.OPERATOR_FIELDS)
+            )
+            if operator_only and user.has_perm("routing.operate_backend"):
+                needed.discard("routing.change_backend")
+        missing |= {p for p in needed if not user.has_perm(p)}
+    return sorted(missing)

@@ -42,7 +42,7 @@ OUTAGE_MESSAGE = (
 )
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_detail(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error detail as ``{"a.0.c": [messages]}``."""
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
@@ -50,7 +50,7 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
             name = f"{prefix}.{key}" if prefix else str(key)
             if key == "non_field_errors" and prefix:
                 name = prefix
-            out.update(_flatten(value, name))
+            out.update(flatten_detail(value, name))
         return out
     if isinstance(detail, list):
         if all(not isinstance(item, dict | list) for item in detail):
@@ -58,9 +58,15 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
         out = {}
         for index, item in enumerate(detail):
             if item:
-                out.update(_flatten(item, f"{prefix}.{index}"))
+                out.update(flatten_detail(item, f"{prefix}.{index}"))
         return out
     return {prefix or "non_field_errors": [str(detail)]}
+
+
+def protected_message(exc: ProtectedError) -> str:
+    """What a delete refused by ``on_delete=PROTECT`` says."""
+    names = ", ".join(sorted(str(obj) for obj in exc.protected_objects))
+    return f"Still in use by: {names}. Change those first."
 
 
 def error_body(
@@ -153,9 +159,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
         exc = exceptions.ValidationError(fields)
     if isinstance(exc, ProtectedError):
-        names = ", ".join(sorted(str(obj) for obj in exc.protected_objects))
         return Response(
-            error_body("conflict", f"Still in use by: {names}. Change those first."),
+            error_body("conflict", protected_message(exc)),
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, Http404):
@@ -164,7 +169,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
+        fields = flatten_detail(exc.detail)
         response.data = error_body(
             "invalid_request", _validation_message(fields), fields
         )

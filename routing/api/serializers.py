@@ -57,6 +57,11 @@ class AuditedModelSerializer(PlainNumbersModelSerializer):
     """Creates and updates through ``config_save`` with the request's actor."""
 
     def _actor(self) -> str:
+        """Who the audit log names: the context's ``actor`` (a draft's apply),
+        else the request's user."""
+        actor = self.context.get("actor")
+        if actor:
+            return str(actor)
         request = self.context.get("request")
         return request.user.get_username() if request else "api"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from drf_spectacular.views import (
@@ -12,7 +12,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import DefaultRouter
 
-from routing.api import actions, views
+from routing.api import actions, drafts, views
 
 app_name = "api"
 
@@ -40,12 +40,18 @@ router.register("fallbacks", views.FallbackChainViewSet, basename="fallback")
 router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("budgets", views.BudgetViewSet, basename="budget")
 router.register("decisions", views.DecisionViewSet, basename="decision")
+router.register("drafts", drafts.DraftViewSet, basename="draft")
 
 urlpatterns = [
     path("route", actions.RouteApi.as_view(), name="route"),
     path("usage", actions.UsageApi.as_view(), name="usage"),
     path("pipeline/", actions.PipelineApi.as_view(), name="pipeline"),
     path("spend/", views.SpendApi.as_view(), name="spend"),
+    re_path(
+        rf"^drafts/(?P<pk>{drafts.DRAFT_ID})/apply$",
+        drafts.DraftApplyApi.as_view(),
+        name="draft-apply",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "docs/",

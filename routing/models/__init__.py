@@ -21,6 +21,7 @@ from routing.models.config import (
     TrafficPolicy,
 )
 from routing.models.decisions import DecisionExclusion, RoutingDecision
+from routing.models.drafts import DRAFT_ACTIONS, DRAFT_RESOURCES, Draft, DraftStatus
 from routing.models.spend import SpendDaily
 
 __all__ = [
@@ -34,7 +35,11 @@ __all__ = [
     "Budget",
     "BudgetAlert",
     "ConfigVersion",
+    "DRAFT_ACTIONS",
+    "DRAFT_RESOURCES",
     "DecisionExclusion",
+    "Draft",
+    "DraftStatus",
     "FallbackChain",
     "LedgerEntry",
     "LedgerKind",

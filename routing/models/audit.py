@@ -39,6 +39,14 @@ class AuditEntry(models.Model):
     old_value = models.TextField(blank=True)
     new_value = models.TextField(blank=True)
     config_version = models.PositiveBigIntegerField(db_index=True)
+    #: The draft this edit applied (null: a live edit).
+    draft = models.ForeignKey(
+        "routing.Draft",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_entries",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -6,6 +6,10 @@ two functions, so every change leaves an audit trail and a new version.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import models, transaction
@@ -69,14 +73,70 @@ def config_version_current() -> int:
     return version or 0
 
 
+@dataclass
+class ConfigChangeSet:
+    """Saves and deletes made together: one config version for all of them.
+
+    ``draft_id`` is written on each audit entry; ``dry_run`` leaves the version
+    row alone (the writes are about to be rolled back: a validation).
+    """
+
+    draft_id: int | None = None
+    dry_run: bool = False
+    version: int | None = None
+
+
+_change_set: ContextVar[ConfigChangeSet | None] = ContextVar(
+    "config_change_set", default=None
+)
+
+
+@contextmanager
+def config_change_set(
+    *, draft_id: int | None = None, dry_run: bool = False
+) -> Iterator[ConfigChangeSet]:
+    """Make every ``config_save``/``config_delete`` inside share one version bump.
+
+    Use it inside a transaction (a draft's apply, or a validation that is rolled
+    back). The version is bumped by the first change that changes something;
+    ``ConfigChangeSet.version`` is then that version (None while nothing changed).
+    """
+    change_set = ConfigChangeSet(draft_id=draft_id, dry_run=dry_run)
+    token = _change_set.set(change_set)
+    try:
+        yield change_set
+    finally:
+        _change_set.reset(token)
+
+
 def config_version_bump() -> int:
-    """Increase the version atomically and return the new value."""
+    """Increase the version atomically and return the new value.
+
+    Inside ``config_change_set`` only the first call bumps; later calls return
+    the same version (a dry run returns the next version without writing it).
+    """
+    change_set = _change_set.get()
+    if change_set is None:
+        return _version_bump()
+    if change_set.version is None:
+        change_set.version = (
+            config_version_current() + 1 if change_set.dry_run else _version_bump()
+        )
+    return change_set.version
+
+
+def _version_bump() -> int:
     updated = ConfigVersion.objects.filter(pk=CONFIG_VERSION_PK).update(
         version=F("version") + 1
     )
     if not updated:
         ConfigVersion.objects.create(pk=CONFIG_VERSION_PK, version=1)
     return config_version_current()
+
+
+def _draft_id() -> int | None:
+    change_set = _change_set.get()
+    return None if change_set is None else change_set.draft_id
 
 
 def _display(instance: models.Model, field_name: str) -> str:
@@ -175,6 +235,7 @@ def config_save(*, instance: models.Model, actor: str) -> list[AuditEntry]:
             old_value=old,
             new_value=new,
             config_version=version,
+            draft_id=_draft_id(),
         )
         for name, (old, new) in changes.items()
     ]
@@ -204,6 +265,7 @@ def config_delete(*, instance: models.Model, actor: str) -> list[AuditEntry]:
             old_value=value,
             new_value="",
             config_version=version,
+            draft_id=_draft_id(),
         )
         for field, value in before.items()
     ]
