@@ -60,10 +60,9 @@ class AnyChoiceField(forms.ChoiceField):
 
 @dataclass(frozen=True)
 class DraftState:
-    """What a change form needs of the configuration as the draft leaves it."""
+    """What a change form offers, as the draft leaves the configuration: the
+    zones and backends to choose from."""
 
-    initial: dict[str, Any] | None = None
-    names: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
     backends: list[str] = field(default_factory=list)
 
@@ -168,9 +167,6 @@ class FallbackChangeForm(DraftChangeForm):
     def clean_fallbacks(self) -> list[str]:
         return _names(self.cleaned_data.get("fallbacks") or "") or []
 
-    def has_changed(self) -> bool:  # pragma: no cover - Django's API
-        return super().has_changed()
-
     @property
     def changed_data(self) -> list[str]:
         """``fallbacks`` compared as lists (spacing after commas is no change)."""
@@ -244,7 +240,6 @@ class BackendChangeForm(DraftChangeForm, BackendEditForm):
     of the API's configuration fields; ``models`` as the API's JSON list."""
 
     RESOURCE = "backends"
-    ERROR_FIELDS: ClassVar[dict[str, str]] = {}
 
     name = forms.CharField(max_length=64)
     kind = forms.ChoiceField(choices=[(k.value, k.value) for k in BackendKind])

@@ -72,6 +72,18 @@ def staff_only(view: View) -> View:
     return login_required(wrapped)
 
 
+class _BadTarget(Exception):
+    """A change form asked for with a bad ``action`` or object name."""
+
+    def __init__(self, form: ChangeTargetForm) -> None:
+        super().__init__("bad change target")
+        self.form = form
+
+
+class _Forbidden(Exception):
+    """A change the login may not make live (shown, nothing applied)."""
+
+
 def _draft(draft_id: int) -> Draft:
     draft = drafts_newest_first().filter(pk=draft_id).first()
     if draft is None:
@@ -245,23 +257,14 @@ def _target(request: ExplorerRequest, resource: str) -> tuple[str, str]:
     return target.cleaned_data["action"], target.cleaned_data["name"]
 
 
-class _BadTarget(Exception):
-    def __init__(self, form: ChangeTargetForm) -> None:
-        super().__init__("bad change target")
-        self.form = form
-
-
 def _change_form(
     resource: str,
-    action: str,
-    name: str,
     names: dict[str, list[str]],
     initial: dict[str, Any] | None,
     data: Any = None,
 ) -> DraftChangeForm:
+    """``resource``'s change form; ``initial`` is the object being updated."""
     state = DraftState(
-        initial=initial,
-        names=names.get(resource, []),
         zones=names.get("zones", []),
         backends=names.get("backends", []),
     )
@@ -321,11 +324,15 @@ def draft_change(
     try:
         action, name = _target(request, resource)
     except _BadTarget as bad:
-        lines = [f"{k}: {' '.join(v)}" for k, v in bad.form.errors.items()]
+        lines = [m for messages in bad.form.errors.values() for m in messages]
         return _body(request, draft, status=400, problems=lines)
     names, initial = _state(draft, resource, name if action == "update" else "")
-    target = {"resource": resource, "action": action, "name": name}
-    target["label"] = RESOURCE_LABELS[resource]
+    target = {
+        "resource": resource,
+        "action": action,
+        "name": name,
+        "label": RESOURCE_LABELS[resource],
+    }
     if action == "update" and initial is None:
         problems = [
             f"No {KINDS[resource]} named {name!r} in today's configuration with "
@@ -333,11 +340,7 @@ def draft_change(
         ]
         return _body(request, draft, status=400, problems=problems, names=names)
     data = request.POST if request.method == "POST" else None
-    form = (
-        None
-        if action == "delete"
-        else _change_form(resource, action, name, names, initial, data)
-    )
+    form = None if action == "delete" else _change_form(resource, names, initial, data)
     if request.method == "GET":
         return _form_response(request, draft, form, target, names, 200)
     if form is not None and not form.is_valid():
@@ -492,10 +495,6 @@ def draft_apply_view(request: ExplorerRequest, draft_id: int) -> HttpResponse:
     return _body(
         request, draft, notice=f"Applied as config version {draft.applied_version}."
     )
-
-
-class _Forbidden(Exception):
-    """A change the login may not make live (shown, nothing applied)."""
 
 
 @staff_only
