@@ -102,7 +102,12 @@ def _list_response(
     request: ExplorerRequest, form: NewDraftForm, status: int = 200
 ) -> HttpResponse:
     drafts = list(drafts_newest_first()[:LIST_LIMIT])
-    context = {"drafts": drafts, "form": form, "version": config_version()}
+    context = {
+        "drafts": drafts,
+        "limited": len(drafts) == LIST_LIMIT,
+        "form": form,
+        "version": config_version(),
+    }
     return render_explorer(request, LIST, context, status=status)
 
 
@@ -315,7 +320,8 @@ def _check_shape(change: DraftChange) -> dict[str, list[str]]:
 def draft_change(
     request: ExplorerRequest, draft_id: int, resource: str
 ) -> HttpResponse:
-    """GET: the form of one change (``?action=&name=``), prefilled for an update
+    """GET: the form of one change (``?target-action=&target-name=``), prefilled
+    for an update
     with the object as the draft leaves it. POST: add the change; the service's
     errors come back at the form's fields (422)."""
     draft = _draft(draft_id)
