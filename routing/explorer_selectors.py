@@ -43,6 +43,7 @@ from routing.selectors import (
     decisions_matching_model,
 )
 from routing.services.config import config_version_current
+from routing.services.drafts import RESOURCE_MODELS, lookup_field
 from routing.spend import SpendRow, spend_report
 
 PAGE_SIZE = 50
@@ -592,3 +593,20 @@ def decisions_per_day(
         if 0 <= index < days:
             series.setdefault(row["outcome"], [0] * days)[index] += row["n"]
     return axis, series
+
+
+def config_object_get(*, resource: str, name: str) -> Model | None:
+    """The configuration object a draft change addresses (``resource`` as the
+    drafts API names it: ``zones``, ``backends``, ...), or None."""
+    model = RESOURCE_MODELS[resource]
+    found: Model | None = model._default_manager.filter(
+        **{lookup_field(resource): name}
+    ).first()
+    return found
+
+
+def config_names(*, resource: str) -> list[str]:
+    """The names of ``resource``'s objects, sorted (fallback chains: models)."""
+    field_name = lookup_field(resource)
+    model = RESOURCE_MODELS[resource]
+    return sorted(model._default_manager.values_list(field_name, flat=True))

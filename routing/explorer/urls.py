@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from routing.explorer.views import backends, config, decisions, detail, simulate, spend
+from routing.explorer.views import (
+    backends,
+    config,
+    decisions,
+    detail,
+    drafts,
+    simulate,
+    spend,
+)
 
 app_name = "explorer"
 
@@ -28,4 +36,22 @@ urlpatterns = [
     path("spend/budgets/<slug:name>/edit/", spend.budget_edit, name="budget-edit"),
     path("budget/", spend.budget_redirect, name="budget"),
     path("config/", config.config_history, name="config"),
+    path("drafts/", drafts.draft_list, name="drafts"),
+    path("drafts/<int:draft_id>/", drafts.draft_detail, name="draft"),
+    path(
+        "drafts/<int:draft_id>/changes/<slug:resource>/",
+        drafts.draft_change,
+        name="draft-change",
+    ),
+    path(
+        "drafts/<int:draft_id>/changes/<int:index>/remove/",
+        drafts.draft_change_remove_view,
+        name="draft-change-remove",
+    ),
+    path("drafts/<int:draft_id>/apply/", drafts.draft_apply_view, name="draft-apply"),
+    path(
+        "drafts/<int:draft_id>/discard/",
+        drafts.draft_discard_view,
+        name="draft-discard",
+    ),
 ]

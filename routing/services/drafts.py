@@ -188,6 +188,19 @@ def draft_changes_validate(
         raise DjangoValidationError(errors)
 
 
+def draft_preview[T](
+    *, changes: Sequence[DraftChange], write: ChangeWriter, read: Callable[[], T]
+) -> T:
+    """``read()``'s answer with ``changes`` written (the invalid ones skipped)
+    in a transaction that is always rolled back: the configuration as the
+    draft would leave it, e.g. to prefill an edit form. Nothing is kept."""
+    with transaction.atomic(), config_change_set(dry_run=True):
+        _write_all(changes, write, _VALIDATION_ACTOR)
+        answer = read()
+        transaction.set_rollback(True)
+    return answer
+
+
 def _open_draft(draft_id: int, *, doing: str) -> Draft:
     """The draft, locked, when it is open; 404 or 409 otherwise."""
     draft = Draft.objects.select_for_update().filter(pk=draft_id).first()
@@ -263,6 +276,36 @@ def draft_update(
     draft.full_clean()
     draft.save()
     return draft
+
+
+@transaction.atomic
+def draft_change_add(
+    *, draft_id: int, change: DraftChange, write: ChangeWriter
+) -> Draft:
+    """Append ``change`` to an open draft (all its changes validated again and
+    the draft re-based, as ``draft_update``); the draft locked meanwhile, so
+    two edits at once both land."""
+    draft = _open_draft(draft_id, doing="changed")
+    changes = [*draft_changes_from_json(draft.changes), change]
+    return draft_update(draft_id=draft.pk, write=write, changes=changes)
+
+
+@transaction.atomic
+def draft_change_remove(
+    *, draft_id: int, index: int, expected: DraftChange, write: ChangeWriter
+) -> Draft:
+    """Remove change ``index`` of an open draft when it still is ``expected``
+    (409 otherwise: the draft changed meanwhile); the rest validated again and
+    the draft re-based, as ``draft_update``."""
+    draft = _open_draft(draft_id, doing="changed")
+    changes = draft_changes_from_json(draft.changes)
+    if not 0 <= index < len(changes) or changes[index] != expected:
+        raise ConflictError(
+            f"Draft {draft.pk} changed meanwhile: change {index + 1} is not the "
+            "one shown. Reload it and try again."
+        )
+    del changes[index]
+    return draft_update(draft_id=draft.pk, write=write, changes=changes)
 
 
 @transaction.atomic

@@ -50,6 +50,7 @@ def test_every_explorer_page_works_without_a_policy_violation(
         "/backends/",
         "/spend/",
         "/config/",
+        "/drafts/",
     ):
         page.goto(f"{live_server.url}{path}")
         page.wait_for_load_state("networkidle")

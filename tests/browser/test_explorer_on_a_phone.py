@@ -15,8 +15,19 @@ PHONE = {"width": 390, "height": 844}
 
 
 def _pages(demo_world: Any) -> list[str]:
-    from routing.models import RoutingDecision
+    from routing.api.draft_changes import change_write
+    from routing.models import Draft, RoutingDecision
+    from routing.services.drafts import DraftChange, draft_create
 
+    draft = Draft.objects.first() or draft_create(
+        name="phone",
+        changes=[
+            DraftChange("backends", "update", "ollama-rack", {"priority": 5}),
+            DraftChange("zones", "create", "eu-west-with-a-long-name", {}),
+        ],
+        actor="operator",
+        write=change_write,
+    )
     routed = RoutingDecision.objects.get(request_id__contains="gpt-4o-mini")
     rejected = RoutingDecision.objects.get(request_id__contains="claude-sonnet")
     return [
@@ -27,6 +38,8 @@ def _pages(demo_world: Any) -> list[str]:
         "/backends/",
         "/spend/",
         "/config/",
+        "/drafts/",
+        f"/drafts/{draft.pk}/",
     ]
 
 
@@ -41,7 +54,7 @@ def test_every_explorer_page_fits_a_390px_screen_with_its_navigation_usable(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} is {width}px wide"
         links = page.locator("header.top nav a")
-        assert links.count() == 5
+        assert links.count() == 6
         for index in range(links.count()):
             link = links.nth(index)
             assert link.is_visible(), path

@@ -36,7 +36,7 @@ def test_no_explorer_page_logs_an_error_or_gets_a_failed_response(
     page.goto(f"{live_server.url}/login/")
     page.wait_for_load_state("networkidle")
     login(page, live_server.url, "operator", "pw-operator")
-    paths = ["/", "/simulate/", "/backends/", "/spend/", "/config/"]
+    paths = ["/", "/simulate/", "/backends/", "/spend/", "/config/", "/drafts/"]
     paths += [f"/decisions/{d.pk}/" for d in RoutingDecision.objects.all()[:3]]
     for path in paths:
         page.goto(f"{live_server.url}{path}")
