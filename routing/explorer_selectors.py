@@ -65,6 +65,7 @@ ROW_COLUMNS = (
     "fallback_used",
     "pipeline_duration_us",
     "config_version",
+    "sample",
 )
 
 Cursor = tuple[datetime, uuid.UUID]
@@ -82,6 +83,7 @@ class DecisionFilters:
     until: datetime | None = None
     request_id: str = ""
     config_version: int | None = None
+    sample: bool | None = None  # None: real and sample decisions alike
 
     @property
     def active(self) -> bool:
@@ -96,6 +98,7 @@ class DecisionFilters:
                 self.until,
                 self.request_id,
                 self.config_version,
+                self.sample,
             )
         )
 
@@ -135,6 +138,10 @@ def _filtered(filters: DecisionFilters) -> QuerySet[RoutingDecision]:
         queryset = queryset.filter(created_at__lt=filters.until)
     if filters.config_version is not None:
         queryset = queryset.filter(config_version=filters.config_version)
+    if filters.sample is not None:
+        # Samples only: the partial index decision_sample_time. Real only walks
+        # the time index past the samples, cheap while they are few.
+        queryset = queryset.filter(sample=filters.sample)
     return queryset
 
 
