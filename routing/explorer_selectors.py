@@ -139,8 +139,7 @@ def _filtered(filters: DecisionFilters) -> QuerySet[RoutingDecision]:
     if filters.config_version is not None:
         queryset = queryset.filter(config_version=filters.config_version)
     if filters.sample is not None:
-        # Samples only: the partial index decision_sample_time. Real only walks
-        # the time index past the samples, cheap while they are few.
+        # Each value has a partial index on (-created_at, -id) of its own.
         queryset = queryset.filter(sample=filters.sample)
     return queryset
 

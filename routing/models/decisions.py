@@ -82,12 +82,19 @@ class RoutingDecision(models.Model):
             models.Index(
                 fields=["config_version", "-created_at"], name="decision_version_time"
             ),
-            # The "samples only" filter. Partial: a real decision is never in it,
-            # so recording one costs no extra index write.
+            # The explorer's and the API's sample filter, newest first: samples
+            # only, and real decisions only (each row is in one of the two; a
+            # history of mostly samples would otherwise be walked to find the
+            # real ones).
             models.Index(
                 fields=["-created_at", "-id"],
                 name="decision_sample_time",
                 condition=models.Q(sample=True),
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="decision_real_time",
+                condition=models.Q(sample=False),
             ),
         ]
 
