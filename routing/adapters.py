@@ -24,6 +24,7 @@ from routing.models import (
     TrafficPolicy,
 )
 from routing.pipeline import (
+    CounterStore,
     PipelineSettings,
     ReconcilerPipeline,
     default_pipeline,
@@ -194,26 +195,35 @@ def budget_snapshots(
     return tuple(budget_to_snapshot(b) for b in rows)
 
 
-def pipeline_settings() -> PipelineSettings:
+def pipeline_settings(
+    *, counter_store: CounterStore | None = None, random_seed: int | None = None
+) -> PipelineSettings:
     """Strategy and scorers from ``NEXUS_SELECTION_STRATEGY`` and ``NEXUS_SCORERS``
     (raises ``SettingsError`` naming a bad scorer entry); round-robin positions
-    in the shared state, so the rotation spans every process and node."""
+    in the shared state, so the rotation spans every process and node, unless
+    another ``counter_store`` is given."""
     return PipelineSettings(
         strategy=Strategy(settings.NEXUS_SELECTION_STRATEGY),
         scorers=parse_scorers(settings.NEXUS_SCORERS),
-        counter_store=SharedCounterStore(),
+        random_seed=random_seed,
+        counter_store=counter_store or SharedCounterStore(),
     )
 
 
-def build_pipeline() -> ReconcilerPipeline:
+def build_pipeline(
+    *, counter_store: CounterStore | None = None, random_seed: int | None = None
+) -> ReconcilerPipeline:
     """The default pipeline plus ``NEXUS_EXTRA_RECONCILERS`` (before selection).
 
+    ``counter_store`` and ``random_seed`` go to ``pipeline_settings`` (sample
+    decisions turn a round robin of their own, reproducibly).
     Raises ``PipelineConfigError`` for an unimportable path, a duplicate name or a
     pipeline whose last stage is not ``selection``, and ``SettingsError`` for a
     bad ``NEXUS_SCORERS``.
     """
     extra = [load_reconciler(path) for path in settings.NEXUS_EXTRA_RECONCILERS]
-    return default_pipeline(pipeline_settings(), extra=extra)
+    chosen = pipeline_settings(counter_store=counter_store, random_seed=random_seed)
+    return default_pipeline(chosen, extra=extra)
 
 
 _pipeline: ReconcilerPipeline | None = None

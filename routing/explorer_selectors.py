@@ -66,6 +66,7 @@ ROW_COLUMNS = (
     "fallback_used",
     "pipeline_duration_us",
     "config_version",
+    "sample",
 )
 
 Cursor = tuple[datetime, uuid.UUID]
@@ -83,6 +84,7 @@ class DecisionFilters:
     until: datetime | None = None
     request_id: str = ""
     config_version: int | None = None
+    sample: bool | None = None  # None: real and sample decisions alike
 
     @property
     def active(self) -> bool:
@@ -97,6 +99,7 @@ class DecisionFilters:
                 self.until,
                 self.request_id,
                 self.config_version,
+                self.sample,
             )
         )
 
@@ -136,6 +139,9 @@ def _filtered(filters: DecisionFilters) -> QuerySet[RoutingDecision]:
         queryset = queryset.filter(created_at__lt=filters.until)
     if filters.config_version is not None:
         queryset = queryset.filter(config_version=filters.config_version)
+    if filters.sample is not None:
+        # Each value has a partial index on (-created_at, -id) of its own.
+        queryset = queryset.filter(sample=filters.sample)
     return queryset
 
 

@@ -43,6 +43,10 @@ class DecisionFilter(django_filters.FilterSet):
     since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     request_id = django_filters.CharFilter(max_length=128)
+    # A choice, not a BooleanFilter: that one ignores a value it cannot read.
+    sample = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], method="filter_sample"
+    )
 
     class Meta:
         model = RoutingDecision
@@ -52,6 +56,11 @@ class DecisionFilter(django_filters.FilterSet):
         self, queryset: QuerySet[RoutingDecision], name: str, value: str
     ) -> QuerySet[RoutingDecision]:
         return decisions_matching_model(queryset, value)
+
+    def filter_sample(
+        self, queryset: QuerySet[RoutingDecision], name: str, value: str
+    ) -> QuerySet[RoutingDecision]:
+        return queryset.filter(sample=value == "true")
 
     def filter_excluded_by(
         self, queryset: QuerySet[RoutingDecision], name: str, value: str

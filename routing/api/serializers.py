@@ -462,6 +462,7 @@ class DecisionSerializer(serializers.ModelSerializer):
             "trace",
             "warnings",
             "attempts",
+            "sample",
         ]
 
     @extend_schema_field(DecisionUsageSerializer(allow_null=True))

@@ -60,6 +60,14 @@ class DecisionFilterForm(forms.Form):
     until = forms.DateTimeField(required=False, input_formats=DATETIME_FORMATS)
     request_id = forms.CharField(required=False, max_length=128)
     config_version = PlainIntegerField(required=False, min_value=0)
+    sample = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "real and samples"),
+            ("false", "real only"),
+            ("true", "samples only"),
+        ],
+    )
     cursor = forms.CharField(required=False, max_length=80)
 
     def clean_cursor(self) -> Cursor | None:
@@ -95,6 +103,7 @@ class DecisionFilterForm(forms.Form):
             until=_utc(data.get("until")),
             request_id=(data.get("request_id") or "").strip(),
             config_version=data.get("config_version"),
+            sample={"true": True, "false": False}.get(data.get("sample") or ""),
         )
 
 

@@ -61,6 +61,8 @@ class RoutingDecision(models.Model):
         default=dict,
         help_text="The rest of the response: error, queue fields, models tried.",
     )
+    # Written by ``generate_decisions`` (demos, load tests), never by a call.
+    sample = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -79,6 +81,20 @@ class RoutingDecision(models.Model):
             # The explorer's "decisions made under config version N" link.
             models.Index(
                 fields=["config_version", "-created_at"], name="decision_version_time"
+            ),
+            # The explorer's and the API's sample filter, newest first: samples
+            # only, and real decisions only (each row is in one of the two; a
+            # history of mostly samples would otherwise be walked to find the
+            # real ones).
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="decision_sample_time",
+                condition=models.Q(sample=True),
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="decision_real_time",
+                condition=models.Q(sample=False),
             ),
         ]
 

@@ -130,6 +130,34 @@ def decision_record(
     return result
 
 
+def decision_rows(
+    *,
+    decision_id: uuid.UUID,
+    result: RoutingResult,
+    created_at: datetime,
+    **known: Any,
+) -> tuple[RoutingDecision, list[DecisionExclusion]]:
+    """A decision's unsaved rows with the columns ``decision_record`` writes, for
+    writers in bulk (``decisions_insert``); ``known`` are the other columns
+    (request_id, client, config_version, sample...). Nothing is reserved."""
+    columns = decision_columns(result, id=decision_id, created_at=created_at, **known)
+    exclusions = exclusion_rows(
+        decision_id=decision_id,
+        counts=_exclusion_counts(result),
+        created_at=created_at,
+    )
+    return RoutingDecision(**columns), exclusions
+
+
+@transaction.atomic
+def decisions_insert(
+    *, decisions: list[RoutingDecision], exclusions: list[DecisionExclusion]
+) -> None:
+    """Insert rows made by ``decision_rows`` in one transaction (bulk path)."""
+    RoutingDecision.objects.bulk_create(decisions)
+    DecisionExclusion.objects.bulk_create(exclusions)
+
+
 def _write(
     columns: dict[str, Any],
     counts: Counter[str],
@@ -177,6 +205,7 @@ def decision_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:
     # The answer's other keys; its costly pieces are built once and shared.
     details = {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
     return {
+        "sample": False,
         **known,
         "outcome": result.outcome.value,
         "error_type": result.error_type or "",

@@ -82,3 +82,27 @@ def test_creating_the_groups_again_changes_nothing() -> None:
     migration.create_groups(apps, None)
     assert sorted(Group.objects.values_list("name", "permissions")) == before
     assert Permission.objects.count() == count
+
+
+def test_decisions_of_the_earlier_sample_generator_are_marked_as_samples() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from routing.models import RoutingDecision
+    from routing.services.api_keys import api_key_issue
+    from tests.factories import RoutingDecisionFactory
+
+    migration = importlib.import_module("routing.migrations.0016_decision_sample")
+    key, _ = api_key_issue(name="sample")
+    earlier = RoutingDecisionFactory(client="sample", api_key=None)
+    by_user = RoutingDecisionFactory(client="user:sample", api_key=None)
+    by_key = RoutingDecisionFactory(client="sample", api_key=key)
+
+    migration.mark_earlier_samples(apps, None)
+
+    marked = set(
+        RoutingDecision.objects.filter(sample=True).values_list("pk", flat=True)
+    )
+    assert marked == {earlier.pk}
+    assert by_user.pk not in marked and by_key.pk not in marked

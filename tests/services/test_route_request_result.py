@@ -35,6 +35,7 @@ def stored_before(payload: dict[str, Any]) -> dict[str, Any]:
     backend = payload.get("backend") or {}
     cost = payload.get("estimated_cost_usd")
     return {
+        "sample": False,  # a routed call is never a sample (generate_decisions)
         "outcome": payload["outcome"],
         "error_type": error.get("type") or "",
         "requested_model": payload["requested_model"][:200],

@@ -115,9 +115,11 @@ def test_a_management_command_finds_the_embedded_secret_key_file(
     manage = [sys.executable, "manage.py"]
     migrated = run([*manage, "migrate", "--no-input", "-v", "0"], env)
     assert migrated.returncode == 0, migrated.stderr
+    loaded = run([*manage, "load_demo", "--no-traffic"], env)
+    assert loaded.returncode == 0, loaded.stderr
     result = run([*manage, "generate_decisions", "10"], env)
     assert result.returncode == 0, result.stderr
-    assert "Wrote 10 decisions" in result.stdout
+    assert "Wrote 10 sample decisions" in result.stdout
 
 
 def test_without_a_key_or_its_file_a_command_says_how_to_get_one(

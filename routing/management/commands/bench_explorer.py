@@ -57,6 +57,8 @@ class Command(BaseCommand):
                 "outcome=reject&excluded_by=privacy",
                 base + "?outcome=reject&excluded_by=privacy",
             ),
+            ("sample=true (samples only)", base + "?sample=true"),
+            ("sample=false (real only)", base + "?sample=false"),
         ]
         if newest and oldest:
             middle = oldest.created_at + (newest.created_at - oldest.created_at) / 2
