@@ -1,10 +1,15 @@
 """Retention: delete recorded decisions older than ``NEXUS_DECISION_RETENTION_DAYS``.
 
-Rows go in batches of ``BATCH_SIZE`` ids, one short transaction each (their
-``DecisionExclusion`` rows cascade in the same statement batch), so the table
-is never locked for long and routing keeps recording decisions meanwhile. The
-loop stops when nothing old is left or the time budget is spent; the next run
-carries on. Deleting is idempotent, so two workers at once do no harm.
+On PostgreSQL the decisions are partitioned by time (``partitions.py``): every
+partition that ends before the cutoff is dropped (or detached) whole, with its
+exclusion rows, in a moment whatever it holds. What is left older than the cutoff
+(rows of the partition straddling it, with ``NEXUS_DECISION_RETENTION_EXACT``, and
+old rows of the DEFAULT partition) and, on SQLite, every old row, is deleted in
+batches of ``BATCH_SIZE`` ids, one short transaction each (their
+``DecisionExclusion`` rows cascade in the same statement batch), so the table is
+never locked for long and routing keeps recording decisions meanwhile. The loop
+stops when nothing old is left or the time budget is spent; the next run carries
+on. Deleting is idempotent, so two workers at once do no harm.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from routing.models import RoutingDecision
+from routing.services.partitions import (
+    decision_partitions,
+    decision_partitions_expire,
+    partitioning_active,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +38,11 @@ TIME_BUDGET_S = 240.0
 
 @dataclass(frozen=True)
 class PruneResult:
+    """Rows deleted in batches, whether none is left, and partitions expired."""
+
     deleted: int
     finished: bool
+    partitions_expired: tuple[str, ...] = ()
 
 
 def _delete_batch(*, cutoff: datetime, batch_size: int) -> int:
@@ -52,9 +65,18 @@ def decision_prune_expired(
     batch_size: int = BATCH_SIZE,
     time_budget_s: float = TIME_BUDGET_S,
 ) -> PruneResult:
-    """Delete decisions older than the retention period, batch by batch."""
+    """Drop expired partitions (PostgreSQL), then delete older decisions left,
+    batch by batch."""
     days = retention_days or settings.NEXUS_DECISION_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
+    expired: tuple[str, ...] = ()
+    if partitioning_active():
+        expired = tuple(decision_partitions_expire(cutoff=cutoff).expired)
+        partitions = decision_partitions()
+        if partitions and not settings.NEXUS_DECISION_RETENTION_EXACT:
+            # Rows of a partition wait for the whole partition to expire; only
+            # the DEFAULT partition's rows below every partition go now.
+            cutoff = min(cutoff, partitions[0].start)
     deadline = time.monotonic() + time_budget_s
     deleted = 0
     while True:
@@ -73,4 +95,4 @@ def decision_prune_expired(
             days,
             "" if finished else " (time budget spent; the next run continues)",
         )
-    return PruneResult(deleted=deleted, finished=finished)
+    return PruneResult(deleted=deleted, finished=finished, partitions_expired=expired)
