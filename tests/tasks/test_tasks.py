@@ -71,6 +71,38 @@ def test_the_retention_task_deletes_old_decisions(settings) -> None:  # type: ig
     assert not RoutingDecision.objects.exists()
 
 
+def test_the_partition_task_keeps_partitions_ahead_on_postgresql_and_is_a_no_op_on_sqlite(
+    settings,
+) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+
+    from routing.services.partitions import (
+        DECISIONS,
+        decision_partitions,
+        period_next,
+        period_start,
+    )
+
+    settings.NEXUS_DECISION_PARTITIONS_AHEAD = 4
+    result = tasks.decision_partitions_maintain()
+    if connection.vendor != "postgresql":
+        assert result == {"partitioned": False, "created": [], "expired": []}
+        return
+    assert result["partitioned"] is True
+    # The database began with this month's partition and the next two's.
+    start = period_start("month", timezone.now())
+    for _ in range(3):
+        start = period_next("month", start)
+    later = [start, period_next("month", start)]
+    assert [f"{DECISIONS}_p{s:%Y%m%d}" for s in later] == [
+        name for name in result["created"] if name.startswith(DECISIONS)
+    ]
+    assert {f"{DECISIONS}_p{s:%Y%m%d}" for s in later} <= {
+        p.name for p in decision_partitions()
+    }
+    assert tasks.decision_partitions_maintain()["created"] == []
+
+
 def test_a_transient_database_error_is_retried(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     calls: list[int] = []
 
@@ -95,6 +127,7 @@ def test_every_periodic_task_is_registered_and_expires(settings) -> None:  # typ
         "budget-alerts-check",
         "backend-probe-all",
         "decision-prune-expired",
+        "decision-partitions-maintain",
         "spend-rollup",
     }
     for entry in schedule.values():
