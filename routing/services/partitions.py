@@ -36,6 +36,7 @@ EXCLUSIONS = DecisionExclusion._meta.db_table
 #: Decisions first: ``decision_write`` inserts into them first.
 TABLES = (DECISIONS, EXCLUSIONS)
 LOCK_TIMEOUT = "5s"
+EXPIRED_SUFFIX = "_expired"
 _BOUNDS = re.compile(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)")
 
 
@@ -125,9 +126,11 @@ def decision_partitions_ensure(
     ahead: int | None = None,
     period: str | None = None,
     retention_days: int | None = None,
+    since: datetime | None = None,
 ) -> PartitionsEnsured:
-    """Partitions for this period and ``ahead`` more, and for every period within
-    retention that has rows in the DEFAULT partition (moved into the new one)."""
+    """Partitions for this period and ``ahead`` more (and every period from
+    ``since`` on, when given), and for every period within retention that has
+    rows in the DEFAULT partition (moved into the new one)."""
     if not partitioning_active():
         return PartitionsEnsured()
     now = now or timezone.now()
@@ -136,10 +139,13 @@ def decision_partitions_ensure(
     days = retention_days or settings.NEXUS_DECISION_RETENTION_DAYS
     cutoff = now - timedelta(days=days)
     horizon = period_start(period, now)
-    wanted = []
     for _ in range(ahead + 1):
-        wanted.append(horizon)
         horizon = period_next(period, horizon)
+    wanted = []
+    start = period_start(period, min(since or now, now))
+    while start < horizon:
+        wanted.append(start)
+        start = period_next(period, start)
     if not _missing(wanted, period) and not _strays(cutoff, horizon, period):
         return PartitionsEnsured(default_rows=_default_rows())
     with connection.cursor() as cursor:
@@ -163,17 +169,35 @@ def decision_partitions_ensure(
     )
 
 
-@transaction.atomic
 def decision_partitions_expire(
     *, cutoff: datetime, detach: bool | None = None
 ) -> PartitionsExpired:
-    """Drop (or detach) every partition, of both tables, that ends by ``cutoff``."""
+    """Detach every partition, of both tables, that ends by ``cutoff``; then drop
+    it, unless ``detach`` (kept under its name for the operator to archive).
+
+    Two transactions, not one: detaching changes the catalog only, so the lock
+    on the decision tables is held for milliseconds; dropping the detached
+    tables frees their files (about 0.6 s per 2 GB on this machine's disk) and
+    locks nothing a request uses. A table detached to be dropped is renamed
+    ``<name>_expired`` first, so a run stopped between the two steps is finished
+    by the next one.
+    """
     if detach is None:
         detach = settings.NEXUS_DECISION_PARTITION_EXPIRY == "detach"
     if not partitioning_active():
         return PartitionsExpired(detached=detach)
+    expired = decision_partitions_detach(cutoff=cutoff, keep=detach)
+    if not detach:
+        decision_partitions_drop_detached()
+    return PartitionsExpired(expired=expired, detached=detach)
+
+
+@transaction.atomic
+def decision_partitions_detach(*, cutoff: datetime, keep: bool) -> list[str]:
+    """Detach every partition, of both tables, that ends by ``cutoff``; unless
+    ``keep``, rename it ``<name>_expired`` for ``decision_partitions_drop_detached``."""
     if not [p for p in decision_partitions() if p.end <= cutoff]:
-        return PartitionsExpired(detached=detach)
+        return []
     expired: list[str] = []
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
@@ -182,20 +206,43 @@ def decision_partitions_expire(
             for partition in decision_partitions(table=table):
                 if partition.end > cutoff:
                     continue
-                if detach:
-                    cursor.execute(
-                        f"ALTER TABLE {quote(table)} DETACH PARTITION "
-                        f"{quote(partition.name)}"
-                    )
-                else:
-                    cursor.execute(f"DROP TABLE {quote(partition.name)}")
+                name = quote(partition.name)
+                cursor.execute(f"ALTER TABLE {quote(table)} DETACH PARTITION {name}")
+                if not keep:
+                    renamed = quote(partition.name + EXPIRED_SUFFIX)
+                    cursor.execute(f"ALTER TABLE {name} RENAME TO {renamed}")
                 expired.append(partition.name)
     logger.info(
-        "%s expired decision partitions %s",
-        "Detached" if detach else "Dropped",
+        "Detached expired decision partitions %s%s",
         ", ".join(expired),
+        "" if keep else " (to be dropped)",
     )
-    return PartitionsExpired(expired=expired, detached=detach)
+    return expired
+
+
+def decision_partitions_drop_detached() -> list[str]:
+    """Drop the partitions detached to be dropped (``<name>_expired``), one
+    transaction each."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+            "AND relnamespace = current_schema()::regnamespace "
+            "AND (relname LIKE %s OR relname LIKE %s) ORDER BY relname",
+            [_expired_pattern(table) for table in TABLES],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    quote = connection.ops.quote_name
+    for name in names:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {quote(name)}")
+    if names:
+        logger.info("Dropped expired decision partitions %s", ", ".join(names))
+    return names
+
+
+def _expired_pattern(table: str) -> str:
+    """A LIKE pattern for ``table``'s partitions detached to be dropped."""
+    return f"{table}_p%{EXPIRED_SUFFIX}".replace("_", "\\_")
 
 
 def _lock(cursor: CursorWrapper) -> None:

@@ -12,6 +12,7 @@ from routing.services.partitions import (
     DECISIONS,
     EXCLUSIONS,
     decision_partitions,
+    decision_partitions_detach,
     decision_partitions_ensure,
     decision_partitions_expire,
 )
@@ -216,3 +217,15 @@ def test_nothing_expires_before_its_whole_period_is_past_the_cutoff() -> None:
     decision_partitions_ensure(now=at(1, 5), ahead=0, period="month")
     assert of_2031(decision_partitions_expire(cutoff=at(1, 31)).expired) == []
     assert table_exists(f"{DECISIONS}_p20310101")
+
+
+def test_a_partition_detached_to_be_dropped_is_dropped_by_the_next_run() -> None:
+    decision_partitions_ensure(now=at(1, 5), ahead=0, period="month")
+    decision_at(at(1, 10))
+    # A run stopped after its first step: detached, renamed, not yet dropped.
+    decision_partitions_detach(cutoff=at(2, 1), keep=False)
+    assert table_exists(f"{DECISIONS}_p20310101_expired")
+    assert not table_exists(f"{DECISIONS}_p20310101")
+    decision_partitions_expire(cutoff=at(2, 1), detach=False)
+    assert not table_exists(f"{DECISIONS}_p20310101_expired")
+    assert not table_exists(f"{EXCLUSIONS}_p20310101_expired")
