@@ -104,15 +104,15 @@ def history_fill(
             f"WITH d AS (INSERT INTO {quote(DECISIONS)} "
             f"(id, request_id, created_at, {columns}) "
             "SELECT gen_random_uuid(), %(run)s::text || g, "
-            "%(start)s::timestamptz + make_interval(secs => g * %(step)s), "
-            f"{from_template} FROM generate_series(%(first)s, %(last)s) AS g "
-            "JOIN bench_templates t ON t.n = g %% %(count)s "
+            "%(start)s::timestamptz + make_interval(secs => g * %(step)s::float8), "
+            f"{from_template} FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g "
+            "JOIN bench_templates t ON t.n = g %% %(count)s::bigint "
             "RETURNING id, created_at, request_id) "
             f"INSERT INTO {quote(EXCLUSIONS)} "
             "(decision_id, reconciler, excluded_count, created_at) "
             "SELECT d.id, x.reconciler, x.excluded_count, d.created_at FROM d "
             "JOIN bench_template_exclusions x ON x.n = "
-            "substr(d.request_id, %(prefix)s)::bigint %% %(count)s"
+            "substr(d.request_id, %(prefix)s::integer)::bigint %% %(count)s::bigint"
         )
         prefix = f"bench-{run}-"
         for first in range(0, rows, chunk):
@@ -149,8 +149,8 @@ def history_drop_oldest() -> PartitionDropped:
         count = int(cursor.fetchone()[0])
         # The month retention drops was written months ago and is on disk; rows
         # just written by history_fill are not yet (dirty buffers, writeback).
-        with contextlib.suppress(DatabaseError):
-            cursor.execute("CHECKPOINT")
+        with contextlib.suppress(DatabaseError), transaction.atomic():
+            cursor.execute("CHECKPOINT")  # needs a superuser or pg_checkpoint
     os.sync()
     started = time.perf_counter()
     decision_partitions_detach(cutoff=oldest.end, keep=False)
