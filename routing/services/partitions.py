@@ -35,7 +35,7 @@ DECISIONS = RoutingDecision._meta.db_table
 EXCLUSIONS = DecisionExclusion._meta.db_table
 #: Decisions first: ``decision_write`` inserts into them first.
 TABLES = (DECISIONS, EXCLUSIONS)
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "1s"
 EXPIRED_SUFFIX = "_expired"
 _BOUNDS = re.compile(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)")
 
