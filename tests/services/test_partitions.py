@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 
 from routing.models import DecisionExclusion, RoutingDecision
 from routing.services.partitions import (
@@ -229,3 +231,21 @@ def test_a_partition_detached_to_be_dropped_is_dropped_by_the_next_run() -> None
     decision_partitions_expire(cutoff=at(2, 1), detach=False)
     assert not table_exists(f"{DECISIONS}_p20310101_expired")
     assert not table_exists(f"{EXCLUSIONS}_p20310101_expired")
+
+
+def test_a_long_query_holding_the_table_makes_it_give_up_within_a_second() -> None:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    other = psycopg.connect(**params, autocommit=False)
+    try:
+        # An explorer query still reading: ACCESS SHARE until it ends.
+        other.execute(f'LOCK TABLE "{DECISIONS}" IN ACCESS SHARE MODE')
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="lock timeout"):
+            decision_partitions_ensure(now=MARCH_15, ahead=0, period="month")
+        assert time.monotonic() - started < 3
+    finally:
+        other.rollback()
+        other.close()
+    # Once the query has ended, the next run does it.
+    assert decision_partitions_ensure(now=MARCH_15, ahead=0, period="month").created
