@@ -159,11 +159,13 @@ def decision_partitions_ensure(
                 created.append(name)
                 moved += rows
     default_rows = _default_rows()
-    logger.info(
-        "Created decision partitions %s (%d row(s) moved out of the default partition)",
-        ", ".join(created),
-        moved,
-    )
+    if created:
+        logger.info(
+            "Created decision partitions %s (%d row(s) moved out of the default "
+            "partition)",
+            ", ".join(created),
+            moved,
+        )
     return PartitionsEnsured(
         created=created, moved_rows=moved, default_rows=default_rows
     )
