@@ -247,6 +247,22 @@ def _expired_pattern(table: str) -> str:
     return f"{table}_p%{EXPIRED_SUFFIX}".replace("_", "\\_")
 
 
+def decision_partitions_analyze() -> bool:
+    """``ANALYZE`` both partitioned tables (and so each partition); whether it ran.
+
+    Autovacuum analyzes each partition as it fills but never a partitioned
+    parent, whose statistics the planner uses for queries across partitions
+    (an "excluded by" page took seconds without them). Sampling is bounded
+    (``default_statistics_target``), a few seconds per million decisions here.
+    """
+    if not partitioning_active():
+        return False
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(quote(t) for t in TABLES)}")
+    return True
+
+
 def _lock(cursor: CursorWrapper) -> None:
     quote = connection.ops.quote_name
     cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")

@@ -9,7 +9,9 @@ batches of ``BATCH_SIZE`` ids, one short transaction each (their
 ``DecisionExclusion`` rows cascade in the same statement batch), so the table is
 never locked for long and routing keeps recording decisions meanwhile. The loop
 stops when nothing old is left or the time budget is spent; the next run carries
-on. Deleting is idempotent, so two workers at once do no harm.
+on. Deleting is idempotent, so two workers at once do no harm. Last, on
+PostgreSQL, the partitioned tables are analyzed (autovacuum never analyzes a
+partitioned parent).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from django.utils import timezone
 from routing.models import RoutingDecision
 from routing.services.partitions import (
     decision_partitions,
+    decision_partitions_analyze,
     decision_partitions_expire,
     partitioning_active,
 )
@@ -38,11 +41,13 @@ TIME_BUDGET_S = 240.0
 
 @dataclass(frozen=True)
 class PruneResult:
-    """Rows deleted in batches, whether none is left, and partitions expired."""
+    """Rows deleted in batches, whether none is left, partitions expired, and
+    whether the partitioned tables were analyzed (PostgreSQL)."""
 
     deleted: int
     finished: bool
     partitions_expired: tuple[str, ...] = ()
+    analyzed: bool = False
 
 
 def _delete_batch(*, cutoff: datetime, batch_size: int) -> int:
@@ -88,6 +93,8 @@ def decision_prune_expired(
         if time.monotonic() >= deadline:
             finished = False
             break
+    # Daily fresh statistics for the partitioned parents (autovacuum skips them).
+    analyzed = decision_partitions_analyze()
     if deleted:
         logger.info(
             "Deleted %d decision(s) older than %d days%s",
@@ -95,4 +102,9 @@ def decision_prune_expired(
             days,
             "" if finished else " (time budget spent; the next run continues)",
         )
-    return PruneResult(deleted=deleted, finished=finished, partitions_expired=expired)
+    return PruneResult(
+        deleted=deleted,
+        finished=finished,
+        partitions_expired=expired,
+        analyzed=analyzed,
+    )

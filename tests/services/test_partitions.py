@@ -249,3 +249,21 @@ def test_a_long_query_holding_the_table_makes_it_give_up_within_a_second() -> No
         other.close()
     # Once the query has ended, the next run does it.
     assert decision_partitions_ensure(now=MARCH_15, ahead=0, period="month").created
+
+
+def test_retention_analyzes_the_partitioned_tables_which_autovacuum_never_does() -> (
+    None
+):
+    def parent_statistics() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stats WHERE tablename = %s AND inherited",
+                [DECISIONS],
+            )
+            return int(cursor.fetchone()[0])
+
+    for day in range(1, 6):
+        decision_at(at(1, day))
+    assert parent_statistics() == 0  # analyzed empty by the migration
+    assert decision_prune_expired(retention_days=30, now=at(1, 10)).analyzed
+    assert parent_statistics() > 0
