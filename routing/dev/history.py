@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from routing.models import RoutingDecision
@@ -41,6 +43,15 @@ class HistoryFilled:
     rows: int
     exclusion_rows: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """One page query's ``EXPLAIN ANALYZE``: execution time and the plan's node types."""
+
+    name: str
+    ms: float
+    nodes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -159,3 +170,73 @@ def history_drop_oldest() -> PartitionDropped:
     return PartitionDropped(
         oldest.name, count, detached - started, time.perf_counter() - detached
     )
+
+
+_NODES = re.compile(
+    r"(Index Only Scan|Index Scan Backward|Index Scan|Bitmap Heap Scan|Seq Scan|"
+    r"Incremental Sort|Sort|Merge Append|Merge Join|Hash Join|Nested Loop)"
+)
+
+
+def history_explain() -> list[QueryPlan]:
+    """``EXPLAIN ANALYZE`` of the explorer's and the API's page queries (51 rows,
+    newest first) on the history as it is: each filter with a value of the newest
+    decision, a cursor 80 % deep, and a decision by id."""
+    from routing.api.filters import DecisionFilter
+    from routing.explorer_selectors import ROW_COLUMNS, DecisionFilters, _filtered
+    from routing.selectors import decision_list
+
+    if not partitioning_active():
+        raise RuntimeError("bench_history needs PostgreSQL with partitioned decisions")
+    newest = RoutingDecision.objects.order_by("-created_at", "-id").first()
+    if newest is None:
+        raise RuntimeError("no decision to explain: fill the history first")
+    total = RoutingDecision.objects.count()
+    deep = RoutingDecision.objects.order_by("-created_at", "-id")[total * 4 // 5]
+    reconciler = (
+        newest.exclusions.values_list("reconciler", flat=True).first() or "privacy"
+    )
+    explorer = {
+        "newest page": DecisionFilters(),
+        f"outcome={newest.outcome}": DecisionFilters(outcome=newest.outcome),
+        f"model={newest.model}": DecisionFilters(model=newest.model),
+        f"backend={newest.backend_name}": DecisionFilters(backend=newest.backend_name),
+        f"excluded_by={reconciler}": DecisionFilters(excluded_by=reconciler),
+        f"config_version={deep.config_version}": DecisionFilters(
+            config_version=deep.config_version
+        ),
+        "since 7 days": DecisionFilters(since=newest.created_at - timedelta(days=7)),
+        "request id": DecisionFilters(request_id=deep.request_id),
+    }
+    cases = {f"explorer {name}": _filtered(f) for name, f in explorer.items()}
+    cases[f"explorer cursor {total * 4 // 5:,} deep"] = _filtered(
+        DecisionFilters()
+    ).filter(
+        Q(created_at__lt=deep.created_at)
+        | Q(created_at=deep.created_at, id__lt=deep.id),
+        created_at__lte=deep.created_at,
+    )
+    for key, value in (
+        ("excluded_by", reconciler),
+        ("model", newest.model),
+        ("backend", newest.backend_name),
+        ("until", deep.created_at.isoformat()),
+    ):
+        cases[f"api {key}"] = DecisionFilter({key: value}, decision_list()).qs
+    plans = []
+    for name, queryset in cases.items():
+        query = queryset.only(*ROW_COLUMNS).order_by("-created_at", "-id")[:51]
+        plans.append(_plan(name, query.explain(analyze=True)))
+    plans.append(
+        _plan(
+            "decision by id",
+            RoutingDecision.objects.filter(pk=deep.pk).explain(analyze=True),
+        )
+    )
+    return plans
+
+
+def _plan(name: str, text: str) -> QueryPlan:
+    match = re.search(r"Execution Time: ([\d.]+)", text)
+    ms = float(match.group(1)) if match else float("nan")
+    return QueryPlan(name, ms, tuple(sorted(set(_NODES.findall(text)))))

@@ -61,6 +61,21 @@ def test_it_writes_copies_spread_over_the_months_into_their_partitions(
         ]
 
 
+def test_explain_reports_each_page_query_with_its_plan(postgres: None, capsys) -> None:  # type: ignore[no-untyped-def]
+    template()
+    call_command("bench_history", "--rows=200", "--months=1")
+    capsys.readouterr()
+    call_command("bench_history", "--explain")
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split("  ")[0] for line in lines]
+    assert names[0] == "explorer newest page"
+    assert "explorer excluded_by=privacy" in names
+    assert any(name.startswith("explorer cursor") for name in names)
+    assert "api until" in names
+    assert names[-1] == "decision by id"
+    assert all(" ms  " in line and "Scan" in line for line in lines)
+
+
 def test_drop_oldest_expires_the_oldest_partition(postgres: None, capsys) -> None:  # type: ignore[no-untyped-def]
     template()
     call_command("bench_history", "--rows=50", "--months=1", "--end=2020-02-01")

@@ -3,7 +3,8 @@
 PostgreSQL only: copies of a few decisions already in the table, written by
 PostgreSQL itself over the last M months (see ``routing/dev/history.py``).
 ``--drop-oldest`` instead times dropping the oldest month partition (the
-retention task's work), with how many rows it held.
+retention task's work), with how many rows it held; ``--explain`` prints the
+execution time and plan nodes of the explorer's and the API's page queries.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from routing.dev.history import history_drop_oldest, history_fill
+from routing.dev.history import history_drop_oldest, history_explain, history_fill
 
 DROP_TARGET_S = 1.0
 
@@ -32,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--templates", type=int, default=50)
         parser.add_argument("--chunk", type=int, default=200_000)
         parser.add_argument(
+            "--explain",
+            action="store_true",
+            help="EXPLAIN ANALYZE the explorer's and the API's page queries instead.",
+        )
+        parser.add_argument(
             "--drop-oldest",
             action="store_true",
             help="Time dropping the oldest partition instead of writing rows.",
@@ -39,7 +45,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            if options["drop_oldest"]:
+            if options["explain"]:
+                self._explain()
+            elif options["drop_oldest"]:
                 self._drop()
             else:
                 self._fill(options)
@@ -74,6 +82,12 @@ class Command(BaseCommand):
                 f"({filled.rows / filled.seconds:,.0f} decisions/s)."
             )
         )
+
+    def _explain(self) -> None:
+        for plan in history_explain():
+            self.stdout.write(
+                f"{plan.name:40s} {plan.ms:8.1f} ms  {', '.join(plan.nodes)}"
+            )
 
     def _drop(self) -> None:
         dropped = history_drop_oldest()
