@@ -8,10 +8,11 @@ An exclusion row has its decision's ``created_at``, so a decision and its
 exclusions always sit in partitions of the same period and expire together.
 
 Creating a partition whose range holds rows of the DEFAULT partition moves those
-rows into it (PostgreSQL would refuse the partition otherwise). Both services lock
-the two parent tables, decisions first (the order a decision is written in), with
-``lock_timeout`` so a long query cannot queue every write behind them; a timeout is
-an ``OperationalError`` and the task retries. SQLite keeps plain tables: nothing
+rows into it (PostgreSQL would refuse the partition otherwise). Creating and
+detaching partitions lock the two parent tables, only when there is work to do,
+decisions first (the order a decision is written in), with ``lock_timeout`` so a
+long query cannot queue every write behind them; a timeout is an
+``OperationalError`` and the task retries. SQLite keeps plain tables: nothing
 here applies and ``partitioning_active()`` says so.
 """
 
