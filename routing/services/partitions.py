@@ -36,7 +36,10 @@ DECISIONS = RoutingDecision._meta.db_table
 EXCLUSIONS = DecisionExclusion._meta.db_table
 #: Decisions first: ``decision_write`` inserts into them first.
 TABLES = (DECISIONS, EXCLUSIONS)
-LOCK_TIMEOUT = "1s"
+#: Longer than deadlock_timeout (1 s by default), after which PostgreSQL cancels an
+#: autovacuum of a partition that is in the way; short enough that decision writes
+#: queued behind the lock request are not held for long.
+LOCK_TIMEOUT = "3s"
 EXPIRED_SUFFIX = "_expired"
 _BOUNDS = re.compile(r"FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)")
 

@@ -233,7 +233,7 @@ def test_a_partition_detached_to_be_dropped_is_dropped_by_the_next_run() -> None
     assert not table_exists(f"{EXCLUSIONS}_p20310101_expired")
 
 
-def test_a_long_query_holding_the_table_makes_it_give_up_within_a_second() -> None:
+def test_a_long_query_holding_the_table_makes_it_give_up_within_seconds() -> None:
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     other = psycopg.connect(**params, autocommit=False)
@@ -243,7 +243,7 @@ def test_a_long_query_holding_the_table_makes_it_give_up_within_a_second() -> No
         started = time.monotonic()
         with pytest.raises(OperationalError, match="lock timeout"):
             decision_partitions_ensure(now=MARCH_15, ahead=0, period="month")
-        assert time.monotonic() - started < 3
+        assert 2.5 < time.monotonic() - started < 5
     finally:
         other.rollback()
         other.close()
