@@ -270,6 +270,22 @@ NEXUS_SCORERS = env_str(
 # A reservation not settled by POST /api/v1/usage within this time is released.
 NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
 NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)
+# PostgreSQL only (routing/services/partitions.py): decisions are partitioned by
+# created_at, one partition per period (month: a handful of partitions per query at
+# the default retention), created this many periods ahead; an expired partition is
+# dropped, or detached (kept as a table of its own for the operator to archive).
+# Exact retention also deletes, in batches, the rows of the partition straddling
+# the cutoff; without it they stay until their whole partition expires.
+NEXUS_DECISION_PARTITION_PERIOD = env_choice(
+    "NEXUS_DECISION_PARTITION_PERIOD", "month", ["month", "week", "day"]
+)
+NEXUS_DECISION_PARTITIONS_AHEAD = env_int(
+    "NEXUS_DECISION_PARTITIONS_AHEAD", 2, minimum=1
+)
+NEXUS_DECISION_PARTITION_EXPIRY = env_choice(
+    "NEXUS_DECISION_PARTITION_EXPIRY", "drop", ["drop", "detach"]
+)
+NEXUS_DECISION_RETENTION_EXACT = env_bool("NEXUS_DECISION_RETENTION_EXACT", False)
 NEXUS_API_KEY_CACHE_SECONDS = env_int("NEXUS_API_KEY_CACHE_SECONDS", 5)  # 0: no cache
 # POST /api/v1/route refuses (400) more messages, or more content parts in all
 # messages together, so that one request cannot cost many times a normal one.
@@ -434,6 +450,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "routing.budget_alerts_check",
         "schedule": timedelta(seconds=NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS),
         "options": {"expires": NEXUS_BUDGET_ALERT_CHECK_INTERVAL_SECONDS},
+    },
+    # PostgreSQL: create decision partitions ahead, drop (or detach) expired ones;
+    # hourly at :07 (a no-op that says so on SQLite).
+    "decision-partitions-maintain": {
+        "task": "routing.decision_partitions_maintain",
+        "schedule": crontab(minute="7"),
+        "options": {"expires": 60 * 60},
     },
     # Delete decisions past NEXUS_DECISION_RETENTION_DAYS, daily at 03:17 UTC.
     "decision-prune-expired": {

@@ -40,6 +40,7 @@ from routing.selectors import (
     backend_list,
     budget_forecasts,
     decision_list,
+    decisions_excluded_by,
     decisions_matching_model,
 )
 from routing.services.config import config_version_current
@@ -130,9 +131,7 @@ def _filtered(filters: DecisionFilters) -> QuerySet[RoutingDecision]:
     if filters.backend:
         queryset = queryset.filter(backend_name=filters.backend)
     if filters.excluded_by:
-        # One exclusion row per (decision, reconciler), so the join adds no
-        # duplicates; the row's created_at equals the decision's.
-        queryset = queryset.filter(exclusions__reconciler=filters.excluded_by)
+        queryset = decisions_excluded_by(queryset, filters.excluded_by)
     if filters.since is not None:
         queryset = queryset.filter(created_at__gte=filters.since)
     if filters.until is not None:
@@ -165,8 +164,11 @@ def decision_page(
     queryset = _filtered(filters)
     if cursor is not None:
         created_at, decision_id = cursor
+        # The redundant ``created_at <= cursor`` bounds the index scan (and
+        # the partitions read); the OR alone would be a filter on every row.
         queryset = queryset.filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=decision_id)
+            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=decision_id),
+            created_at__lte=created_at,
         )
     rows = _rows(queryset, limit + 1)
     next_cursor = None

@@ -228,8 +228,14 @@ def decisions_matching_model(
 def decisions_excluded_by(
     queryset: QuerySet[RoutingDecision], reconciler: str
 ) -> QuerySet[RoutingDecision]:
-    """Decisions in which ``reconciler`` excluded at least one backend."""
+    """Decisions in which ``reconciler`` excluded at least one backend.
+
+    An exclusion row has its decision's ``created_at``: matching it too lets
+    PostgreSQL probe only the exclusion partition of the decision's period.
+    """
     exclusions = DecisionExclusion.objects.filter(
-        decision=OuterRef("pk"), reconciler=reconciler
+        decision=OuterRef("pk"),
+        created_at=OuterRef("created_at"),
+        reconciler=reconciler,
     )
     return queryset.filter(Exists(exclusions))

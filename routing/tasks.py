@@ -9,13 +9,18 @@ are not stored. Periodic ones are scheduled in ``CELERY_BEAT_SCHEDULE``
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
-from routing.services import budgets, health, retention, spend_rollup
+from routing.services import budgets, health, partitions, retention, spend_rollup
+
+logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
 TRANSIENT_RETRIES = 3
@@ -65,6 +70,33 @@ def backend_probe(backend_id: int) -> str | None:
 def decision_prune_expired() -> int:
     """Delete decisions older than the retention period, in batches."""
     return retention.decision_prune_expired().deleted
+
+
+@shared_task(
+    name="routing.decision_partitions_maintain",
+    soft_time_limit=120,
+    time_limit=150,
+    **RETRY,
+)
+def decision_partitions_maintain() -> dict[str, Any]:
+    """PostgreSQL: create decision partitions ahead, expire those past retention.
+    SQLite keeps one plain table: nothing to do, and the result says so."""
+    if not partitions.partitioning_active():
+        logger.info("Decisions are not partitioned (SQLite): nothing to maintain")
+        return {"partitioned": False, "created": [], "expired": []}
+    days = settings.NEXUS_DECISION_RETENTION_DAYS
+    ensured = partitions.decision_partitions_ensure()
+    expired = partitions.decision_partitions_expire(
+        cutoff=timezone.now() - timedelta(days=days)
+    )
+    return {
+        "partitioned": True,
+        "created": ensured.created,
+        "moved_rows": ensured.moved_rows,
+        "default_rows": ensured.default_rows,
+        "expired": expired.expired,
+        "detached": expired.detached,
+    }
 
 
 @shared_task(name="routing.spend_rollup", soft_time_limit=50, time_limit=60, **RETRY)

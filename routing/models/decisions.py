@@ -15,6 +15,13 @@ class RoutingDecision(models.Model):
 
     Scalar columns serve the explorer's filters; the JSON columns hold the
     pipeline's requirements, constraints, annotations, trace and error.
+
+    On PostgreSQL the table is range-partitioned by ``created_at`` (see
+    ``routing/services/partitions.py``) and its primary key is
+    ``(id, created_at)``, since a partitioned table's unique keys must include
+    the partition key. Django keeps ``id`` alone as the pk: ids are uuid4
+    (122 random bits), so two rows never share one in practice, and a lookup
+    by id probes each partition's index.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -106,12 +113,17 @@ class DecisionExclusion(models.Model):
     """Which reconcilers excluded backends in a decision (the ``excluded_by`` filter)."""
 
     # No index of its own: the unique (decision, reconciler) constraint's index
-    # starts with it and serves the joins and cascading deletes.
+    # starts with it and serves the joins and cascading deletes. No database
+    # constraint: on PostgreSQL both tables are partitioned by created_at, and a
+    # foreign key to a partitioned table must name its whole primary key
+    # (id, created_at). Django still cascades deletes in Python; retention drops
+    # the matching partitions of both tables together.
     decision = models.ForeignKey(
         RoutingDecision,
         on_delete=models.CASCADE,
         related_name="exclusions",
         db_index=False,
+        db_constraint=False,
     )
     reconciler = models.CharField(max_length=64)
     excluded_count = models.PositiveIntegerField()

@@ -3,8 +3,9 @@
 Sub-statements of a WITH run exactly once, on one snapshot. The ledger and
 decision rows are inserted only when every budget took the reservation (and,
 for a decision routed on remembered state, only when the state guard holds);
-Django's foreign keys are deferred, so exclusion rows may name the decision
-inserted beside them. A reserving write labels the decision's ``budget_status``
+exclusion rows name the decision inserted beside them and carry its
+``created_at`` (no foreign key constraint: on PostgreSQL both tables are
+partitioned by it, and an INSERT into a parent lands in the right partition). A reserving write labels the decision's ``budget_status``
 with the budgets' figures once its reservation is counted, when that is worse
 than the label the pipeline gave on the figures it read. JSON columns travel as JSON text that the statement
 casts, which is cheaper than an adapter object per column.

@@ -1,10 +1,17 @@
 """Retention: delete recorded decisions older than ``NEXUS_DECISION_RETENTION_DAYS``.
 
-Rows go in batches of ``BATCH_SIZE`` ids, one short transaction each (their
-``DecisionExclusion`` rows cascade in the same statement batch), so the table
-is never locked for long and routing keeps recording decisions meanwhile. The
-loop stops when nothing old is left or the time budget is spent; the next run
-carries on. Deleting is idempotent, so two workers at once do no harm.
+On PostgreSQL the decisions are partitioned by time (``partitions.py``): every
+partition that ends before the cutoff is dropped (or detached) whole, with its
+exclusion rows, in a moment whatever it holds. What is left older than the cutoff
+(rows of the partition straddling it, with ``NEXUS_DECISION_RETENTION_EXACT``, and
+old rows of the DEFAULT partition) and, on SQLite, every old row, is deleted in
+batches of ``BATCH_SIZE`` ids, one short transaction each (their
+``DecisionExclusion`` rows cascade in the same statement batch), so the table is
+never locked for long and routing keeps recording decisions meanwhile. The loop
+stops when nothing old is left or the time budget is spent; the next run carries
+on. Deleting is idempotent, so two workers at once do no harm. Last, on
+PostgreSQL, the partitioned tables are analyzed (autovacuum never analyzes a
+partitioned parent).
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from routing.models import RoutingDecision
+from routing.services.partitions import (
+    decision_partitions,
+    decision_partitions_analyze,
+    decision_partitions_expire,
+    partitioning_active,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +41,13 @@ TIME_BUDGET_S = 240.0
 
 @dataclass(frozen=True)
 class PruneResult:
+    """Rows deleted in batches, whether none is left, partitions expired, and
+    whether the partitioned tables were analyzed (PostgreSQL)."""
+
     deleted: int
     finished: bool
+    partitions_expired: tuple[str, ...] = ()
+    analyzed: bool = False
 
 
 def _delete_batch(*, cutoff: datetime, batch_size: int) -> int:
@@ -52,9 +70,18 @@ def decision_prune_expired(
     batch_size: int = BATCH_SIZE,
     time_budget_s: float = TIME_BUDGET_S,
 ) -> PruneResult:
-    """Delete decisions older than the retention period, batch by batch."""
+    """Drop expired partitions (PostgreSQL), then delete older decisions left,
+    batch by batch."""
     days = retention_days or settings.NEXUS_DECISION_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
+    expired: tuple[str, ...] = ()
+    if partitioning_active():
+        expired = tuple(decision_partitions_expire(cutoff=cutoff).expired)
+        partitions = decision_partitions()
+        if partitions and not settings.NEXUS_DECISION_RETENTION_EXACT:
+            # Rows of a partition wait for the whole partition to expire; only
+            # the DEFAULT partition's rows below every partition go now.
+            cutoff = min(cutoff, partitions[0].start)
     deadline = time.monotonic() + time_budget_s
     deleted = 0
     while True:
@@ -66,6 +93,8 @@ def decision_prune_expired(
         if time.monotonic() >= deadline:
             finished = False
             break
+    # Daily fresh statistics for the partitioned parents (autovacuum skips them).
+    analyzed = decision_partitions_analyze()
     if deleted:
         logger.info(
             "Deleted %d decision(s) older than %d days%s",
@@ -73,4 +102,9 @@ def decision_prune_expired(
             days,
             "" if finished else " (time budget spent; the next run continues)",
         )
-    return PruneResult(deleted=deleted, finished=finished)
+    return PruneResult(
+        deleted=deleted,
+        finished=finished,
+        partitions_expired=expired,
+        analyzed=analyzed,
+    )

@@ -17,6 +17,10 @@ BACKGROUND_SETTINGS = [
     "NEXUS_BUDGET_ALERT_TIMEOUT_S",
     "NEXUS_BUDGET_ALERT_MAX_ATTEMPTS",
     "NEXUS_BUDGET_ALERT_RETRY_BACKOFF_S",
+    "NEXUS_DECISION_RETENTION_EXACT",
+    "NEXUS_DECISION_PARTITION_PERIOD",
+    "NEXUS_DECISION_PARTITIONS_AHEAD",
+    "NEXUS_DECISION_PARTITION_EXPIRY",
 ]
 
 
@@ -30,6 +34,27 @@ def test_a_zero_interval_stops_start_up_naming_the_variable(tmp_path: Path) -> N
     result = start_django(tmp_path, NEXUS_HEALTH_PROBE_INTERVAL_SECONDS="0")
     assert result.returncode != 0
     assert "NEXUS_HEALTH_PROBE_INTERVAL_SECONDS must be at least 1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "NEXUS_DECISION_PARTITION_PERIOD",
+            "year",
+            "must be one of month, week, day; got 'year'",
+        ),
+        ("NEXUS_DECISION_PARTITIONS_AHEAD", "0", "must be at least 1"),
+        ("NEXUS_DECISION_PARTITION_EXPIRY", "archive", "must be one of drop, detach"),
+        ("NEXUS_DECISION_RETENTION_EXACT", "maybe", "must be one of 1/true/yes/on"),
+    ],
+)
+def test_a_bad_partition_setting_stops_start_up_naming_the_variable(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    result = start_django(tmp_path, **{name: value})
+    assert result.returncode != 0
+    assert f"{name} {message}" in result.stderr
 
 
 def test_the_intervals_drive_the_beat_schedule(tmp_path: Path) -> None:

@@ -71,6 +71,40 @@ def test_the_retention_task_deletes_old_decisions(settings) -> None:  # type: ig
     assert not RoutingDecision.objects.exists()
 
 
+def test_the_partition_task_keeps_partitions_ahead_on_postgresql_and_is_a_no_op_on_sqlite(
+    settings,
+) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+
+    from routing.services.partitions import (
+        DECISIONS,
+        decision_partitions,
+        period_next,
+        period_start,
+    )
+
+    settings.NEXUS_DECISION_PARTITIONS_AHEAD = 4
+    partitioned = connection.vendor == "postgresql"
+    before = {p.name for p in decision_partitions()} if partitioned else set()
+    result = tasks.decision_partitions_maintain()
+    if not partitioned:
+        assert result == {"partitioned": False, "created": [], "expired": []}
+        return
+    assert result["partitioned"] is True
+    start = period_start("month", timezone.now())
+    wanted = set()
+    for _ in range(5):  # this month and four ahead
+        wanted.add(f"{DECISIONS}_p{start:%Y%m%d}")
+        start = period_next("month", start)
+    # The database began with this month's partition and the next two's.
+    assert len(wanted - before) >= 2
+    assert wanted - before == {
+        name for name in result["created"] if name.startswith(DECISIONS)
+    }
+    assert wanted <= {p.name for p in decision_partitions()}
+    assert tasks.decision_partitions_maintain()["created"] == []
+
+
 def test_a_transient_database_error_is_retried(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     calls: list[int] = []
 
@@ -95,6 +129,7 @@ def test_every_periodic_task_is_registered_and_expires(settings) -> None:  # typ
         "budget-alerts-check",
         "backend-probe-all",
         "decision-prune-expired",
+        "decision-partitions-maintain",
         "spend-rollup",
     }
     for entry in schedule.values():
