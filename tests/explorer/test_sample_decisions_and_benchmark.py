@@ -46,4 +46,9 @@ def test_bench_explorer_prints_median_and_p99_per_page():
     assert "decisions page (newest 50)" in text
     assert "excluded_by=capability" in text
     assert "sample=true (samples only)" in text
-    assert "worst p99" in text
+    assert "deep cursor page (mid-history)" in text
+    assert "decision detail page (mid-history)" in text
+    assert "API: excluded_by=capability" in text
+    assert "API: deep cursor page (mid-history)" in text
+    assert "worst p99 of the pages" in text
+    assert "worst p99 of the API list" in text
