@@ -435,3 +435,25 @@ def draft_apply(
     draft.applied_at = timezone.now()
     draft.save()
     return draft
+
+
+def draft_preview[T](
+    *, changes: Sequence[DraftChange], write: ChangeWriter, read: Callable[[], T]
+) -> T:
+    """``read()`` as it sees today's configuration with ``changes`` applied.
+
+    The changes are written as a validation writes them, in a transaction that
+    is always rolled back (no version bump, no audit entry, no follow-up work:
+    ``on_commit`` callbacks are dropped with it); ``read`` runs inside it, so
+    what it returns must not be rows that leave it (plain values, snapshots).
+    Raises Django's ``ValidationError`` keyed ``changes.<i>.<field>`` when a
+    change no longer applies.
+    """
+    with transaction.atomic(), config_change_set(dry_run=True):
+        errors = _write_all(changes, write, _VALIDATION_ACTOR)
+        if errors:
+            transaction.set_rollback(True)
+            raise DjangoValidationError(errors)
+        value = read()
+        transaction.set_rollback(True)
+    return value
