@@ -467,11 +467,14 @@ def _still_running(backtest_id: int, **fields: Any) -> bool:
     )
 
 
-def default_workers() -> int:
-    """Worker processes for a large backtest: ``NEXUS_BACKTEST_WORKERS``, or
-    one per core."""
-    configured = getattr(settings, "NEXUS_BACKTEST_WORKERS", 0)
-    return int(configured) or (os.cpu_count() or 1)
+def default_workers(total: int) -> int:
+    """Processes to replay ``total`` decisions on: ``NEXUS_BACKTEST_WORKERS``
+    when set, else one per core from ``POOL_MIN_DECISIONS`` on (1: in this
+    process)."""
+    configured = int(settings.NEXUS_BACKTEST_WORKERS)
+    if configured > 0:
+        return configured
+    return (os.cpu_count() or 1) if total >= POOL_MIN_DECISIONS else 1
 
 
 def backtest_run(
@@ -488,8 +491,7 @@ def backtest_run(
     message, or cancelled), counts the decisions first (``progress_total``),
     then streams them in batches, storing ``progress_done`` and the changed
     decisions after each and stopping when it was cancelled. ``workers`` > 1
-    replays on that many spawned processes (default: ``default_workers()``
-    when there are at least ``POOL_MIN_DECISIONS``). A failure is stored as
+    replays on that many spawned processes (default: ``default_workers``). A failure is stored as
     ``failed`` with its message. ``progress(done, total)`` is called per batch.
     """
     backtest = _claim(backtest_id)
@@ -504,7 +506,7 @@ def backtest_run(
             progress(0, total)
         world = backtest_world(draft_id=backtest.draft_id, write=write)
         if workers is None:
-            workers = default_workers() if total >= POOL_MIN_DECISIONS else 1
+            workers = default_workers(total)
         tally, distinct, finished = _replay_all(
             backtest, world, workers, total, progress, batch_size
         )

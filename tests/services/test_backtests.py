@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from routing.adapters import config_snapshot, shared_pipeline_reset
 from routing.api.draft_changes import change_write
-from routing.models import Backtest, BacktestChange, ConfigVersion, RoutingDecision
+from routing.models import Backtest, BacktestChange, RoutingDecision
 from routing.pipeline import RoutingRequest
 from routing.pipeline.rules import parse_privacy
 from routing.replay import replay_body
@@ -26,11 +26,17 @@ pytestmark = pytest.mark.django_db
 STRATEGIES = ("smart", "priority", "round_robin", "random")
 
 
-def ask(model: str, *, tokens: int = 200, privacy: str | None = None, client: str = "svc") -> None:
+def ask(
+    model: str, *, tokens: int = 200, privacy: str | None = None, client: str = "svc"
+) -> None:
     request = RoutingRequest(
         model=model,
         body=replay_body(
-            input_tokens=tokens, output_tokens=100, vision=False, tools=False, json_mode=False
+            input_tokens=tokens,
+            output_tokens=100,
+            vision=False,
+            tools=False,
+            json_mode=False,
         ),
         privacy=parse_privacy(privacy) if privacy else None,
         sources={"privacy": "header"} if privacy else {},
@@ -62,18 +68,26 @@ def window() -> tuple[Any, Any]:
 def run(draft_id: int | None = None, workers: int = 1, **filters: str) -> Backtest:
     since, until = window()
     backtest, created = backtest_request(
-        draft_id=draft_id, since=since, until=until, filters=filters, actor="t",
+        draft_id=draft_id,
+        since=since,
+        until=until,
+        filters=filters,
+        actor="t",
         enqueue=False,
     )
     assert created
-    finished = backtest_run(backtest_id=backtest.pk, write=change_write, workers=workers)
+    finished = backtest_run(
+        backtest_id=backtest.pk, write=change_write, workers=workers
+    )
     assert finished is not None
     assert finished.status == "done", finished.error
     return finished
 
 
 def draft(*changes: DraftChange) -> int:
-    return draft_create(name="d", changes=changes, actor="olivia", write=change_write).pk
+    return draft_create(
+        name="d", changes=changes, actor="olivia", write=change_write
+    ).pk
 
 
 def test_an_empty_draft_changes_no_decision_under_any_strategy(
@@ -125,7 +139,9 @@ def test_a_backend_moved_to_a_cloud_zone_shifts_exactly_the_restricted_decisions
     assert local.privacy_zone == "local"
 
 
-def test_a_lowered_budget_rejects_the_priced_decisions(fleet: Any, settings: Any) -> None:
+def test_a_lowered_budget_rejects_the_priced_decisions(
+    fleet: Any, settings: Any
+) -> None:
     set_budget("100")
     record_traffic(settings, ("smart",))
     priced = RoutingDecision.objects.filter(
@@ -135,14 +151,18 @@ def test_a_lowered_budget_rejects_the_priced_decisions(fleet: Any, settings: Any
     backtest = run(
         draft(
             DraftChange(
-                "budgets", "update", "global",
+                "budgets",
+                "update",
+                "global",
                 {"monthly_limit_usd": "0.000001", "hard_limit_action": "block_all"},
             )
         )
     )
     summary = backtest.summary
     assert summary["newly_rejected_by"].get("budget", 0) >= 1
-    assert summary["estimated_cost_usd"]["after"] < summary["estimated_cost_usd"]["before"]
+    assert (
+        summary["estimated_cost_usd"]["after"] < summary["estimated_cost_usd"]["before"]
+    )
 
 
 def test_the_pool_of_worker_processes_gives_the_same_summary(
@@ -155,3 +175,81 @@ def test_the_pool_of_worker_processes_gives_the_same_summary(
     Backtest.objects.all().delete()
     pooled = run(draft(change), workers=2).summary
     assert pooled == here
+
+
+def test_a_draft_removing_a_policy_restates_only_what_the_request_asked(
+    fleet: Any, settings: Any
+) -> None:
+    add_policy("private-llama", "llama*", privacy="restricted")
+    record_traffic(settings, ("smart",))
+    backtest = run(draft(DraftChange("policies", "delete", "private-llama")))
+    summary = backtest.summary
+    assert summary["changed"] > 0
+    assert summary["privacy_violations"] == 0
+    # Requests that stated "restricted" themselves stay on the private backend.
+    header_restricted = set(
+        RoutingDecision.objects.filter(
+            constraints__privacy__sources__contains=["header"]
+        ).values_list("id", flat=True)
+    )
+    assert header_restricted
+    changed = BacktestChange.objects.values_list("decision_id", "after")
+    assert not {decision for decision, _ in changed} & header_restricted
+    assert {after["backend"] for _, after in changed} == {"cloud-llama"}
+
+
+def test_cancelling_a_running_backtest_stops_it_at_the_next_batch(
+    fleet: Any, settings: Any
+) -> None:
+    from routing.services.backtests import backtest_cancel
+
+    record_traffic(settings, ("smart",))
+    since, until = window()
+    backtest, _ = backtest_request(
+        draft_id=None, since=since, until=until, filters={}, actor="t", enqueue=False
+    )
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done > 0:
+            backtest_cancel(backtest_id=backtest.pk)
+
+    finished = backtest_run(
+        backtest_id=backtest.pk, write=change_write, progress=progress, batch_size=5
+    )
+    assert finished is not None
+    assert finished.status == "cancelled"
+    assert finished.summary is None
+    assert seen == [0, 5]
+    assert finished.progress_done < finished.progress_total
+
+
+def test_the_management_command_prints_the_summary(
+    fleet: Any, settings: Any, capsys: Any
+) -> None:
+    from django.core.management import call_command
+
+    record_traffic(settings, ("smart",))
+    since, until = window()
+    call_command(
+        "backtest",
+        "--draft",
+        str(draft(DraftChange("backends", "update", "local-gpu", {"enabled": False}))),
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+        "--model",
+        "llama3.1:8b",
+    )
+    out, err = capsys.readouterr()
+    local = RoutingDecision.objects.filter(backend_name="local-gpu").count()
+    llama = RoutingDecision.objects.filter(requested_model="llama3.1:8b").count()
+    assert 0 < local < llama
+    assert f"] {llama}/{llama} decisions" in err
+    lines = dict(line.rsplit("  ", 1) for line in out.splitlines())
+    assert lines["decisions"].strip() == str(llama)
+    assert lines["changed"].strip() == str(local)
+    assert lines["privacy violations"].strip() == "0"
+    assert "backend shift local-gpu->cloud-llama" in out
