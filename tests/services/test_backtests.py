@@ -248,8 +248,11 @@ def test_the_management_command_prints_the_summary(
     llama = RoutingDecision.objects.filter(requested_model="llama3.1:8b").count()
     assert 0 < local < llama
     assert f"] {llama}/{llama} decisions" in err
-    lines = dict(line.rsplit("  ", 1) for line in out.splitlines())
-    assert lines["decisions"].strip() == str(llama)
-    assert lines["changed"].strip() == str(local)
-    assert lines["privacy violations"].strip() == "0"
+    lines = {
+        name.strip(): value.strip()
+        for name, value in (line.rsplit("  ", 1) for line in out.splitlines())
+    }
+    assert lines["decisions"] == str(llama)
+    assert lines["changed"] == str(local)
+    assert lines["privacy violations"] == "0"
     assert "backend shift local-gpu->cloud-llama" in out
