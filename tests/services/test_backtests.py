@@ -255,4 +255,4 @@ def test_the_management_command_prints_the_summary(
     assert lines["decisions"] == str(llama)
     assert lines["changed"] == str(local)
     assert lines["privacy violations"] == "0"
-    assert "backend shift local-gpu->cloud-llama" in out
+    assert "backend shift local-gpu->(none)" in out
