@@ -1,7 +1,8 @@
 """Replaying recorded decisions through the real pipeline: pure Python, no Django.
 
-A backtest's worker processes import only this module and ``routing.pipeline``
-(spawned, they start in a fraction of a second and never open the database).
+A backtest's worker processes (``ReplayPool``) import only this module and
+``routing.pipeline``: they start in a fraction of a second and never open the
+database.
 
 - ``replay_input(row)``: the one function that reads a recorded decision's
   JSON (requirements, constraints, the strategy and round-robin turn of its
@@ -22,13 +23,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
+import queue
 import random
+import subprocess
+import sys
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from io import BytesIO
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -512,13 +520,114 @@ _worker: Replayer | None = None
 
 
 def worker_init(world: bytes) -> None:
-    """Process-pool initializer: build this process's ``Replayer``."""
+    """Build this worker process's ``Replayer`` from ``dump_world``'s bytes."""
     global _worker
     config, budgets, spec = pickle.loads(world)  # noqa: S301 - our own bytes
     _worker = Replayer(config, budgets, spec)
 
 
 def worker_replay(rows: list[DecisionRow]) -> list[Verdict]:
-    """Process-pool task: replay ``rows`` with this process's ``Replayer``."""
+    """Replay ``rows`` with this worker process's ``Replayer``."""
     assert _worker is not None, "worker_init did not run"
     return _worker.replay_many(rows)
+
+
+def serve() -> None:
+    """A worker process's loop (``python -c "from routing.replay import serve;
+    serve()"``): the world, then lists of rows on stdin; verdicts (or the
+    error) on stdout, one pickle each. Ends at end of input."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # only pickles go down the result pipe
+    worker_init(pickle.load(stdin))  # noqa: S301 - from the parent process
+    while True:
+        try:
+            rows = pickle.load(stdin)  # noqa: S301 - from the parent process
+        except EOFError:
+            return
+        result: list[Verdict] | Exception
+        try:
+            result = worker_replay(rows)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent
+            result = RuntimeError(f"{type(exc).__name__}: {exc}")
+        pickle.dump(result, stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+
+
+class ReplayPool:
+    """Worker processes replaying rows: ``submit(rows)`` returns a future.
+
+    Plain child processes fed through pipes (one thread per process sends a
+    list of rows and waits for its verdicts), not ``multiprocessing``: a
+    Celery prefork child is a daemonic process, which ``multiprocessing``
+    refuses to give children. They import only this module and the pipeline
+    (no Django, no database), and end when their input closes, so they never
+    outlive the backtest even if it is killed.
+    """
+
+    def __init__(self, world: bytes, workers: int) -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[list[DecisionRow], Future[list[Verdict]]] | None
+        ] = queue.SimpleQueue()
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._threads: list[threading.Thread] = []
+        for _ in range(workers):
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+                [sys.executable, "-c", "from routing.replay import serve; serve()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            assert process.stdin is not None
+            process.stdin.write(pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL))
+            process.stdin.flush()
+            thread = threading.Thread(target=self._serve, args=(process,), daemon=True)
+            thread.start()
+            self._processes.append(process)
+            self._threads.append(thread)
+
+    def _serve(self, process: subprocess.Popen[bytes]) -> None:
+        stdin, stdout = process.stdin, process.stdout
+        assert stdin is not None and stdout is not None
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            rows, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                pickle.dump(rows, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+                result = pickle.load(stdout)  # noqa: S301 - our own child
+            except Exception as exc:  # noqa: BLE001 - the caller sees it
+                future.set_exception(exc)
+                return
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    def submit(self, rows: list[DecisionRow]) -> Future[list[Verdict]]:
+        future: Future[list[Verdict]] = Future()
+        self._queue.put((rows, future))
+        return future
+
+    def close(self) -> None:
+        """Stop the threads and the processes (their input closes)."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        for process in self._processes:
+            if process.stdin is not None:
+                process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()

@@ -12,8 +12,9 @@ back, ``draft_preview``), the backends' observed state (health, load, latency,
 error rate) as the backend rows hold it now, and every budget's figures as
 they stand now. Decisions are streamed in keyset batches on
 ``(created_at, id)``; each distinct row is replayed once (identical rows give
-identical verdicts on a fixed world), on a pool of spawned worker processes
-when there is enough to do. Nothing is recorded, reserved or counted.
+identical verdicts on a fixed world), on worker processes when there is
+enough to do (``routing.replay.ReplayPool``). Nothing is recorded, reserved
+or counted.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from multiprocessing import get_context
 from typing import Any
 
 from django.conf import settings
@@ -52,11 +52,10 @@ from routing.replay import (
     DecisionRow,
     PipelineSpec,
     Replayer,
+    ReplayPool,
     Tally,
     Verdict,
     dump_world,
-    worker_init,
-    worker_replay,
 )
 from routing.selectors import routing_state
 from routing.services.drafts import ChangeWriter, draft_changes_from_json, draft_preview
@@ -369,17 +368,13 @@ class _Replays:
         self.memo: dict[DecisionRow, Verdict | None] = {}
         self.distinct = 0
         self._local: Replayer | None = None
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ReplayPool | None = None
 
     def __enter__(self) -> _Replays:
         if self.workers > 1:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=get_context("spawn"),
-                initializer=worker_init,
-                initargs=(
-                    dump_world(self.world.config, self.world.budgets, self.world.spec),
-                ),
+            world = self.world
+            self._pool = ReplayPool(
+                dump_world(world.config, world.budgets, world.spec), self.workers
             )
         else:
             self._local = Replayer(
@@ -389,7 +384,7 @@ class _Replays:
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
 
     def submit(
         self, rows: list[DecisionRow]
@@ -408,7 +403,7 @@ class _Replays:
             assert self._local is not None
             return [(new, self._local.replay_many(new))]
         return [
-            (chunk, self._pool.submit(worker_replay, chunk))
+            (chunk, self._pool.submit(chunk))
             for chunk in (
                 new[i : i + CHUNK_SIZE] for i in range(0, len(new), CHUNK_SIZE)
             )
@@ -491,8 +486,8 @@ def backtest_run(
     message, or cancelled), counts the decisions first (``progress_total``),
     then streams them in batches, storing ``progress_done`` and the changed
     decisions after each and stopping when it was cancelled. ``workers`` > 1
-    replays on that many spawned processes (default: ``default_workers``). A failure is stored as
-    ``failed`` with its message. ``progress(done, total)`` is called per batch.
+    replays on that many worker processes (default: ``default_workers``). A
+    failure is stored as ``failed`` with its message. ``progress(done, total)`` is called per batch.
     """
     backtest = _claim(backtest_id)
     if backtest is None:
