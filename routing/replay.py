@@ -144,9 +144,13 @@ def replay_body(
     return body
 
 
-def _from_request(entry: Any) -> bool:
-    if not isinstance(entry, Mapping):
-        return False
+def _entry(constraints: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """One recorded constraint (``{"value", "sources"}``), empty when absent."""
+    entry = constraints.get(name)
+    return entry if isinstance(entry, Mapping) else {}
+
+
+def _from_request(entry: Mapping[str, Any]) -> bool:
     return any(source in REQUEST_SOURCES for source in entry.get("sources") or [])
 
 
@@ -157,23 +161,23 @@ def _inferred_constraints(
     (a request constraint weaker than a policy's was not recorded)."""
     stated: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    privacy = constraints.get("privacy")
+    privacy = _entry(constraints, "privacy")
     if _from_request(privacy):
         # The request's own constraint is always stated first.
         stated["privacy"] = str(privacy["value"]).split("+")[0]
         sources["privacy"] = str(privacy["sources"][0])
-    tier = constraints.get("min_tier")
+    tier = _entry(constraints, "min_tier")
     if _from_request(tier) and tier.get("value"):
         stated["min_tier"] = int(tier["value"])
         sources["min_tier"] = "request"
-    mode = constraints.get("tier_mode") or {}
+    mode = _entry(constraints, "tier_mode")
     if _from_request(mode):
         stated["tier_mode"] = mode["value"]
         sources["tier_mode"] = "request"
     elif any(str(s).startswith("policy:") for s in mode.get("sources") or []):
         stated["tier_mode"] = TierMode.FLEXIBLE.value  # asked, refused by a policy
         sources["tier_mode"] = "request"
-    cost = constraints.get("max_cost_usd")
+    cost = _entry(constraints, "max_cost_usd")
     if _from_request(cost) and cost.get("value"):
         stated["max_cost_usd"] = float(cost["value"])
         sources["max_cost_usd"] = "request"

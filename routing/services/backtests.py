@@ -23,6 +23,8 @@ import hashlib
 import json
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -277,7 +279,8 @@ def _row_columns() -> str:
             "requested_model, client, outcome, backend_name, model, "
             "estimated_cost_usd::float8, requirements::text, constraints::text, "
             "annotations->>'strategy', "
-            "(annotations->'score_breakdown'->backend_name->>'turn')::bigint, "
+            "CASE WHEN annotations->>'strategy' = 'round_robin' THEN "
+            "(annotations->'score_breakdown'->backend_name->>'turn')::bigint END, "
             "(details->'backend'->>'capability_tier')::int, NULL"
         )
     return (
@@ -314,9 +317,12 @@ def backtest_decision_count(backtest: Backtest) -> int:
         return int(cursor.fetchone()[0])
 
 
+Batch = list[tuple[Any, datetime, DecisionRow]]
+
+
 def backtest_decision_batches(
     backtest: Backtest, *, batch_size: int = BATCH_SIZE
-) -> Iterator[list[tuple[Any, datetime, DecisionRow]]]:
+) -> Iterator[Batch]:
     """The selected decisions, oldest first, in keyset batches on
     ``(created_at, id)``: ``(id, created_at, row)`` each (bounded memory)."""
     where, params = _where(backtest)
@@ -347,6 +353,56 @@ def backtest_decision_batches(
         if len(raw) < batch_size:
             return
         after = (raw[-1][1], raw[-1][0])
+
+
+_END = object()
+
+
+def _prefetched(
+    batches: Callable[[], Iterator[Batch]], depth: int = 2
+) -> Iterator[Batch]:
+    """``batches()`` read ahead by a thread with its own database connection,
+    so the database reads the next batch while this one is replayed.
+
+    Inside a transaction (tests) another connection would not see its rows:
+    the batches are then read here, one after the other.
+    """
+    if connection.in_atomic_block:
+        yield from batches()
+        return
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches():
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - raised in the reader
+            ready.put(exc)
+        finally:
+            connection.close()  # this thread's own
+
+    reader = threading.Thread(target=read, name="backtest-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
 
 
 def _sqlite_datetime(value: Any) -> datetime:
@@ -551,7 +607,9 @@ def _replay_all(
     tally = Tally()
     done = 0
     with _Replays(world, workers) as replays:
-        batches = backtest_decision_batches(backtest, batch_size=batch_size)
+        batches = _prefetched(
+            partial(backtest_decision_batches, backtest, batch_size=batch_size)
+        )
         previous: tuple[list[Any], list[Any]] | None = None
         for batch in batches:
             # Replay this batch while the previous one is counted and stored.
