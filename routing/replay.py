@@ -282,7 +282,8 @@ class Verdict:
     """A replay compared with the recorded decision.
 
     ``changed``: the outcome, the backend or the model differs (a cost alone
-    does not). ``before`` and ``after`` are the changes list's JSON.
+    does not). ``before`` and ``after`` are the changes list's JSON (as text:
+    serialised once, where the replay ran, and stored as is).
     """
 
     changed: bool
@@ -295,8 +296,8 @@ class Verdict:
     tier_downgrade: bool
     privacy_violation: bool
     approximate: bool
-    before: dict[str, Any]
-    after: dict[str, Any]
+    before: str
+    after: str
 
 
 def _rejected_by(result: RoutingResult) -> str:
@@ -380,6 +381,10 @@ class Replayer:
         return [self.replay(row) for row in rows]
 
 
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 def compare(row: DecisionRow, replayed: ReplayInput, result: RoutingResult) -> Verdict:
     """The verdict of ``result`` against the recorded ``row``."""
     after_outcome = result.outcome.value
@@ -403,22 +408,25 @@ def compare(row: DecisionRow, replayed: ReplayInput, result: RoutingResult) -> V
         and row.backend_tier is not None
         and after_tier < row.backend_tier
     )
-    before: dict[str, Any] = {}
-    after: dict[str, Any] = {}
+    before = after = "{}"
     if changed:
-        before = {
-            "outcome": row.outcome,
-            "backend": row.backend or None,
-            "model": row.model,
-            "estimated_cost_usd": before_cost,
-        }
-        after = {
-            "outcome": after_outcome,
-            "backend": after_backend or None,
-            "model": result.model,
-            "estimated_cost_usd": after_cost,
-            "rejections": [r.to_dict() for r in result.rejections[:MAX_REJECTIONS]],
-        }
+        before = _dumps(
+            {
+                "outcome": row.outcome,
+                "backend": row.backend or None,
+                "model": row.model,
+                "estimated_cost_usd": before_cost,
+            }
+        )
+        after = _dumps(
+            {
+                "outcome": after_outcome,
+                "backend": after_backend or None,
+                "model": result.model,
+                "estimated_cost_usd": after_cost,
+                "rejections": [r.to_dict() for r in result.rejections[:MAX_REJECTIONS]],
+            }
+        )
     return Verdict(
         changed=changed,
         outcome_change=f"{row.outcome}->{after_outcome}",

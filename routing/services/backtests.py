@@ -295,7 +295,8 @@ def _row_columns() -> str:
 
 def _where(backtest: Backtest) -> tuple[str, list[Any]]:
     clauses = ["created_at >= %s", "created_at < %s"]
-    params: list[Any] = [backtest.since, backtest.until]
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = [adapt(backtest.since), adapt(backtest.until)]
     filters = backtest.filters or {}
     if filters.get("model"):
         clauses.append("(requested_model = %s OR model = %s)")
@@ -317,39 +318,43 @@ def backtest_decision_count(backtest: Backtest) -> int:
         return int(cursor.fetchone()[0])
 
 
-Batch = list[tuple[Any, datetime, DecisionRow]]
+Batch = list[tuple[str, str, DecisionRow]]
 
 
 def backtest_decision_batches(
     backtest: Backtest, *, batch_size: int = BATCH_SIZE
 ) -> Iterator[Batch]:
     """The selected decisions, oldest first, in keyset batches on
-    ``(created_at, id)``: ``(id, created_at, row)`` each (bounded memory)."""
+    ``(created_at, id)``: ``(id, created_at, row)`` each (bounded memory).
+
+    The id and time stay as the database writes them as text (stored back as
+    is for a changed decision, passed back for the next batch): parsing a
+    million timestamps would cost more than the rest of the read.
+    """
     where, params = _where(backtest)
+    postgres = connection.vendor == "postgresql"
+    head = "id::text, created_at::text" if postgres else "id, created_at"
     columns = _row_columns()
-    after: tuple[datetime, Any] | None = None
+    after: tuple[str, str] | None = None
+    keyset = (
+        " AND created_at >= %s::timestamptz AND (created_at > %s::timestamptz "
+        "OR id > %s::uuid)"
+        if postgres
+        else " AND created_at >= %s AND (created_at > %s OR id > %s)"
+    )
     while True:
-        keyset = ""
-        extra: list[Any] = []
-        if after is not None:
-            keyset = " AND created_at >= %s AND (created_at > %s OR id > %s)"
-            extra = [after[0], after[0], after[1]]
+        extra: list[Any] = [] if after is None else [after[0], after[0], after[1]]
         sql = (
-            f"SELECT id, created_at, {columns} FROM {_TABLE} "
-            f"WHERE {where}{keyset} ORDER BY created_at, id LIMIT %s"
+            f"SELECT {head}, {columns} FROM {_TABLE} "
+            f"WHERE {where}{keyset if after else ''} ORDER BY created_at, id LIMIT %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, *extra, batch_size])
             raw = cursor.fetchall()
         if not raw:
             return
-        rows = []
-        for record in raw:
-            created = record[1]
-            if not isinstance(created, datetime):
-                created = _sqlite_datetime(created)
-            rows.append((record[0], created, DecisionRow._make(record[2:])))
-        yield rows
+        make = DecisionRow._make
+        yield [(record[0], record[1], make(record[2:])) for record in raw]
         if len(raw) < batch_size:
             return
         after = (raw[-1][1], raw[-1][0])
@@ -403,13 +408,6 @@ def _prefetched(
     finally:
         stop.set()
         reader.join(timeout=30)
-
-
-def _sqlite_datetime(value: Any) -> datetime:
-    field = RoutingDecision._meta.get_field("created_at")
-    convert = connection.ops.convert_datetimefield_value  # type: ignore[attr-defined]
-    converted: datetime = convert(value, None, field, connection)
-    return converted
 
 
 # -- running ------------------------------------------------------------------------
@@ -480,23 +478,62 @@ class _Replays:
             self.memo = {row: self.memo.get(row) for row in keep}
 
 
-def _change(
+_CHANGE_COLUMNS = (
+    "backtest_id",
+    "decision_id",
+    "created_at",
+    "requested_model",
+    "outcome_change",
+    "before_backend",
+    "after_backend",
+    "before",
+    "after",
+)
+
+
+def _change_values(
     backtest_id: int,
-    decision_id: Any,
-    created_at: datetime,
+    decision_id: str,
+    created_at: str,
     row: DecisionRow,
     verdict: Verdict,
-) -> BacktestChange:
-    return BacktestChange(
-        backtest_id=backtest_id,
-        decision_id=decision_id,
-        created_at=created_at,
-        requested_model=row.requested_model[:200],
-        outcome_change=verdict.outcome_change,
-        before_backend=verdict.before_backend[:64],
-        after_backend=verdict.after_backend[:64],
-        before=verdict.before,
-        after=verdict.after,
+) -> tuple[Any, ...]:
+    """A ``BacktestChange`` row's values, in ``_CHANGE_COLUMNS`` order."""
+    return (
+        backtest_id,
+        decision_id,
+        created_at,
+        row.requested_model[:200],
+        verdict.outcome_change,
+        verdict.before_backend[:64],
+        verdict.after_backend[:64],
+        verdict.before,
+        verdict.after,
+    )
+
+
+def _changes_store(rows: list[tuple[Any, ...]]) -> None:
+    """Insert changed decisions: PostgreSQL's COPY (the JSON as the replay
+    wrote it), elsewhere ``bulk_create``."""
+    if connection.vendor == "postgresql":
+        table = BacktestChange._meta.db_table
+        listed = ", ".join(_CHANGE_COLUMNS)
+        with connection.cursor() as cursor:
+            copy_sql = f"COPY {table} ({listed}) FROM STDIN"
+            with cursor.cursor.copy(copy_sql) as copy:
+                for values in rows:
+                    copy.write_row(values)
+        return
+    BacktestChange.objects.bulk_create(
+        [
+            BacktestChange(
+                **dict(zip(_CHANGE_COLUMNS[:-2], values[:-2], strict=True)),
+                before=json.loads(values[-2]),
+                after=json.loads(values[-1]),
+            )
+            for values in rows
+        ],
+        batch_size=2000,
     )
 
 
@@ -635,7 +672,7 @@ def _count(
     backtest_id: int,
     replays: _Replays,
     tally: Tally,
-    batch: list[tuple[Any, datetime, DecisionRow]],
+    batch: Batch,
     pending: list[Any],
 ) -> int:
     """Count a batch whose replays were submitted; store its changed decisions."""
@@ -648,7 +685,9 @@ def _count(
         assert verdict is not None
         add(verdict)
         if verdict.changed:
-            changes.append(_change(backtest_id, decision_id, created_at, row, verdict))
+            changes.append(
+                _change_values(backtest_id, decision_id, created_at, row, verdict)
+            )
     if changes:
-        BacktestChange.objects.bulk_create(changes, batch_size=2000)
+        _changes_store(changes)
     return len(batch)
