@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -512,6 +512,12 @@ def _change_values(
     )
 
 
+def _utc(value: str | datetime) -> datetime:
+    """A time SQLite read back (UTC, without an offset) as an aware datetime."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def _changes_store(rows: list[tuple[Any, ...]]) -> None:
     """Insert changed decisions: PostgreSQL's COPY (the JSON as the replay
     wrote it), elsewhere ``bulk_create``."""
@@ -527,7 +533,9 @@ def _changes_store(rows: list[tuple[Any, ...]]) -> None:
     BacktestChange.objects.bulk_create(
         [
             BacktestChange(
-                **dict(zip(_CHANGE_COLUMNS[:-2], values[:-2], strict=True)),
+                **dict(zip(_CHANGE_COLUMNS[:2], values[:2], strict=True)),
+                **dict(zip(_CHANGE_COLUMNS[3:-2], values[3:-2], strict=True)),
+                created_at=_utc(values[2]),
                 before=json.loads(values[-2]),
                 after=json.loads(values[-1]),
             )
