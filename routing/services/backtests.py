@@ -346,7 +346,9 @@ def backtest_decision_batches(
         extra: list[Any] = [] if after is None else [after[0], after[0], after[1]]
         sql = (
             f"SELECT {head}, {columns} FROM {_TABLE} "
-            f"WHERE {where}{keyset if after else ''} ORDER BY created_at, id LIMIT %s"
+            f"WHERE {where}{keyset if after else ''} "
+            # The columns, not the text of the same names selected above.
+            f"ORDER BY {_TABLE}.created_at, {_TABLE}.id LIMIT %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, *extra, batch_size])
