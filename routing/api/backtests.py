@@ -30,7 +30,10 @@ OUTCOME_CHANGES = [f"{a}->{b}" for a in OUTCOMES for b in OUTCOMES]
 
 class BacktestInputSerializer(serializers.Serializer):
     draft = serializers.IntegerField(
-        allow_null=True, min_value=1, help_text="An open draft's id; null: today's."
+        allow_null=True,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="An open draft's id; null: today's configuration.",
     )
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
