@@ -256,3 +256,24 @@ def test_the_management_command_prints_the_summary(
     assert lines["changed"] == str(local)
     assert lines["privacy violations"] == "0"
     assert "backend shift local-gpu->(none)" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backtest_leaves_the_cached_live_snapshot_and_version_alone(
+    fleet: Any, settings: Any
+) -> None:
+    from routing import adapters
+
+    record_traffic(settings, ("smart",))
+    live = config_snapshot()  # committed rows: cached for this process
+    assert adapters._cache.snapshot is live
+    version = config_version_current()
+    backtest = run(
+        draft(DraftChange("backends", "update", "local-gpu", {"privacy_zone": "cloud"}))
+    )
+    assert backtest.summary["changed"] > 0
+    assert adapters._cache.snapshot is live
+    assert config_snapshot() is live
+    assert config_version_current() == version
+    local = next(b for b in live.backends if b.name == "local-gpu")
+    assert local.privacy_zone == "local"
