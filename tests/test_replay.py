@@ -4,7 +4,11 @@ that cross a process boundary (pure: no database)."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 from types import MappingProxyType
 
 from routing.pipeline.types import (
@@ -123,3 +127,22 @@ def test_a_world_survives_the_trip_to_a_worker_process() -> None:
     assert isinstance(config.backends[0].models, MappingProxyType)
     verdict = Replayer(config, budgets, spec).replay(plain(backend="a"))
     assert verdict.after_backend == "a"
+
+
+def test_the_worker_side_imports_no_django() -> None:
+    """Worker processes start from ``routing.replay`` alone: no settings, no database."""
+    code = (
+        "import sys; from routing.replay import serve; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"

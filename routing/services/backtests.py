@@ -73,7 +73,7 @@ FIRST_BATCH_SIZE = 1_000
 #: Distinct rows sent to a worker process at once.
 CHUNK_SIZE = 500
 #: Verdicts remembered for identical rows; forgotten all at once past this.
-MEMO_MAX = 200_000
+MEMO_MAX = 50_000
 #: Below this many decisions a backtest replays in its own process (starting
 #: the pool would cost more than it saves).
 POOL_MIN_DECISIONS = 20_000

@@ -277,3 +277,28 @@ def test_a_backtest_leaves_the_cached_live_snapshot_and_version_alone(
     assert config_version_current() == version
     local = next(b for b in live.backends if b.name == "local-gpu")
     assert local.privacy_zone == "local"
+
+
+def test_a_draft_that_no_longer_applies_fails_the_backtest_with_the_reason(
+    fleet: Any,
+) -> None:
+    from routing.services.config import config_save
+
+    draft_id = draft(DraftChange("backends", "update", "local-gpu", {"priority": 5}))
+    backend = fleet["local-gpu"]
+    backend.name = "local-gpu-2"
+    config_save(instance=backend, actor="someone")
+    since, until = window()
+    backtest, _ = backtest_request(
+        draft_id=draft_id,
+        since=since,
+        until=until,
+        filters={},
+        actor="t",
+        enqueue=False,
+    )
+    finished = backtest_run(backtest_id=backtest.pk, write=change_write)
+    assert finished is not None
+    assert finished.status == "failed"
+    assert "no longer applies" in finished.error
+    assert "changes.0.name" in finished.error
