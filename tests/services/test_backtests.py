@@ -225,39 +225,6 @@ def test_cancelling_a_running_backtest_stops_it_at_the_next_batch(
     assert finished.progress_done < finished.progress_total
 
 
-def test_the_management_command_prints_the_summary(
-    fleet: Any, settings: Any, capsys: Any
-) -> None:
-    from django.core.management import call_command
-
-    record_traffic(settings, ("smart",))
-    since, until = window()
-    call_command(
-        "backtest",
-        "--draft",
-        str(draft(DraftChange("backends", "update", "local-gpu", {"enabled": False}))),
-        "--since",
-        since.isoformat(),
-        "--until",
-        until.isoformat(),
-        "--model",
-        "llama3.1:8b",
-    )
-    out, err = capsys.readouterr()
-    local = RoutingDecision.objects.filter(backend_name="local-gpu").count()
-    llama = RoutingDecision.objects.filter(requested_model="llama3.1:8b").count()
-    assert 0 < local < llama
-    assert f"] {llama}/{llama} decisions" in err
-    lines = {
-        name.strip(): value.strip()
-        for name, value in (line.rsplit("  ", 1) for line in out.splitlines())
-    }
-    assert lines["decisions"] == str(llama)
-    assert lines["changed"] == str(local)
-    assert lines["privacy violations"] == "0"
-    assert "backend shift local-gpu->(none)" in out
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_backtest_leaves_the_cached_live_snapshot_and_version_alone(
     fleet: Any, settings: Any
