@@ -225,7 +225,7 @@ def test_cancelling_a_running_backtest_stops_it_at_the_next_batch(
     assert finished.progress_done < finished.progress_total
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_backtest_leaves_the_cached_live_snapshot_and_version_alone(
     fleet: Any, settings: Any
 ) -> None:
