@@ -268,6 +268,9 @@ NEXUS_SCORERS = env_str(
     "NEXUS_SCORERS", "priority:0.4,load:0.25,latency:0.2,errors:0.15,cost:0.5"
 )
 # A reservation not settled by POST /api/v1/usage within this time is released.
+# Processes a backtest replays on: 0 = one per core for backtests of 20,000+
+# decisions (smaller ones replay in the task's own process); N = always N.
+NEXUS_BACKTEST_WORKERS = env_int("NEXUS_BACKTEST_WORKERS", 0)
 NEXUS_RESERVATION_TTL_SECONDS = env_int("NEXUS_RESERVATION_TTL_SECONDS", 900, minimum=1)
 NEXUS_DECISION_RETENTION_DAYS = env_int("NEXUS_DECISION_RETENTION_DAYS", 90, minimum=1)
 # PostgreSQL only (routing/services/partitions.py): decisions are partitioned by

@@ -19,6 +19,7 @@ from routing.models import (
     AuditEntry,
     Backend,
     BackendModel,
+    Backtest,
     Budget,
     BudgetAlert,
     Draft,
@@ -434,3 +435,21 @@ class UsageReportAdmin(ReadOnlyAdmin):
         "output_tokens",
         money_column("cost_usd", "cost"),
     )
+
+
+@admin.register(Backtest)
+class BacktestAdmin(ReadOnlyAdmin):
+    """Backtests are requested through the API or ``manage.py backtest``."""
+
+    list_display = (
+        "id",
+        "draft",
+        "status",
+        "since",
+        "until",
+        "progress_done",
+        "progress_total",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status",)

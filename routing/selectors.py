@@ -16,6 +16,8 @@ from routing.models import (
     Alias,
     Backend,
     BackendModel,
+    Backtest,
+    BacktestChange,
     Budget,
     BudgetAlert,
     ConfigVersion,
@@ -239,3 +241,24 @@ def decisions_excluded_by(
         reconciler=reconciler,
     )
     return queryset.filter(Exists(exclusions))
+
+
+def backtest_list() -> QuerySet[Backtest]:
+    """Backtests, newest first."""
+    return Backtest.objects.order_by("-created_at", "-id")
+
+
+def backtest_change_list(
+    *, backtest: Backtest, outcome_change: str | None = None, backend: str | None = None
+) -> QuerySet[BacktestChange]:
+    """A backtest's changed decisions, newest first; only those whose outcome
+    changed as ``outcome_change`` reads (``route->reject``) and whose backend
+    before or after is ``backend``, when given."""
+    changes = BacktestChange.objects.filter(backtest=backtest).order_by(
+        "-created_at", "-id"
+    )
+    if outcome_change is not None:
+        changes = changes.filter(outcome_change=outcome_change)
+    if backend is not None:
+        changes = changes.filter(Q(before_backend=backend) | Q(after_backend=backend))
+    return changes

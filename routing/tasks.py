@@ -155,3 +155,23 @@ def _result(result: budgets.BudgetReconcileResult) -> dict[str, Any]:
         "spent_drift_usd": str(result.spent_drift_usd),
         "reserved_drift_usd": str(result.reserved_drift_usd),
     }
+
+
+@shared_task(
+    name="routing.backtest_run",
+    soft_time_limit=3600,
+    time_limit=3660,
+    ignore_result=True,
+)
+def backtest_run(backtest_id: int) -> str | None:
+    """Replay one queued backtest (see ``routing.services.backtests``).
+
+    Not retried: a failure is stored on the backtest. A duplicate message
+    finds it no longer queued and does nothing. Draft changes are written by
+    the configuration API's own writer, as drafts are validated.
+    """
+    from routing.api.draft_changes import change_write
+    from routing.services.backtests import backtest_run as run
+
+    backtest = run(backtest_id=backtest_id, write=change_write)
+    return None if backtest is None else backtest.status

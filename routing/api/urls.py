@@ -12,7 +12,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import DefaultRouter
 
-from routing.api import actions, drafts, views
+from routing.api import actions, backtests, drafts, views
 
 app_name = "api"
 
@@ -41,6 +41,7 @@ router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("budgets", views.BudgetViewSet, basename="budget")
 router.register("decisions", views.DecisionViewSet, basename="decision")
 router.register("drafts", drafts.DraftViewSet, basename="draft")
+router.register("backtests", backtests.BacktestViewSet, basename="backtest")
 
 urlpatterns = [
     path("route", actions.RouteApi.as_view(), name="route"),

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from routing.models.access import ApiKey, generate_api_key, hash_api_key
 from routing.models.audit import AuditAction, AuditEntry, ConfigVersion
+from routing.models.backtests import (
+    ACTIVE_STATUSES,
+    Backtest,
+    BacktestChange,
+    BacktestStatus,
+)
 from routing.models.budgets import (
     AlertStatus,
     Budget,
@@ -25,6 +31,10 @@ from routing.models.drafts import DRAFT_ACTIONS, DRAFT_RESOURCES, Draft, DraftSt
 from routing.models.spend import SpendDaily
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "Backtest",
+    "BacktestChange",
+    "BacktestStatus",
     "AlertStatus",
     "Alias",
     "ApiKey",

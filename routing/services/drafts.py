@@ -188,19 +188,6 @@ def draft_changes_validate(
         raise DjangoValidationError(errors)
 
 
-def draft_preview[T](
-    *, changes: Sequence[DraftChange], write: ChangeWriter, read: Callable[[], T]
-) -> T:
-    """``read()``'s answer with ``changes`` written (the invalid ones skipped)
-    in a transaction that is always rolled back: the configuration as the
-    draft would leave it, e.g. to prefill an edit form. Nothing is kept."""
-    with transaction.atomic(), config_change_set(dry_run=True):
-        _write_all(changes, write, _VALIDATION_ACTOR)
-        answer = read()
-        transaction.set_rollback(True)
-    return answer
-
-
 def _open_draft(draft_id: int, *, doing: str) -> Draft:
     """The draft, locked, when it is open; 404 or 409 otherwise."""
     draft = Draft.objects.select_for_update().filter(pk=draft_id).first()
@@ -478,3 +465,30 @@ def draft_apply(
     draft.applied_at = timezone.now()
     draft.save()
     return draft
+
+
+def draft_preview[T](
+    *,
+    changes: Sequence[DraftChange],
+    write: ChangeWriter,
+    read: Callable[[], T],
+    skip_invalid: bool = False,
+) -> T:
+    """``read()`` as it sees today's configuration with ``changes`` applied.
+
+    The changes are written as a validation writes them, in a transaction that
+    is always rolled back (no version bump, no audit entry, no follow-up work:
+    ``on_commit`` callbacks are dropped with it); ``read`` runs inside it, so
+    what it returns must not be rows that leave it (plain values, snapshots).
+    Raises Django's ``ValidationError`` keyed ``changes.<i>.<field>`` when a
+    change no longer applies, unless ``skip_invalid`` (e.g. to prefill an edit
+    form with the configuration as the draft's valid changes leave it).
+    """
+    with transaction.atomic(), config_change_set(dry_run=True):
+        errors = _write_all(changes, write, _VALIDATION_ACTOR)
+        if errors and not skip_invalid:
+            transaction.set_rollback(True)
+            raise DjangoValidationError(errors)
+        value = read()
+        transaction.set_rollback(True)
+    return value

@@ -59,8 +59,18 @@ def test_a_preview_skips_an_invalid_change(fleet: Any) -> None:
             Backend.objects.get(name="cloud-gpt").priority,
             PrivacyZone.objects.filter(name="eu").exists(),
         ),
+        skip_invalid=True,
     )
     assert seen == (Backend.objects.get(name="cloud-gpt").priority, True)
+
+
+def test_a_preview_refuses_an_invalid_change_unless_told_to_skip_it(
+    fleet: Any,
+) -> None:
+    bad = DraftChange("backends", "update", "cloud-gpt", {"priority": 500})
+    with pytest.raises(ValidationError) as refused:
+        draft_preview(changes=[bad], write=change_write, read=lambda: None)
+    assert "changes.0.priority" in refused.value.message_dict
 
 
 def test_adding_a_change_validates_it_after_the_others_and_rebases(

@@ -154,7 +154,10 @@ def _state(
         return names, initial
 
     return draft_preview(
-        changes=draft_changes_from_json(draft.changes), write=change_write, read=read
+        changes=draft_changes_from_json(draft.changes),
+        write=change_write,
+        read=read,
+        skip_invalid=True,
     )
 
 
