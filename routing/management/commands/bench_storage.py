@@ -221,4 +221,3 @@ class Command(BaseCommand):
             cursor.execute(f"SELECT avg({total}) FROM {quote(table)}")
             (value,) = cursor.fetchone()
         return float(value or 0)
-
