@@ -60,9 +60,70 @@ EMPTY: dict[str, Any] = {
 #: Annotations kept in the ``annotations`` column (PostgreSQL relabels them).
 IN_COLUMN = ("budget_status",)
 POLICIES = ("fail_closed", "fail_open")
+#: Names every decision repeats (reconcilers, annotation keys, scorers, detail
+#: keys), stored as their index here. Append only: stored rows refer to them.
+WORDS = (
+    "request_analyzer",
+    "privacy",
+    "budget",
+    "capability",
+    "selection",
+    "alias_chain",
+    "matched_policies",
+    "backends_not_serving",
+    "request_analyzer_excluded",
+    "privacy_constraint",
+    "privacy_excluded",
+    "estimated_cost_usd",
+    "budgets",
+    "budget_status",
+    "budget_resets_on",
+    "prefer_cheaper",
+    "budget_excluded",
+    "required_tier",
+    "tier_mode",
+    "tier_used",
+    "capability_excluded",
+    "strategy",
+    "scorer_weights",
+    "scores",
+    "score_breakdown",
+    "priority",
+    "load",
+    "latency",
+    "errors",
+    "cost",
+    "backend",
+    "estimated_wait_ms",
+    "fallback_backend",
+    "error",
+    "models_tried",
+)
+_WORD = {word: i for i, word in enumerate(WORDS)}
+#: The keys of ``requirements`` and ``constraints`` as the pipeline writes them:
+#: with exactly these, only the values are stored.
+REQUIREMENTS = (
+    "vision",
+    "tools",
+    "json_mode",
+    "estimated_input_tokens",
+    "estimated_output_tokens",
+)
+CONSTRAINTS = ("privacy", "min_tier", "tier_mode", "max_cost_usd")
+BACKEND = ("name", "base_url", "privacy_zone", "capability_tier")
+_CONSTRAINT = ["value", "sources"]
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _PREFIX = {c: i for i, c in enumerate(_DIGITS)}
 _MISSING = object()
+
+
+def _word(name: Any) -> Any:
+    """``name``'s index in ``WORDS``, or ``name`` itself."""
+    return _WORD.get(name, name) if type(name) is str else name
+
+
+def _unword(value: Any) -> Any:
+    return WORDS[value] if type(value) is int else value
 
 
 # -- packed integers --------------------------------------------------------------
@@ -215,14 +276,22 @@ def encode(columns: Mapping[str, Any]) -> dict[str, Any]:
 def _encode(columns: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     enc = _Encoder()
     trace: list[dict[str, Any]] = columns["trace"]
-    stages, afters = _encode_trace(enc, trace)
+    stages, afters = _encode_trace(enc, trace, columns.get("model"))
     annotations: Mapping[str, Any] = columns["annotations"]
     entries, kept = _encode_annotations(enc, annotations, trace, afters)
     blob: dict[str, Any] = {}
-    if columns["requirements"]:
-        blob["q"] = columns["requirements"]
-    if columns["constraints"]:
-        blob["c"] = columns["constraints"]
+    requirements: dict[str, Any] = columns["requirements"]
+    if list(requirements) == list(REQUIREMENTS):
+        blob["Q"] = list(requirements.values())
+    elif requirements:
+        blob["q"] = requirements
+    constraints: dict[str, Any] = columns["constraints"]
+    if list(constraints) == list(CONSTRAINTS) and all(
+        type(v) is dict and list(v) == _CONSTRAINT for v in constraints.values()
+    ):
+        blob["C"] = [[v["value"], v["sources"]] for v in constraints.values()]
+    elif constraints:
+        blob["c"] = constraints
     if columns["warnings"]:
         blob["w"] = columns["warnings"]
     details = _encode_details(columns, annotations, trace)
@@ -237,12 +306,13 @@ def _encode(columns: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def _encode_trace(
-    enc: _Encoder, trace: list[dict[str, Any]]
+    enc: _Encoder, trace: list[dict[str, Any]], model: Any
 ) -> tuple[list[list[Any]], list[list[str]]]:
+    """Compact trace entries (a None model: the previous entry's, or for the
+    first one the row's ``model``) and each entry's ``candidates_after``."""
     stages: list[list[Any]] = []
     afters: list[list[str]] = []
     previous: list[str] | None = None
-    model: Any = _MISSING
     for entry in trace:
         if len(entry) != 8:
             raise KeyError("unknown trace entry shape")
@@ -253,7 +323,7 @@ def _encode_trace(
         if entry["model"] is None:
             raise TypeError("a trace entry without a model")
         stage: list[Any] = [
-            entry["reconciler"],
+            _word(entry["reconciler"]),
             POLICIES.index(policy) if policy in POLICIES else policy,
             None if entry["model"] == model else entry["model"],
             entry["duration_us"],
@@ -302,15 +372,62 @@ def _encode_annotations(
     for key, value in annotations.items():
         if key in IN_COLUMN:
             kept[key] = value
-            entries.append([key])
+            entries.append([_word(key)])
+            continue
+        if key == "scores" and _scores_derived(annotations):
+            entries.append([_word(key), 3, 0])
             continue
         if type(value) is dict and value:
             encoded = _encode_map(enc, key, value, trace, afters, last_stage)
             if encoded is not None:
+                encoded[0] = _word(key)
                 entries.append(encoded)
                 continue
-        entries.append([key, value])
+        entries.append([_word(key), value])
     return entries, kept
+
+
+def _smart_scores(
+    breakdown: dict[str, Any], weights: dict[str, Any]
+) -> dict[str, float]:
+    """The scores the ``smart`` strategy gives ``breakdown`` with ``weights``:
+    the weighted mean in the breakdown's order, a plain running sum, rounded to
+    6 places (``routing.pipeline.reconcilers.selection``)."""
+    weight_sum = 0.0
+    for weight in weights.values():
+        weight_sum += weight
+    scores: dict[str, float] = {}
+    for name, factors in breakdown.items():
+        total = 0.0
+        for factor, value in factors.items():
+            total += weights[factor] * value
+        scores[name] = round(total / weight_sum, 6) if weight_sum > 0 else 0.0
+    return scores
+
+
+def _scores_derived(annotations: Mapping[str, Any]) -> bool:
+    """Whether ``scores`` is exactly what ``_smart_scores`` makes of the stored
+    breakdown and weights (then it is not stored)."""
+    scores = annotations["scores"]
+    breakdown = annotations.get("score_breakdown")
+    weights = annotations.get("scorer_weights")
+    if (
+        annotations.get("strategy") != "smart"
+        or type(scores) is not dict
+        or not scores
+        or type(breakdown) is not dict
+        or type(weights) is not dict
+        or list(scores) != list(breakdown)
+    ):
+        return False
+    try:
+        derived = _smart_scores(breakdown, weights)
+    except (TypeError, KeyError, AttributeError, ZeroDivisionError):
+        return False
+    return all(
+        type(value) is float and repr(value) == repr(derived[name])
+        for name, value in scores.items()
+    )
 
 
 def _encode_map(
@@ -356,7 +473,8 @@ def _encode_values(values: list[Any]) -> list[Any]:
         for v in values:
             if type(v) is not dict or list(v) != fields:
                 raise TypeError
-        return ["d", fields, [_column([v[f] for v in values]) for f in fields]]
+        columns = [_column([v[f] for v in values]) for f in fields]
+        return ["d", [_word(f) for f in fields], columns]
     return ["s", _column(values)]
 
 
@@ -386,7 +504,9 @@ def _encode_details(
             and next(iter(value), None) == "name"
             and value["name"] == columns.get("backend_name")
         ):
-            entries.append([key, 0, {k: v for k, v in value.items() if k != "name"}])
+            rest = [v for k, v in value.items() if k != "name"]
+            shaped = list(value) == list(BACKEND)
+            entries.append([key, 0, rest if shaped else dict(list(value.items())[1:])])
         elif (
             key == "error"
             and type(value) is dict
@@ -398,6 +518,7 @@ def _encode_details(
             )
         else:
             entries.append([key, value])
+        entries[-1][0] = _word(key)
     return entries
 
 
@@ -431,7 +552,8 @@ def is_compact(trace: Any) -> bool:
 def expand(row: Mapping[str, Any]) -> dict[str, Any]:
     """The full JSON columns (``EMPTY``'s keys) of a stored row, either form.
 
-    ``row`` maps column names to stored values; ``backend_name`` is read too.
+    ``row`` maps column names to stored values; ``backend_name`` and
+    ``model`` are read too.
     """
     trace = row.get("trace")
     if not is_compact(trace):
@@ -440,12 +562,12 @@ def expand(row: Mapping[str, Any]) -> dict[str, Any]:
     blob: dict[str, Any] = json.loads(trace["z"])
     names = _decode_names(blob.get("n", ""))
     texts: list[str] = blob.get("x", [])
-    full_trace = _expand_trace(blob["s"], names, texts)
+    full_trace = _expand_trace(blob["s"], names, texts, row.get("model"))
     column: Mapping[str, Any] = row.get("annotations") or {}
     annotations = _expand_annotations(blob["a"], column, full_trace, names)
     details: dict[str, Any] = {}
     for entry in blob.get("d", []):
-        key = entry[0]
+        key = _unword(entry[0])
         if len(entry) == 2:
             details[key] = entry[1]
         elif key == "models_tried":
@@ -453,14 +575,28 @@ def expand(row: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "matched_policies":
             details[key] = list(annotations["matched_policies"])
         elif key == "backend":
-            details[key] = {"name": row.get("backend_name"), **entry[2]}
+            rest = entry[2]
+            if type(rest) is list:
+                rest = dict(zip(BACKEND[1:], rest, strict=True))
+            details[key] = {"name": row.get("backend_name"), **rest}
         else:  # error: the rejections are the trace's exclusions
             error = dict(entry[2])
             error["rejections"] = _rejections(full_trace)
             details[key] = _ordered_error(error)
+    if "Q" in blob:
+        requirements = dict(zip(REQUIREMENTS, blob["Q"], strict=True))
+    else:
+        requirements = blob.get("q", {})
+    if "C" in blob:
+        constraints = {
+            key: {"value": value, "sources": sources}
+            for key, (value, sources) in zip(CONSTRAINTS, blob["C"], strict=True)
+        }
+    else:
+        constraints = blob.get("c", {})
     return {
-        "requirements": blob.get("q", {}),
-        "constraints": blob.get("c", {}),
+        "requirements": requirements,
+        "constraints": constraints,
         "annotations": annotations,
         "trace": full_trace,
         "warnings": blob.get("w", []),
@@ -478,17 +614,17 @@ def _ordered_error(error: dict[str, Any]) -> dict[str, Any]:
 
 
 def _expand_trace(
-    stages: list[list[Any]], names: list[str], texts: list[str]
+    stages: list[list[Any]], names: list[str], texts: list[str], model: Any
 ) -> list[dict[str, Any]]:
     trace: list[dict[str, Any]] = []
     previous: list[str] = []
-    model: Any = None
     for stage in stages:
         stage = stage + [None] * (8 - len(stage))
         reconciler, policy, stage_model, duration, before, after, excluded, error = (
             stage
         )
-        if stage_model is not None or not trace:
+        reconciler = _unword(reconciler)
+        if stage_model is not None:
             model = stage_model
         before_names = (
             list(previous) if before is None else [names[i] for i in unpack(before)]
@@ -537,13 +673,17 @@ def _expand_annotations(
     names: list[str],
 ) -> dict[str, Any]:
     annotations: dict[str, Any] = {}
+    derived_scores = False
     for entry in entries:
-        key = entry[0]
+        key = _unword(entry[0])
         if len(entry) == 1:
             if key in column:
                 annotations[key] = column[key]
         elif len(entry) == 2:
             annotations[key] = entry[1]
+        elif entry[1] == 3:
+            annotations[key] = None  # filled in below, once the breakdown is read
+            derived_scores = True
         elif entry[1] == 1:
             annotations[key] = {
                 e["backend"]: e["reason"] for e in trace[entry[2]]["excluded"]
@@ -556,6 +696,10 @@ def _expand_annotations(
                 else [names[i] for i in unpack(where)]
             )
             annotations[key] = _expand_values(keys, spec)
+    if derived_scores:
+        annotations["scores"] = _smart_scores(
+            annotations["score_breakdown"], annotations["scorer_weights"]
+        )
     for key, value in column.items():  # set by SQL where the pipeline set none
         annotations.setdefault(key, value)
     return annotations
@@ -565,7 +709,7 @@ def _expand_values(keys: list[str], spec: list[Any]) -> dict[str, Any]:
     count = len(keys)
     if spec[0] == "s":
         return dict(zip(keys, _uncolumn(spec[1], count), strict=True))
-    fields: list[str] = spec[1]
+    fields = [_unword(f) for f in spec[1]]
     columns = [_uncolumn(c, count) for c in spec[2]]
     return {
         key: {field: column[i] for field, column in zip(fields, columns, strict=True)}
@@ -578,4 +722,5 @@ def decision_view(decision: Any) -> dict[str, Any]:
     ``decision`` is a ``RoutingDecision`` (any object with those attributes)."""
     row = {key: getattr(decision, key, None) for key in EMPTY}
     row["backend_name"] = getattr(decision, "backend_name", "")
+    row["model"] = getattr(decision, "model", "")
     return expand(row)
