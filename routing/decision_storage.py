@@ -141,15 +141,26 @@ def _b36(value: int) -> str:
 
 def pack(indexes: Sequence[int]) -> str:
     """Non-negative ints as ``"a,b-c"`` (base 36, ``b-c`` a run of +1 steps)."""
+    if not indexes:
+        return ""
+    first, last = indexes[0], indexes[-1]
+    if last - first == len(indexes) - 1 and list(indexes) == list(
+        range(first, last + 1)
+    ):  # one run (the usual candidate list)
+        return _b36(first) if first == last else f"{_b36(first)}-{_b36(last)}"
     items: list[str] = []
-    i, count = 0, len(indexes)
-    while i < count:
-        start = indexes[i]
-        j = i
-        while j + 1 < count and indexes[j + 1] == indexes[j] + 1:
-            j += 1
-        items.append(_b36(start) if j == i else f"{_b36(start)}-{_b36(indexes[j])}")
-        i = j + 1
+    start = previous = first
+    for value in indexes[1:]:
+        if value == previous + 1:
+            previous = value
+            continue
+        items.append(
+            _b36(start) if start == previous else f"{_b36(start)}-{_b36(previous)}"
+        )
+        start = previous = value
+    items.append(
+        _b36(start) if start == previous else f"{_b36(start)}-{_b36(previous)}"
+    )
     return ",".join(items)
 
 
@@ -176,10 +187,10 @@ def _code_names(names: list[str]) -> str | list[str]:
     for name in names:
         if " " in name or not name:
             return names
-        shared = 0
-        top = min(len(previous), len(name), limit)
-        while shared < top and previous[shared] == name[shared]:
-            shared += 1
+        # Names mostly differ near their end: try the longest prefix first.
+        shared = min(len(previous), len(name), limit)
+        while shared and previous[:shared] != name[:shared]:
+            shared -= 1
         parts.append(_DIGITS[shared] + name[shared:])
         previous = name
     return " ".join(parts)
@@ -214,7 +225,13 @@ def _key(value: Any) -> Any:
 def _column(values: list[Any]) -> list[Any]:
     """``["c", v]`` one value, ``["i", distinct, packed]`` few, ``["l", values]``."""
     seen: dict[Any, int] = {}
-    indexes = [seen.setdefault(_key(v), len(seen)) for v in values]
+    kinds = {type(v) for v in values}
+    if len(kinds) == 1 and (str in kinds or int in kinds):  # the usual cases
+        indexes = [seen.setdefault(v, len(seen)) for v in values]
+    elif kinds == {float}:
+        indexes = [seen.setdefault(repr(v), len(seen)) for v in values]
+    else:
+        indexes = [seen.setdefault(_key(v), len(seen)) for v in values]
     if len(seen) == 1:
         return ["c", values[0]]
     if len(seen) * 2 <= len(values):
@@ -252,10 +269,12 @@ class _Encoder:
         table = self.names
         return pack([table.setdefault(n, len(table)) for n in names])
 
-    def text(self, value: Any) -> Any:
-        if type(value) is not str:
+    def texts_of(self, values: list[Any]) -> list[int]:
+        """Each of ``values`` (strings) as its index in ``texts``."""
+        if {type(v) for v in values} != {str}:
             raise TypeError
-        return self.texts.setdefault(value, len(self.texts))
+        texts = self.texts
+        return [texts.setdefault(v, len(texts)) for v in values]
 
 
 def encode(columns: Mapping[str, Any]) -> dict[str, Any]:
@@ -336,14 +355,15 @@ def _encode_trace(
             derived = before
         stage.append(None if after == derived else enc.ids(after))
         if excluded:
-            for e in excluded:
-                if len(e) != 3:
-                    raise KeyError("unknown exclusion shape")
+            if any(len(e) != 3 for e in excluded):
+                raise KeyError("unknown exclusion shape")
+            reasons = [e["reason"] for e in excluded]
+            actions = [e["suggested_action"] for e in excluded]
             stage.append(
                 [
                     enc.ids([e["backend"] for e in excluded]),
-                    _column([enc.text(e["reason"]) for e in excluded]),
-                    _column([enc.text(e["suggested_action"]) for e in excluded]),
+                    _column(enc.texts_of(reasons)),
+                    _column(enc.texts_of(actions)),
                 ]
             )
         else:
@@ -450,9 +470,9 @@ def _encode_map(
                 for e in excluded
             ):
                 return [key, 1, stage]
-    keys = list(value)
-    if not all(k in names for k in keys):
+    if not names.keys() >= value.keys():
         return None
+    keys = list(value)
     values = list(value.values())
     try:
         spec = _encode_values(values)

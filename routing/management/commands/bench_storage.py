@@ -150,7 +150,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"{'backends':>8} {'decision':>9} {'exclusions':>10} {'total':>8} "
-            f"{'indexes':>8} {'row':>6} {'API JSON':>9} {'stored JSON':>11}  target"
+            f"{'indexes':>8} {'trace':>6} {'API JSON':>9} {'stored JSON':>11}  target"
         )
         with override_settings(ALLOWED_HOSTS=["testserver"]):
             try:
@@ -191,7 +191,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{recorded} decisions recorded for {warm + calls} calls"
             )
-        stored, row = self._stored_json(decisions)
+        stored, trace = self._stored_json(decisions)
         heap = (after[0][0] - before[0][0]) / calls
         child = (after[1][0] - before[1][0]) / calls
         indexes = (after[0][1] - before[0][1] + after[1][1] - before[1][1]) / calls
@@ -203,7 +203,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"{size:>8} {heap:>9.0f} {child:>10.0f} {heap + child:>8.0f} "
-            f"{indexes:>8.0f} {row:>6.0f} {statistics.fmean(api_json):>9.0f} "
+            f"{indexes:>8.0f} {trace:>6.0f} {statistics.fmean(api_json):>9.0f} "
             f"{stored:>11.0f}  {verdict}"
         )
         _drop_shadow(exclusions)
@@ -228,7 +228,7 @@ class Command(BaseCommand):
 
     def _stored_json(self, table: str) -> tuple[float, float]:
         """Mean JSON text of a decision's JSON columns, as stored, and mean
-        ``pg_column_size`` of its row (compressed, TOAST pointers as such)."""
+        ``pg_column_size`` of its ``trace`` column (as stored: compressed or not)."""
         quote = connection.ops.quote_name
         columns = [
             f.column
@@ -238,7 +238,8 @@ class Command(BaseCommand):
         total = " + ".join(f"octet_length({quote(c)}::text)" for c in columns)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT avg({total}), avg(pg_column_size(t.*)) FROM {quote(table)} t"
+                f"SELECT avg({total}), avg(pg_column_size({quote('trace')})) "
+                f"FROM {quote(table)}"
             )
-            text, row = cursor.fetchone()
-        return float(text or 0), float(row or 0)
+            text, trace = cursor.fetchone()
+        return float(text or 0), float(trace or 0)
