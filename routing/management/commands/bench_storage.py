@@ -1,13 +1,15 @@
 """``python manage.py bench_storage``: stored bytes per decision on PostgreSQL.
 
 For each fleet size (default 5, 50, 200 and 1000 local free backends serving
-one model, tiers 1-5 in turn, varied priorities) it routes ``--calls`` requests
-(default 200) through ``POST /api/v1/route`` in-process (Django's test client,
-an API key), each restricted (``X-Nexus-Privacy: restricted``) under a policy
-asking for tier 3, and reports what the decisions took: heap + TOAST of the
-decision table and of its exclusion table (``pg_table_size``), their indexes
-apart (``pg_indexes_size``), the JSON the API shows for one decision and the
-JSON text stored for it.
+one model, tiers 1-5 in turn, priorities spread over 0-100, or all 50 with
+``--same-priority``) it routes ``--calls`` requests (default 200) through
+``POST /api/v1/route`` in-process (Django's test client, an API key), each
+restricted (``X-Nexus-Privacy: restricted``) under a policy asking for tier 3,
+after a few warm-up calls, and reports per decision what those calls took:
+heap + TOAST of the decision table and of its exclusion table
+(``pg_table_size`` before and after), their indexes apart
+(``pg_indexes_size``), the stored ``trace`` column (``pg_column_size``), the
+JSON the API answers with and the JSON text stored.
 
 Nothing is left behind: the run is one transaction, rolled back at the end,
 and the decisions go to fresh temporary copies of the two tables (``CREATE
@@ -98,7 +100,7 @@ def _drop_shadow(table: str) -> None:
         cursor.execute(f"DROP TABLE pg_temp.{connection.ops.quote_name(table)}")
 
 
-def _fleet(size: int) -> list[Backend]:
+def _fleet(size: int, *, same_priority: bool = False) -> list[Backend]:
     """``size`` local free backends serving ``MODEL`` (unsaved config changes
     are fine here: the run is rolled back)."""
     zone = PrivacyZone.objects.get(name="local")
@@ -110,7 +112,7 @@ def _fleet(size: int) -> list[Backend]:
             base_url=f"http://10.1.{i // 250}.{i % 250}:8000",
             privacy_zone=zone,
             capability_tier=i % 5 + 1,
-            priority=(i * 37) % 101,
+            priority=50 if same_priority else (i * 37) % 101,
             health="healthy",
         )
         for i in range(size)
@@ -127,6 +129,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--calls", type=int, default=200)
+        parser.add_argument(
+            "--same-priority",
+            action="store_true",
+            help="every backend at priority 50 (default: spread over 0-100)",
+        )
         parser.add_argument(
             "--sizes",
             default=",".join(str(s) for s in SIZES),
@@ -156,7 +163,7 @@ class Command(BaseCommand):
             try:
                 with transaction.atomic():
                     for size in sizes:
-                        self._one(size, calls)
+                        self._one(size, calls, options["same_priority"])
                     raise _Rollback
             except _Rollback:
                 pass
@@ -164,10 +171,10 @@ class Command(BaseCommand):
                 config_snapshot_invalidate()
                 routing_state_forget()
 
-    def _one(self, size: int, calls: int) -> None:
+    def _one(self, size: int, calls: int, same_priority: bool) -> None:
         decisions = RoutingDecision._meta.db_table
         exclusions = DecisionExclusion._meta.db_table
-        backends = _fleet(size)
+        backends = _fleet(size, same_priority=same_priority)
         policy = TrafficPolicy.objects.create(
             name=f"bench-tier-{size}", model_pattern=MODEL, min_tier=3, order=1
         )
