@@ -10,29 +10,34 @@ The compact form (version 2) lives in the ``trace`` column as
 than as jsonb containers, which spend 4-8 bytes on every element). The
 ``annotations`` column keeps only ``budget_status`` (PostgreSQL's one-statement
 write relabels it in place); ``requirements``, ``constraints``, ``warnings`` and
-``details`` keep their defaults. TEXT holds:
+``details`` keep their defaults. Names in ``WORDS`` (reconcilers, annotation
+and detail keys, scorers) are stored as their index there. TEXT holds:
 
 - ``n``: the decision's backend names, once, in order of first appearance in
   the trace (front-coded: each entry is the length of the prefix it shares
   with the previous one, as one character, then the rest; joined by spaces),
-  or a plain list when a name holds a space or is too long to code;
+  or a plain list when a name is empty or holds a space;
 - ``x``: each distinct reason and suggested action, once;
 - ``s``: per trace entry ``[reconciler, policy, model, duration, before,
-  after, excluded, error]``, trailing defaults dropped: the model only when it
-  changes, ``before`` None when it is the previous entry's ``after``,
-  ``after`` None when it is ``before`` less the excluded, name lists as
-  packed indexes into ``n`` (``"0-9,c,f-h"``, base 36), excluded as
-  ``[names, reasons, actions]`` with reasons and actions indexes into ``x``;
+  after, excluded, error]``, trailing Nones dropped: the model None when it is
+  the previous entry's (for the first entry: the row's ``model`` column),
+  ``before`` None when it is the previous entry's ``after``, ``after`` None
+  when it is ``before`` less the excluded, name lists as packed indexes into
+  ``n`` (``"0-9,c,f-h"``, base 36), excluded as ``[names, reasons, actions]``
+  with reasons and actions as columns of indexes into ``x``;
 - ``a``: the annotations in order, each ``[key, value]``, ``[key]`` (in the
-  ``annotations`` column), ``[key, 1, i]`` (``<reconciler>_excluded`` equal
-  to trace entry i's reasons) or ``[key, 2, keys, values]`` (a map keyed by
-  backend: the keys as packed indexes or as trace entry i's ``after``, the
-  values as columns: one value, distinct values and indexes, or a list);
-- ``q``, ``c``, ``w``, ``d``: requirements, constraints, warnings, details,
+  ``annotations`` column), ``[key, 1, i]`` (``<reconciler>_excluded``: trace
+  entry i's reasons), ``[key, 3, 0]`` (the smart strategy's ``scores``, worked
+  out from ``score_breakdown`` and ``scorer_weights``) or
+  ``[key, 2, keys, values]`` (a map keyed by backend: the keys as packed
+  indexes or as trace entry i's ``after``, the values as columns: one value,
+  distinct values and indexes, or a list);
+- ``Q``/``q``, ``C``/``c``, ``w``, ``d``: requirements and constraints (only
+  their values when they have the pipeline's keys), warnings, and the details
   without what the rest gives back: the chosen backend's name (the
-  ``backend_name`` column), ``models_tried`` and ``matched_policies`` when
-  the trace and annotations hold them, a reject's ``rejections`` when they are
-  the trace's exclusions.
+  ``backend_name`` column), ``models_tried`` and ``matched_policies`` when the
+  trace and annotations hold them, a reject's ``rejections`` when they are the
+  trace's exclusions.
 
 A row written before this form (``trace`` a list) is read as it is: both
 forms are read, nothing is migrated. Anything the encoder cannot prove it
