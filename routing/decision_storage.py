@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from itertools import filterfalse
+from os.path import commonprefix
 from typing import Any
 
 from routing.json_text import json_text
@@ -186,16 +188,20 @@ def unpack(text: str) -> list[int]:
 
 def _code_names(names: list[str]) -> str | list[str]:
     """Front-coded names (see the module doc), or the list when they cannot be."""
-    parts: list[str] = []
-    previous = ""
+    if not names:
+        return ""
+    if any(" " in name or not name for name in names):
+        return names
     limit = len(_DIGITS) - 1
-    for name in names:
-        if " " in name or not name:
-            return names
-        # Names mostly differ near their end: try the longest prefix first.
-        shared = min(len(previous), len(name), limit)
-        while shared and previous[:shared] != name[:shared]:
-            shared -= 1
+    # Every name shares at least the prefix common to all: compare after it.
+    common = min(len(commonprefix(names)), limit)
+    parts = [_DIGITS[0] + names[0]]
+    previous = names[0]
+    for name in names[1:]:
+        shared = common
+        top = min(len(previous), len(name), limit)
+        while shared < top and previous[shared] == name[shared]:
+            shared += 1
         parts.append(_DIGITS[shared] + name[shared:])
         previous = name
     return " ".join(parts)
@@ -229,23 +235,26 @@ def _key(value: Any) -> Any:
 
 def _column(values: list[Any]) -> list[Any]:
     """``["c", v]`` one value, ``["i", distinct, packed]`` few, ``["l", values]``."""
-    seen: dict[Any, int] = {}
-    kinds = {type(v) for v in values}
-    if len(kinds) == 1 and (str in kinds or int in kinds):  # the usual cases
-        indexes = [seen.setdefault(v, len(seen)) for v in values]
-    elif kinds == {float}:
-        indexes = [seen.setdefault(repr(v), len(seen)) for v in values]
+    kinds = set(map(type, values))
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind is str or kind is int or kind is bool:
+        keys: list[Any] = values
+    elif kind is float:  # by text: -0.0 is not 0.0
+        keys = list(map(repr, values))
     else:
-        indexes = [seen.setdefault(_key(v), len(seen)) for v in values]
+        keys = [_key(v) for v in values]  # mixed: 1, 1.0 and True stay apart
+    seen = dict.fromkeys(keys)
     if len(seen) == 1:
         return ["c", values[0]]
-    if len(seen) * 2 <= len(values):
-        distinct: list[Any] = [None] * len(seen)
-        for value, index in zip(values, indexes, strict=True):
-            distinct[index] = value
-        packed = pack(indexes)  # shorter than a list when there are runs
-        return ["i", distinct, packed if len(packed) < 2 * len(indexes) else indexes]
-    return ["l", values]
+    if len(seen) * 2 > len(values):
+        return ["l", values]
+    index = {key: i for i, key in enumerate(seen)}
+    indexes = [index[key] for key in keys]
+    distinct: list[Any] = [None] * len(seen)
+    for value, i in zip(values, indexes, strict=True):
+        distinct[i] = value
+    packed = pack(indexes)  # shorter than a list when there are runs
+    return ["i", distinct, packed if len(packed) < 2 * len(indexes) else indexes]
 
 
 def _uncolumn(column: list[Any], count: int) -> list[Any]:
@@ -355,7 +364,7 @@ def _encode_trace(
         ]
         if excluded:
             gone = {e["backend"] for e in excluded}
-            derived = [n for n in before if n not in gone]
+            derived = list(filterfalse(gone.__contains__, before))
         else:
             derived = before
         stage.append(None if after == derived else enc.ids(after))
