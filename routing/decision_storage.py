@@ -14,9 +14,8 @@ write relabels it in place); ``requirements``, ``constraints``, ``warnings`` and
 and detail keys, scorers) are stored as their index there. TEXT holds:
 
 - ``n``: the decision's backend names, once, in order of first appearance in
-  the trace (front-coded: each entry is the length of the prefix it shares
-  with the previous one, as one character, then the rest; joined by spaces),
-  or a plain list when a name is empty or holds a space;
+  the trace: the prefix they all share, then the rest of each, joined by
+  spaces (``"rack-0 1 2 3"``), or a plain list when a name holds a space;
 - ``x``: each distinct reason and suggested action, once;
 - ``s``: per trace entry ``[reconciler, policy, model, duration, before,
   after, excluded, error]``, trailing Nones dropped: the model None when it is
@@ -49,6 +48,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from itertools import filterfalse
+from operator import itemgetter
 from os.path import commonprefix
 from typing import Any
 
@@ -107,6 +107,7 @@ WORDS = (
     "models_tried",
 )
 _WORD = {word: i for i, word in enumerate(WORDS)}
+_POLICY = {policy: i for i, policy in enumerate(POLICIES)}
 #: The keys of ``requirements`` and ``constraints`` as the pipeline writes them:
 #: with exactly these, only the values are stored.
 REQUIREMENTS = (
@@ -120,8 +121,10 @@ CONSTRAINTS = ("privacy", "min_tier", "tier_mode", "max_cost_usd")
 BACKEND = ("name", "base_url", "privacy_zone", "capability_tier")
 _CONSTRAINT = ["value", "sources"]
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_PREFIX = {c: i for i, c in enumerate(_DIGITS)}
 _MISSING = object()
+_BACKEND = itemgetter("backend")
+_REASON = itemgetter("reason")
+_ACTION = itemgetter("suggested_action")
 
 
 def _word(name: Any) -> Any:
@@ -187,37 +190,23 @@ def unpack(text: str) -> list[int]:
 
 
 def _code_names(names: list[str]) -> str | list[str]:
-    """Front-coded names (see the module doc), or the list when they cannot be."""
+    """The prefix all names share, then the rest of each, all joined by spaces
+    (``"rack-0 1 2 3"``); the plain list when a name holds a space."""
     if not names:
         return ""
-    if any(" " in name or not name for name in names):
+    if any(" " in name for name in names):
         return names
-    limit = len(_DIGITS) - 1
-    # Every name shares at least the prefix common to all: compare after it.
-    common = min(len(commonprefix(names)), limit)
-    parts = [_DIGITS[0] + names[0]]
-    previous = names[0]
-    for name in names[1:]:
-        shared = common
-        top = min(len(previous), len(name), limit)
-        while shared < top and previous[shared] == name[shared]:
-            shared += 1
-        parts.append(_DIGITS[shared] + name[shared:])
-        previous = name
-    return " ".join(parts)
+    common = len(commonprefix(names))
+    return " ".join([names[0][:common], *[name[common:] for name in names]])
 
 
 def _decode_names(coded: str | list[str]) -> list[str]:
-    if isinstance(coded, list):
+    if type(coded) is list:
         return coded
-    names: list[str] = []
-    previous = ""
     if not coded:
-        return names
-    for part in coded.split(" "):
-        previous = previous[: _PREFIX[part[0]]] + part[1:]
-        names.append(previous)
-    return names
+        return []
+    prefix, *suffixes = str(coded).split(" ")
+    return [prefix + suffix for suffix in suffixes]
 
 
 # -- columns of values -----------------------------------------------------------
@@ -281,7 +270,10 @@ class _Encoder:
 
     def ids(self, names: Sequence[str]) -> str:
         table = self.names
-        return pack([table.setdefault(n, len(table)) for n in names])
+        try:
+            return pack(list(map(table.__getitem__, names)))  # all known
+        except KeyError:
+            return pack([table.setdefault(n, len(table)) for n in names])
 
     def texts_of(self, values: list[Any]) -> list[int]:
         """Each of ``values`` (strings) as its index in ``texts``."""
@@ -353,17 +345,19 @@ def _encode_trace(
         after: list[str] = entry["candidates_after"]
         excluded: list[dict[str, Any]] = entry["excluded"]
         policy = entry["error_policy"]
+        if type(policy) is not str:
+            raise TypeError("an error policy that is not a name")
         if entry["model"] is None:
             raise TypeError("a trace entry without a model")
         stage: list[Any] = [
             _word(entry["reconciler"]),
-            POLICIES.index(policy) if policy in POLICIES else policy,
+            _POLICY.get(policy, policy),
             None if entry["model"] == model else entry["model"],
             entry["duration_us"],
             None if before == previous else enc.ids(before),
         ]
         if excluded:
-            gone = {e["backend"] for e in excluded}
+            gone = set(map(_BACKEND, excluded))
             derived = list(filterfalse(gone.__contains__, before))
         else:
             derived = before
@@ -371,11 +365,11 @@ def _encode_trace(
         if excluded:
             if any(len(e) != 3 for e in excluded):
                 raise KeyError("unknown exclusion shape")
-            reasons = [e["reason"] for e in excluded]
-            actions = [e["suggested_action"] for e in excluded]
+            reasons = list(map(_REASON, excluded))
+            actions = list(map(_ACTION, excluded))
             stage.append(
                 [
-                    enc.ids([e["backend"] for e in excluded]),
+                    enc.ids(list(map(_BACKEND, excluded))),
                     _column(enc.texts_of(reasons)),
                     _column(enc.texts_of(actions)),
                 ]
@@ -403,21 +397,22 @@ def _encode_annotations(
     last_stage = {entry["reconciler"]: i for i, entry in enumerate(trace)}
     entries: list[list[Any]] = []
     kept: dict[str, Any] = {}
+    word = _WORD.get
     for key, value in annotations.items():
         if key in IN_COLUMN:
             kept[key] = value
-            entries.append([_word(key)])
-            continue
-        if key == "scores" and _scores_derived(annotations):
-            entries.append([_word(key), 3, 0])
+            entries.append([word(key, key)])
             continue
         if type(value) is dict and value:
+            if key == "scores" and _scores_derived(annotations):
+                entries.append([word(key, key), 3, 0])
+                continue
             encoded = _encode_map(enc, key, value, trace, afters, last_stage)
             if encoded is not None:
-                encoded[0] = _word(key)
+                encoded[0] = word(key, key)
                 entries.append(encoded)
                 continue
-        entries.append([_word(key), value])
+        entries.append([word(key, key), value])
     return entries, kept
 
 
@@ -458,10 +453,9 @@ def _scores_derived(annotations: Mapping[str, Any]) -> bool:
         derived = _smart_scores(breakdown, weights)
     except (TypeError, KeyError, AttributeError, ZeroDivisionError):
         return False
-    return all(
-        type(value) is float and repr(value) == repr(derived[name])
-        for name, value in scores.items()
-    )
+    return set(map(type, scores.values())) == {float} and list(
+        map(repr, scores.values())
+    ) == list(map(repr, derived.values()))
 
 
 def _encode_map(
@@ -479,9 +473,10 @@ def _encode_map(
         if stage is not None:
             excluded = trace[stage]["excluded"]
             # The same pairs, in the same order.
-            if list(value) == [e["backend"] for e in excluded] and all(
-                type(value[e["backend"]]) is str and value[e["backend"]] == e["reason"]
-                for e in excluded
+            if (
+                list(value) == list(map(_BACKEND, excluded))
+                and list(value.values()) == list(map(_REASON, excluded))
+                and set(map(type, value.values())) == {str}
             ):
                 return [key, 1, stage]
     if not names.keys() >= value.keys():
@@ -503,11 +498,10 @@ def _encode_values(values: list[Any]) -> list[Any]:
     """Columns of a map's values: ``["s", column]`` or ``["d", keys, columns]``."""
     first = values[0]
     if type(first) is dict:
-        fields = list(first)
-        for v in values:
-            if type(v) is not dict or list(v) != fields:
-                raise TypeError
-        columns = [_column([v[f] for v in values]) for f in fields]
+        fields = tuple(first)
+        if set(map(type, values)) != {dict} or set(map(tuple, values)) != {fields}:
+            raise TypeError  # rows of other keys, or in another order
+        columns = [_column(list(map(itemgetter(f), values))) for f in fields]
         return ["d", [_word(f) for f in fields], columns]
     return ["s", _column(values)]
 
