@@ -14,8 +14,11 @@ write relabels it in place); ``requirements``, ``constraints``, ``warnings`` and
 and detail keys, scorers) are stored as their index there. TEXT holds:
 
 - ``n``: the decision's backend names, once, in order of first appearance in
-  the trace: the prefix they all share, then the rest of each, joined by
-  spaces (``"rack-0 1 2 3"``), or a plain list when a name holds a space;
+  the trace, front-coded (each entry is the length of the prefix it shares
+  with the previous one, as one character, then the rest; joined by spaces:
+  ``"0rack-00 67 510"`` for rack-00, rack-07, rack-10), or a plain list when a name is empty or holds a
+  space (front coding compresses better than one common prefix, in the row and
+  under PostgreSQL's compression alike);
 - ``x``: each distinct reason and suggested action, once;
 - ``s``: per trace entry ``[reconciler, policy, model, duration, before,
   after, excluded, error]``, trailing Nones dropped: the model None when it is
@@ -121,6 +124,7 @@ CONSTRAINTS = ("privacy", "min_tier", "tier_mode", "max_cost_usd")
 BACKEND = ("name", "base_url", "privacy_zone", "capability_tier")
 _CONSTRAINT = ["value", "sources"]
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_PREFIX = {c: i for i, c in enumerate(_DIGITS)}
 _MISSING = object()
 _BACKEND = itemgetter("backend")
 _REASON = itemgetter("reason")
@@ -190,23 +194,37 @@ def unpack(text: str) -> list[int]:
 
 
 def _code_names(names: list[str]) -> str | list[str]:
-    """The prefix all names share, then the rest of each, all joined by spaces
-    (``"rack-0 1 2 3"``); the plain list when a name holds a space."""
+    """Front-coded names (see the module doc), or the list when they cannot be."""
     if not names:
         return ""
-    if any(" " in name for name in names):
+    if any(" " in name or not name for name in names):
         return names
-    common = len(commonprefix(names))
-    return " ".join([names[0][:common], *[name[common:] for name in names]])
+    limit = len(_DIGITS) - 1
+    # Every name shares at least the prefix common to all: compare after it.
+    common = min(len(commonprefix(names)), limit)
+    parts = [_DIGITS[0] + names[0]]
+    previous = names[0]
+    for name in names[1:]:
+        shared = common
+        top = min(len(previous), len(name), limit)
+        while shared < top and previous[shared] == name[shared]:
+            shared += 1
+        parts.append(_DIGITS[shared] + name[shared:])
+        previous = name
+    return " ".join(parts)
 
 
 def _decode_names(coded: str | list[str]) -> list[str]:
-    if type(coded) is list:
+    if isinstance(coded, list):
         return coded
+    names: list[str] = []
+    previous = ""
     if not coded:
-        return []
-    prefix, *suffixes = str(coded).split(" ")
-    return [prefix + suffix for suffix in suffixes]
+        return names
+    for part in coded.split(" "):
+        previous = previous[: _PREFIX[part[0]]] + part[1:]
+        names.append(previous)
+    return names
 
 
 # -- columns of values -----------------------------------------------------------
