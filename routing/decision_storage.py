@@ -14,11 +14,10 @@ write relabels it in place); ``requirements``, ``constraints``, ``warnings`` and
 and detail keys, scorers) are stored as their index there. TEXT holds:
 
 - ``n``: the decision's backend names, once, in order of first appearance in
-  the trace, front-coded (each entry is the length of the prefix it shares
-  with the previous one, as one character, then the rest; joined by spaces:
-  ``"0rack-00 67 510"`` for rack-00, rack-07, rack-10), or a plain list when a name is empty or holds a
-  space (front coding compresses better than one common prefix, in the row and
-  under PostgreSQL's compression alike);
+  the trace, front-coded: each entry is the length of the prefix it shares
+  with the previous one, as one character, then the rest, joined by spaces
+  (``"0rack-00 67 510"`` for rack-00, rack-07, rack-10); a plain list when a
+  name is empty or holds a space;
 - ``x``: each distinct reason and suggested action, once;
 - ``s``: per trace entry ``[reconciler, policy, model, duration, before,
   after, excluded, error]``, trailing Nones dropped: the model None when it is
