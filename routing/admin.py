@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,9 @@ from django.db.models import Field, Model, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.forms import Field as FormField
 from django.http import HttpRequest
+from django.utils.html import format_html
 
+from routing.decision_storage import EMPTY, decision_view
 from routing.explorer.numbers import money
 from routing.models import (
     Alias,
@@ -393,6 +396,13 @@ class RoutingDecisionAdmin(ReadOnlyAdmin):
     list_filter = ("outcome",)
     search_fields = ("request_id", "requested_model", "model", "backend_name")
     date_hierarchy = "created_at"
+    # The JSON columns hold the compact stored form: show the full view instead.
+    exclude = tuple(EMPTY)
+    readonly_fields = ("recorded_json",)
+
+    @admin.display(description="requirements, constraints, annotations, trace…")
+    def recorded_json(self, obj: RoutingDecision) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(decision_view(obj), indent=2))
 
 
 @admin.register(LedgerEntry)

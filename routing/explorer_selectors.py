@@ -21,6 +21,7 @@ from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
+from routing.decision_storage import decision_view
 from routing.explorer.present import ObservedBackend, ObservedBudget
 from routing.models import (
     Alias,
@@ -206,13 +207,11 @@ def decision_payload(decision: RoutingDecision) -> dict[str, Any]:
         ),
         "fallback_used": decision.fallback_used,
         "pipeline_duration_us": decision.pipeline_duration_us,
-        "requirements": decision.requirements or {},
-        "constraints": decision.constraints or {},
-        "annotations": decision.annotations or {},
-        "trace": decision.trace or [],
-        "warnings": decision.warnings or [],
     }
-    payload.update(decision.details or {})
+    view = decision_view(decision)  # either stored form
+    details = view.pop("details")
+    payload.update(view)
+    payload.update(details)
     return payload
 
 

@@ -21,6 +21,7 @@ from routing.api.fields import (
     PlainIntegerField,
     PlainNumbersModelSerializer,
 )
+from routing.decision_storage import decision_view
 from routing.models import (
     Alias,
     Backend,
@@ -477,7 +478,10 @@ class DecisionSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: RoutingDecision) -> dict[str, Any]:
         data = super().to_representation(instance)
-        details = dict(instance.details or {})
+        # The JSON columns as the route call answered (either stored form).
+        view = decision_view(instance)
+        details = view.pop("details")
+        data.update(view)
         data.update(details)
         return data
 

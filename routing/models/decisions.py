@@ -14,7 +14,10 @@ class RoutingDecision(models.Model):
     """One routing call and why it went where it went (or nowhere).
 
     Scalar columns serve the explorer's filters; the JSON columns hold the
-    pipeline's requirements, constraints, annotations, trace and error.
+    pipeline's requirements, constraints, annotations, trace and error, since
+    issue 15 in the compact form of ``routing.decision_storage`` (all in
+    ``trace``, ``budget_status`` in ``annotations``). Read them through
+    ``decision_storage.decision_view``, which reads either form.
 
     On PostgreSQL the table is range-partitioned by ``created_at`` (see
     ``routing/services/partitions.py``) and its primary key is

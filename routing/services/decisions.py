@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from routing.decision_storage import encode
 from routing.models import DecisionExclusion, RoutingDecision
 from routing.pipeline import RoutingResult
 from routing.services.decision_sql import StateGuard, decision_write, status_rank_of
@@ -111,7 +112,7 @@ def decision_record(
     counts = _exclusion_counts(result)
     if connection.vendor == "postgresql":
         # The statement itself relabels the stored annotations.
-        columns = decision_columns(result, **known)
+        columns = stored_columns(result, **known)
         rank = _write(columns, counts, reservation, guard)
         return _relabel(result, rank)
     if guard is not None:
@@ -121,7 +122,7 @@ def decision_record(
         if reservation is not None:
             rank = budget_reserve(decision_id=decision_id, reservation=reservation)
             result = _relabel(result, rank)
-        RoutingDecision(**decision_columns(result, **known)).save(force_insert=True)
+        RoutingDecision(**stored_columns(result, **known)).save(force_insert=True)
         DecisionExclusion.objects.bulk_create(
             exclusion_rows(
                 decision_id=decision_id, counts=counts, created_at=created_at
@@ -140,7 +141,7 @@ def decision_rows(
     """A decision's unsaved rows with the columns ``decision_record`` writes, for
     writers in bulk (``decisions_insert``); ``known`` are the other columns
     (request_id, client, config_version, sample...). Nothing is reserved."""
-    columns = decision_columns(result, id=decision_id, created_at=created_at, **known)
+    columns = stored_columns(result, id=decision_id, created_at=created_at, **known)
     exclusions = exclusion_rows(
         decision_id=decision_id,
         counts=_exclusion_counts(result),
@@ -192,6 +193,11 @@ def _relabel(result: RoutingResult, rank: int | None) -> RoutingResult:
         return result
     annotations = {**result.annotations, "budget_status": STATUS_RANKS[rank].value}
     return replace(result, annotations=annotations)
+
+
+def stored_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:
+    """``decision_columns`` in the compact stored form (``routing.decision_storage``)."""
+    return encode(decision_columns(result, **known))
 
 
 def decision_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:

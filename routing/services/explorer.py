@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
+from routing.decision_storage import decision_view
 from routing.models import Backend, PrivacyZone, RoutingDecision
 from routing.pipeline import RoutingRequest, RoutingResult
 from routing.pipeline.analysis import image_tokens
@@ -83,8 +84,9 @@ def request_from_decision(decision: RoutingDecision) -> RoutingRequest:
     A request constraint weaker than a policy's (a lower tier, a higher cost cap)
     was not recorded, so it cannot be restated.
     """
-    requirements = decision.requirements or {}
-    constraints = decision.constraints or {}
+    view = decision_view(decision)  # either stored form
+    requirements = view["requirements"]
+    constraints = view["constraints"]
     body = synthetic_body(
         input_tokens=int(requirements.get("estimated_input_tokens") or 0),
         output_tokens=int(requirements.get("estimated_output_tokens") or 0),

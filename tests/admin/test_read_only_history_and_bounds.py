@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from routing.decision_storage import is_compact
 from routing.models import LedgerEntry, RoutingDecision
 from tests.factories import (
     BackendFactory,
@@ -88,3 +89,20 @@ def test_the_admin_tier_inputs_offer_the_models_bounds_1_to_5(
     ).content.decode()
     min_tier = number_input(html, "min_tier")
     assert 'min="1"' in min_tier and 'max="5"' in min_tier
+
+
+def test_a_decisions_admin_page_shows_the_full_trace_not_the_stored_form(
+    admin_client_as_operator: Any, api_client: Any
+) -> None:
+    BackendFactory(name="rack-a")
+    routed = api_client.post(
+        "/api/v1/route",
+        {"model": "missing-model", "messages": [{"role": "user", "content": "hi"}]},
+        format="json",
+    ).json()
+    decision = RoutingDecision.objects.get(pk=routed["decision_id"])
+    assert is_compact(decision.trace)
+    url = reverse("admin:routing_routingdecision_change", args=[decision.pk])
+    html = admin_client_as_operator.get(url).content.decode()
+    assert "&quot;candidates_before&quot;" in html  # the expanded trace
+    assert "&quot;z&quot;" not in html

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from rest_framework.test import APIClient
 
-from tests.fleet_rows import chat
+from routing.decision_storage import is_compact
+from routing.models import RoutingDecision
+from tests.fleet_rows import add_backend, chat, priced
+
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {}}}
 
 pytestmark = pytest.mark.django_db
 
@@ -148,3 +153,37 @@ def test_unknown_decision_is_a_404(api_client: APIClient) -> None:
     response = api_client.get("/api/v1/decisions/00000000-0000-4000-8000-000000000000/")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
+
+
+def test_a_recorded_decision_reads_back_exactly_as_the_route_call_answered(
+    api_client: APIClient, fleet: Any
+) -> None:
+    """Stored compact, read back in full: every key the route call answered."""
+    for i in range(40):
+        add_backend(
+            f"rack-{i:02d}",
+            "local",
+            i % 5 + 1,
+            [priced("llama3.1:8b", "0", "0", tools=i % 3 > 0)],
+            priority=(i * 37) % 101,
+        )
+    calls = [
+        (chat("llama3.1:8b", tools=[TOOL]), {"X-Nexus-Privacy": "restricted"}),
+        (chat("llama3.1:8b"), {"X-Nexus-Min-Tier": "4"}),
+        (chat("gpt-4o", nexus={"privacy": "restricted"}), {}),
+        (chat("missing-model"), {}),
+    ]
+    for body, headers in calls:
+        routed = api_client.post(
+            "/api/v1/route", body, format="json", headers=headers
+        ).json()
+        row = RoutingDecision.objects.get(pk=routed["decision_id"])
+        assert is_compact(row.trace)
+        detail = api_client.get(f"/api/v1/decisions/{routed['decision_id']}/").json()
+        for key, value in routed.items():
+            if key == "estimated_cost_usd":  # a decimal column: 6 places, as text
+                assert Decimal(detail[key]) == Decimal(str(value)).quantize(
+                    Decimal("0.000001")
+                )
+                continue
+            assert detail[key] == value, key

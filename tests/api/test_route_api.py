@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from routing.decision_storage import decision_view
 from routing.models import DecisionExclusion, LedgerEntry, RoutingDecision
 from tests.fleet_rows import add_policy, chat, set_budget
 
@@ -344,4 +345,7 @@ def test_a_non_ascii_model_name_is_answered_and_stored_as_sent(
     assert response.json()["requested_model"] == "modèle-ü"
     stored = RoutingDecision.objects.get(pk=response.json()["decision_id"])
     assert stored.requested_model == "modèle-ü"
-    assert stored.details["error"]["type"] == response.json()["error"]["type"]
+    assert (
+        decision_view(stored)["details"]["error"]["type"]
+        == response.json()["error"]["type"]
+    )

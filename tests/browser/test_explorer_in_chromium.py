@@ -52,6 +52,7 @@ def test_filtering_updates_the_list_and_the_url_without_a_reload(
 def test_a_rejected_decision_shows_each_exclusion_reason(
     page: Any, live_server: Any, demo_world: Any, shoot: Any
 ) -> None:
+    from routing.decision_storage import decision_view
     from routing.models import RoutingDecision
 
     decision = RoutingDecision.objects.get(request_id__contains="claude-sonnet")
@@ -60,7 +61,7 @@ def test_a_rejected_decision_shows_each_exclusion_reason(
     page.goto(f"{live_server.url}/?outcome=reject")
     page.click(f"#d-{decision.id} a")
     page.wait_for_url(re.compile(str(decision.id)))
-    for entry in decision.trace:
+    for entry in decision_view(decision)["trace"]:
         for excluded in entry["excluded"]:
             row = page.locator("tr.exclusion", has_text=excluded["backend"])
             assert excluded["reason"] in row.inner_text()

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from routing.decision_storage import decision_view
 from routing.services.demo import demo_fleet_load
 from tests.explorer.conftest import record
 
@@ -26,12 +27,13 @@ def test_a_fallback_decision_shows_one_collapsible_group_per_model_tried(
     # Restricted privacy: openai and anthropic are cloud, so gpt-4o falls back
     # to claude-sonnet-4-5, then to llama3.1:70b on the local vllm-a100.
     decision = record("gpt-4o", privacy="restricted")
-    assert decision.details["models_tried"] == [
+    view = decision_view(decision)
+    assert view["details"]["models_tried"] == [
         "gpt-4o",
         "claude-sonnet-4-5",
         "llama3.1:70b",
     ]
-    assert len(decision.trace) == 15
+    assert len(view["trace"]) == 15
 
     html = staff_client.get(
         reverse("explorer:decision", args=[decision.id])
@@ -56,13 +58,14 @@ def test_a_fallback_decision_shows_one_collapsible_group_per_model_tried(
 def test_a_single_model_decision_keeps_one_plain_trace_without_groups(staff_client):
     demo_fleet_load()
     decision = record("llama3.1:8b")
-    assert decision.details["models_tried"] == ["llama3.1:8b"]
+    view = decision_view(decision)
+    assert view["details"]["models_tried"] == ["llama3.1:8b"]
 
     html = staff_client.get(
         reverse("explorer:decision", args=[decision.id])
     ).content.decode()
     assert "trace-group" not in html
-    assert html.count('<li class="step') == len(decision.trace) == 5
+    assert html.count('<li class="step') == len(view["trace"]) == 5
 
 
 def test_a_rejected_fallback_decision_says_why_its_last_group_ended(staff_client):

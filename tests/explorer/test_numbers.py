@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from routing.decision_storage import decision_view
 from routing.explorer.numbers import duration_us, milliseconds, money, number, percent
 from routing.models import Backend, Budget, RoutingDecision
 from tests.explorer.conftest import record
@@ -104,9 +105,11 @@ def test_the_decision_list_and_page_show_a_tiny_cost_with_its_digits(
     decision = record("llama3.1:8b", privacy="unrestricted", request_id="tiny")
     assert decision.backend_name == "cloud-llama"
     # Recorded costs keep 6 decimals; a candidate's estimate (JSON) keeps more.
-    annotations = {**decision.annotations, "estimated_cost_usd": {"cloud-llama": 4e-7}}
+    # Written back in the full form: the page reads rows of either form.
+    view = decision_view(decision)
+    view["annotations"]["estimated_cost_usd"] = {"cloud-llama": 4e-7}
     RoutingDecision.objects.filter(pk=decision.pk).update(
-        estimated_cost_usd=Decimal("0.000026"), annotations=annotations
+        estimated_cost_usd=Decimal("0.000026"), **view
     )
     listing = staff_client.get(reverse("explorer:decisions")).content.decode()
     assert "$0.000026" in listing
@@ -124,15 +127,18 @@ def test_the_decision_page_writes_scores_and_durations_with_three_digits(
     staff_client, fleet
 ):
     decision = record("llama3.1:8b", privacy="unrestricted", request_id="scored")
+    # Written back in the full form: the page reads rows of either form.
+    view = decision_view(decision)
     annotations = {
-        **decision.annotations,
+        **view["annotations"],
         "scores": {"cloud-llama": 0.823456, "local-gpu": 0.0123456},
         "score_breakdown": {"cloud-llama": {"latency": 0.456789}},
         "scorer_weights": {"latency": 0.2},
     }
-    trace = [{**entry, "duration_us": 4.56789} for entry in decision.trace]
+    trace = [{**entry, "duration_us": 4.56789} for entry in view["trace"]]
     RoutingDecision.objects.filter(pk=decision.pk).update(
-        annotations=annotations, trace=trace, pipeline_duration_us=1234.5678
+        **{**view, "annotations": annotations, "trace": trace},
+        pipeline_duration_us=1234.5678,
     )
     html = staff_client.get(
         reverse("explorer:decision", args=[decision.pk])

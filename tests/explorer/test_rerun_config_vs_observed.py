@@ -8,6 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from routing.decision_storage import decision_view
 from routing.models import AuditEntry, Backend, Budget
 from routing.services.config import config_save
 from tests.explorer.conftest import record
@@ -58,7 +59,7 @@ def test_a_probe_like_latency_change_shows_under_observed_state_and_no_config_ch
     staff_client, fleet
 ):
     decision = record("llama3.1:8b")
-    scored = decision.annotations["score_breakdown"]["cloud-llama"]
+    scored = decision_view(decision)["annotations"]["score_breakdown"]["cloud-llama"]
     assert scored["latency"] == 0.5  # never probed: neutral
     audit_before = AuditEntry.objects.count()
     # What a probe writes: the probed columns, no audit entry, no config version.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from routing.decision_storage import decision_view
 from routing.models import Backend, LedgerEntry, RoutingDecision
 from routing.services.config import config_save
 from routing.services.explorer import request_from_decision
@@ -70,11 +71,10 @@ def test_a_rerun_restates_the_request_constraints_but_not_the_policy_ones(fleet)
     request = request_from_decision(decision)
     assert str(request.privacy) == "restricted"
     assert request.min_tier is None  # came from policy gpt-tier
-    assert (
-        request.body["max_tokens"] == decision.requirements["estimated_output_tokens"]
-    )
+    requirements = decision_view(decision)["requirements"]
+    assert request.body["max_tokens"] == requirements["estimated_output_tokens"]
     text = request.body["messages"][0]["content"]
-    assert len(text) == decision.requirements["estimated_input_tokens"] * 4
+    assert len(text) == requirements["estimated_input_tokens"] * 4
 
 
 def test_a_rerun_after_a_config_change_shows_what_would_change(staff_client, fleet):

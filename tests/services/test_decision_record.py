@@ -14,6 +14,7 @@ import pytest
 from django.db import DataError, connection
 from django.utils import timezone
 
+from routing.decision_storage import decision_view
 from routing.models import (
     Budget,
     DecisionExclusion,
@@ -92,8 +93,9 @@ def test_a_decision_is_stored_with_one_exclusion_row_per_excluding_reconciler() 
     )
     assert ROUTED.estimated_cost_usd
     assert stored.estimated_cost_usd == Decimal(str(ROUTED.estimated_cost_usd))
-    assert stored.details["models_tried"] == ["gpt-4o"]
-    assert stored.trace == ROUTED.trace_json()
+    view = decision_view(stored)
+    assert view["details"]["models_tried"] == ["gpt-4o"]
+    assert view["trace"] == ROUTED.trace_json()
     counts = dict(
         DecisionExclusion.objects.filter(decision_id=decision_id).values_list(
             "reconciler", "excluded_count"

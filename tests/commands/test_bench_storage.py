@@ -1,0 +1,39 @@
+"""``manage.py bench_storage``: bytes per decision on PostgreSQL, nothing left behind."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from routing.models import ApiKey, Backend, RoutingDecision, TrafficPolicy
+
+
+def test_it_reports_each_size_and_leaves_no_row_and_no_table_behind(
+    postgres: None,
+) -> None:
+    counts = [m.objects.count() for m in (Backend, RoutingDecision, ApiKey)]
+    out = StringIO()
+    call_command("bench_storage", "--sizes", "5,12", "--calls", "5", stdout=out)
+    rows = [line.split() for line in out.getvalue().splitlines()[2:]]
+    assert [row[0] for row in rows] == ["5", "12"]
+    for row in rows:
+        decision, exclusions, total = (int(v) for v in row[1:4])
+        assert decision > 0 and total == decision + exclusions
+        assert int(row[6]) > int(row[7]) > 0  # the API's JSON, more than stored
+    assert [m.objects.count() for m in (Backend, RoutingDecision, ApiKey)] == counts
+    assert not TrafficPolicy.objects.filter(name__startswith="bench-tier").exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('pg_temp.routing_routingdecision')")
+        assert cursor.fetchone() == (None,)
+
+
+@pytest.mark.django_db
+def test_on_sqlite_it_says_the_figure_is_postgresql_only() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("the SQLite answer; on PostgreSQL the figure is measured")
+    with pytest.raises(CommandError, match="measures PostgreSQL storage"):
+        call_command("bench_storage", "--calls", "1")
