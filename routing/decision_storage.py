@@ -769,3 +769,48 @@ def decision_view(decision: Any) -> dict[str, Any]:
     row["backend_name"] = getattr(decision, "backend_name", "")
     row["model"] = getattr(decision, "model", "")
     return expand(row)
+
+
+def replay_fields(
+    blob_text: str, *, backend_name: str, model: str
+) -> tuple[str, str, str | None, int | None, int | None]:
+    """What a replay reads of a compact row, without expanding all of it:
+    the requirements and constraints as JSON text, the strategy, a round-robin
+    decision's turn and the chosen backend's tier. ``blob_text`` is the compact
+    JSON (the ``z`` of the ``trace`` column). The turn needs the annotations
+    in full, so only a round-robin decision is expanded whole."""
+    blob: dict[str, Any] = json.loads(blob_text)
+    if "Q" in blob:
+        requirements = dict(zip(REQUIREMENTS, blob["Q"], strict=True))
+    else:
+        requirements = blob.get("q", {})
+    if "C" in blob:
+        constraints = {
+            key: {"value": value, "sources": sources}
+            for key, (value, sources) in zip(CONSTRAINTS, blob["C"], strict=True)
+        }
+    else:
+        constraints = blob.get("c", {})
+    strategy = next(
+        (e[1] for e in blob["a"] if len(e) == 2 and _unword(e[0]) == "strategy"),
+        None,
+    )
+    tier = None
+    for entry in blob.get("d", []):
+        if _unword(entry[0]) == "backend" and len(entry) == 3:
+            rest = entry[2]
+            if type(rest) is list:
+                rest = dict(zip(BACKEND[1:], rest, strict=True))
+            tier = rest.get("capability_tier")
+    turn = None
+    if strategy == "round_robin":
+        full = expand(
+            {
+                "trace": {"v": VERSION, "z": blob_text},
+                "backend_name": backend_name,
+                "model": model,
+            }
+        )
+        breakdown = full["annotations"].get("score_breakdown") or {}
+        turn = (breakdown.get(backend_name) or {}).get("turn")
+    return json_text(requirements), json_text(constraints), strategy, turn, tier

@@ -16,6 +16,7 @@ from routing.decision_storage import (
     expand,
     is_compact,
     pack,
+    replay_fields,
     unpack,
 )
 from routing.dev import golden
@@ -67,6 +68,32 @@ def test_expanding_a_stored_decision_gives_back_the_full_view_key_order_included
         row = stored(columns)
         assert is_compact(row["trace"])  # no decision fell back to the full form
         assert json.dumps(expand(row)) == json.dumps(full(columns))
+
+
+def test_the_replay_reads_of_a_compact_row_what_the_full_view_holds() -> None:
+    results = generated_results(600, seed=16)
+    strategies = set()
+    for result in results:
+        columns = decision_columns(result)
+        row = stored(columns)
+        view = full(columns)
+        strategy = view["annotations"].get("strategy")
+        strategies.add(strategy)
+        backend = columns["backend_name"]
+        breakdown = view["annotations"].get("score_breakdown") or {}
+        turn = (breakdown.get(backend) or {}).get("turn")
+        tier = (view["details"].get("backend") or {}).get("capability_tier")
+        requirements, constraints, *rest = replay_fields(
+            row["trace"]["z"], backend_name=backend, model=columns["model"]
+        )
+        assert (json.loads(requirements), json.loads(constraints), *rest) == (
+            view["requirements"],
+            view["constraints"],
+            strategy,
+            turn if strategy == "round_robin" else None,
+            tier,
+        )
+    assert {"round_robin", "smart"} <= strategies
 
 
 def test_a_fifty_backend_decision_is_stored_in_a_fraction_of_its_json() -> None:

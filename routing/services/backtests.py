@@ -26,7 +26,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +39,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from routing.adapters import budget_snapshots, build_config_snapshot
+from routing.decision_storage import replay_fields
 from routing.errors import ConflictError, NexusError, NotFoundError
 from routing.models import (
     ACTIVE_STATUSES,
@@ -276,6 +277,8 @@ def _row_columns() -> str:
     ``routing.replay.replay_input``); from the annotations only the strategy
     and a round-robin decision's turn, from the details the chosen backend's
     tier. Decisions do not record the request's own constraints yet (NULL).
+    Last, a row in the compact stored form's compact JSON (NULL for a row of
+    the earlier form), from which ``_row`` reads the same fields.
     """
     if connection.vendor == "postgresql":
         return (
@@ -284,7 +287,7 @@ def _row_columns() -> str:
             "annotations->>'strategy', "
             "CASE WHEN annotations->>'strategy' = 'round_robin' THEN "
             "(annotations->'score_breakdown'->backend_name->>'turn')::bigint END, "
-            "(details->'backend'->>'capability_tier')::int, NULL"
+            "(details->'backend'->>'capability_tier')::int, NULL, trace->>'z'"
         )
     return (
         "requested_model, client, outcome, backend_name, model, "
@@ -292,7 +295,8 @@ def _row_columns() -> str:
         "json_extract(annotations, '$.strategy'), "
         "json_extract(annotations, '$.score_breakdown.\"' || backend_name || "
         "'\".turn'), "
-        "json_extract(details, '$.backend.capability_tier'), NULL"
+        "json_extract(details, '$.backend.capability_tier'), NULL, "
+        "json_extract(trace, '$.z')"
     )
 
 
@@ -360,12 +364,25 @@ def backtest_decision_batches(
             raw = cursor.fetchall()
         if not raw:
             return
-        make = DecisionRow._make
-        yield [(record[0], record[1], make(record[2:])) for record in raw]
+        yield [(record[0], record[1], _row(record)) for record in raw]
         if len(raw) < size:
             return
         after = (raw[-1][1], raw[-1][0])
         size = min(batch_size, size * 2)
+
+
+def _row(record: Sequence[Any]) -> DecisionRow:
+    """A ``DecisionRow`` from a selected record (``id, created_at``, the
+    columns of ``_row_columns``), read from the compact form when stored so."""
+    *fields, blob = record[2:]
+    if blob is None:
+        return DecisionRow._make(fields)
+    requirements, constraints, strategy, turn, tier = replay_fields(
+        blob, backend_name=fields[3], model=fields[4]
+    )
+    return DecisionRow._make(
+        [*fields[:6], requirements, constraints, strategy, turn, tier, fields[11]]
+    )
 
 
 _END = object()

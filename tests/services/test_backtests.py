@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from routing.adapters import config_snapshot, shared_pipeline_reset
 from routing.api.draft_changes import change_write
+from routing.decision_storage import decision_view
 from routing.models import Backtest, BacktestChange, RoutingDecision
 from routing.pipeline import RoutingRequest
 from routing.pipeline.rules import parse_privacy
@@ -42,6 +43,15 @@ def ask(
         sources={"privacy": "header"} if privacy else {},
     )
     route_request(request=request, request_id="r", client=client)
+
+
+def restricted_routes() -> set[Any]:
+    """Ids of the routed decisions whose constraints are ``restricted``."""
+    return {
+        decision.id
+        for decision in RoutingDecision.objects.filter(outcome="route")
+        if decision_view(decision)["constraints"]["privacy"]["value"] == "restricted"
+    }
 
 
 def record_traffic(settings: Any, strategies: tuple[str, ...] = STRATEGIES) -> int:
@@ -111,9 +121,7 @@ def test_a_backend_moved_to_a_cloud_zone_shifts_exactly_the_restricted_decisions
     fleet: Any, settings: Any
 ) -> None:
     record_traffic(settings)
-    restricted = RoutingDecision.objects.filter(
-        constraints__privacy__value="restricted", outcome="route"
-    ).count()
+    restricted = len(restricted_routes())
     assert restricted > 0
     version = config_version_current()
     backtest = run(
@@ -126,11 +134,7 @@ def test_a_backend_moved_to_a_cloud_zone_shifts_exactly_the_restricted_decisions
     assert summary["backend_shift"] == {"local-gpu->(none)": restricted}
     assert summary["privacy_violations"] == 0
     changed = set(BacktestChange.objects.values_list("decision_id", flat=True))
-    expected = set(
-        RoutingDecision.objects.filter(
-            constraints__privacy__value="restricted", outcome="route"
-        ).values_list("id", flat=True)
-    )
+    expected = restricted_routes()
     assert changed == expected
     # Live routing never saw the draft.
     assert config_version_current() == version
@@ -190,7 +194,7 @@ def test_a_draft_removing_a_policy_restates_only_what_the_request_asked(
     header_restricted = {
         decision.id
         for decision in RoutingDecision.objects.all()
-        if "header" in decision.constraints["privacy"]["sources"]
+        if "header" in decision_view(decision)["constraints"]["privacy"]["sources"]
     }
     assert header_restricted
     changed = BacktestChange.objects.values_list("decision_id", "after")

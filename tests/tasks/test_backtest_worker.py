@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from routing.api.draft_changes import change_write
-from routing.models import Backtest, RoutingDecision
+from routing.models import Backtest
 from routing.services.backtests import backtest_request
 from routing.services.drafts import DraftChange, draft_create
-from tests.services.test_backtests import record_traffic, window
+from tests.services.test_backtests import record_traffic, restricted_routes, window
 from tests.tasks.test_real_worker import celery, celery_env, wait_for, worker_args
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -24,9 +24,7 @@ def test_a_worker_replays_a_backtest_on_two_processes_and_stores_the_summary(
     celery_env: dict[str, str], tmp_path: Path, fleet: Any, settings: Any
 ) -> None:
     recorded = record_traffic(settings)
-    restricted = RoutingDecision.objects.filter(
-        constraints__privacy__value="restricted", outcome="route"
-    ).count()
+    restricted = len(restricted_routes())
     change = DraftChange("backends", "update", "local-gpu", {"privacy_zone": "cloud"})
     draft = draft_create(name="m", changes=[change], actor="o", write=change_write)
     env = {**celery_env, "NEXUS_BACKTEST_WORKERS": "2"}
