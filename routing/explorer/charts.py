@@ -306,7 +306,8 @@ def horizontal_bars(
 ) -> SafeString:
     """One labelled horizontal bar per row, the figure beside it (a backtest's
     outcome shift, cost before/after, backend shift)."""
-    row_h, label_w, pad, figure_w = 24, 260, 8, 110
+    row_h, pad, figure_w = 24, 8, 90
+    label_w = min(260, round(width * 0.34))
     height = max(len(bars), 1) * row_h + 2 * pad
     usable = width - label_w - figure_w - 2 * pad
     top = max((value for _, value, _, _ in bars), default=0.0) or 1.0
@@ -331,7 +332,7 @@ def horizontal_bars(
     return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped names
 
 
-def outcome_shift(outcomes: dict[str, int]) -> SafeString:
+def outcome_shift(outcomes: dict[str, int], *, width: int = 460) -> SafeString:
     """Decisions per ``before->after`` outcome pair, coloured by the outcome
     after (grey when unchanged)."""
     bars: list[Bar] = []
@@ -339,10 +340,10 @@ def outcome_shift(outcomes: dict[str, int]) -> SafeString:
         before, _, after = pair.partition("->")
         colour = "#a0aec0" if before == after else OUTCOME_COLOURS.get(after, "#718096")
         bars.append((f"{before} → {after}", float(count), f"{count:,}", colour))
-    return horizontal_bars(bars, css="outcome-shift", what="outcome shift")
+    return horizontal_bars(bars, css="outcome-shift", what="outcome shift", width=width)
 
 
-def cost_before_after(before: float, after: float) -> SafeString:
+def cost_before_after(before: float, after: float, *, width: int = 460) -> SafeString:
     """The estimated cost of the recorded decisions beside their replays'."""
     return horizontal_bars(
         [
@@ -351,6 +352,7 @@ def cost_before_after(before: float, after: float) -> SafeString:
         ],
         css="cost-shift",
         what="estimated cost before and after",
+        width=width,
     )
 
 
