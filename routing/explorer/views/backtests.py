@@ -48,7 +48,8 @@ def _backtest(backtest_id: int) -> Backtest:
     return backtest
 
 
-def _open_draft(draft_id: int | None) -> Draft | None:
+def _draft_or_none(draft_id: int | None) -> Draft | None:
+    """The draft (any status), None when there is none."""
     if draft_id is None:
         return None
     return drafts_newest_first().filter(pk=draft_id).first()
@@ -73,7 +74,7 @@ def backtest_new(request: ExplorerRequest) -> HttpResponse:
     their fields (422)."""
     if request.method == "GET":
         raw = request.GET.get("draft", "")
-        draft = _open_draft(int(raw)) if raw.isdigit() else None
+        draft = _draft_or_none(int(raw)) if raw.isdigit() else None
         if raw and draft is None:
             raise Http404("No such draft.")
         initial = BacktestForm.initial_for(
@@ -82,7 +83,7 @@ def backtest_new(request: ExplorerRequest) -> HttpResponse:
         return _new_response(request, BacktestForm(initial=initial), draft, 200)
     form = BacktestForm(request.POST)
     raw = request.POST.get("draft", "")
-    draft = _open_draft(int(raw)) if raw.isdigit() else None
+    draft = _draft_or_none(int(raw)) if raw.isdigit() else None
     if not form.is_valid():
         return _new_response(request, form, draft, 422)
     try:
@@ -128,7 +129,7 @@ def _detail_context(
         percent = min(100, round(100 * backtest.progress_done / total))
     context: dict[str, Any] = {
         "backtest": backtest,
-        "draft": _open_draft(backtest.draft_id),
+        "draft": _draft_or_none(backtest.draft_id),
         "active": active,
         "percent": percent,
         "poll_seconds": POLL_SECONDS,
@@ -220,7 +221,7 @@ def backtest_change(
     context: dict[str, Any] = {
         "backtest": backtest,
         "change": change,
-        "draft": _open_draft(backtest.draft_id),
+        "draft": _draft_or_none(backtest.draft_id),
         "after_cost": (change.after or {}).get("estimated_cost_usd"),
     }
     if decision is not None:

@@ -102,7 +102,7 @@ def decision_rerun_view(
     if draft_id is None:
         rerun = decision_rerun(decision=decision)
     else:
-        if not DraftPermission().has_permission(request, None):  # type: ignore[arg-type]
+        if not DraftPermission().has_permission(request, None):
             raise PermissionDenied(DraftPermission.message)
         try:
             rerun = decision_replay(
