@@ -367,14 +367,18 @@ class Replayer:
             built = self._pipelines[strategy] = (builder.build(), selection)
         return built
 
-    def replay(self, row: DecisionRow) -> Verdict:
-        """Replay one row and compare it with what was recorded."""
+    def route(self, row: DecisionRow) -> tuple[ReplayInput, RoutingResult]:
+        """Replay one row: the input rebuilt from it and the pipeline's result."""
         replayed = replay_input(row)
         strategy = replayed.strategy or Strategy(self.spec.strategy)
         pipeline, selection = self._pipeline(strategy)
         seed = zlib.crc32(repr(row).encode())
         selection.hint = (replayed.chosen, replayed.turn, seed)
-        result = pipeline.route(replayed.request, self.context)
+        return replayed, pipeline.route(replayed.request, self.context)
+
+    def replay(self, row: DecisionRow) -> Verdict:
+        """Replay one row and compare it with what was recorded."""
+        replayed, result = self.route(row)
         return compare(row, replayed, result)
 
     def replay_many(self, rows: Iterable[DecisionRow]) -> list[Verdict]:

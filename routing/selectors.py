@@ -262,3 +262,38 @@ def backtest_change_list(
     if backend is not None:
         changes = changes.filter(Q(before_backend=backend) | Q(after_backend=backend))
     return changes
+
+
+@dataclass(frozen=True)
+class BacktestChangePage:
+    """One page of a backtest's changed decisions and the next page's cursor
+    (``(created_at, id)`` of its last row; None: the last page)."""
+
+    rows: list[BacktestChange]
+    next_cursor: tuple[datetime, int] | None
+
+
+def backtest_change_page(
+    *,
+    backtest: Backtest,
+    outcome_change: str | None = None,
+    backend: str | None = None,
+    cursor: tuple[datetime, int] | None = None,
+    limit: int = 50,
+) -> BacktestChangePage:
+    """``backtest_change_list`` a page at a time, strictly older than ``cursor``."""
+    changes = backtest_change_list(
+        backtest=backtest, outcome_change=outcome_change, backend=backend
+    )
+    if cursor is not None:
+        created_at, change_id = cursor
+        changes = changes.filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=change_id),
+            created_at__lte=created_at,
+        )
+    rows = list(changes[: limit + 1])
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = (rows[-1].created_at, rows[-1].pk)
+    return BacktestChangePage(rows=rows, next_cursor=next_cursor)

@@ -294,3 +294,73 @@ def estimate_vs_real(
     parts += _day_labels(axis, centres, height)
     parts.append("</svg></div>")
     return mark_safe("".join(parts))  # noqa: S308 - built from numbers and dates
+
+
+#: A bar of a backtest chart: its label, its length, the figure written beside
+#: it and its colour.
+Bar = tuple[str, float, str, str]
+
+
+def horizontal_bars(
+    bars: list[Bar], *, css: str, what: str, width: int = 900
+) -> SafeString:
+    """One labelled horizontal bar per row, the figure beside it (a backtest's
+    outcome shift, cost before/after, backend shift)."""
+    row_h, pad, figure_w = 24, 8, 90
+    label_w = min(260, round(width * 0.34))
+    height = max(len(bars), 1) * row_h + 2 * pad
+    usable = width - label_w - figure_w - 2 * pad
+    top = max((value for _, value, _, _ in bars), default=0.0) or 1.0
+    parts = [
+        f'<div class="chart-box"><svg class="chart {css}" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="{escape(what)}; the table beside it has the figures">'
+    ]
+    for i, (label, value, figure, colour) in enumerate(bars):
+        y = pad + i * row_h
+        length = max(usable * value / top, 1.0 if value else 0.0)
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 16}" font-size="12" text-anchor="end" '
+            f'fill="#2d3748">{escape(label)}</text>'
+            f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{length:.1f}" '
+            f'height="{row_h - 6}" fill="{colour}"><title>{escape(label)}: '
+            f"{escape(figure)}</title></rect>"
+            f'<text x="{label_w + length + 6:.1f}" y="{y + 16}" font-size="12" '
+            f'fill="#2d3748">{escape(figure)}</text>'
+        )
+    parts.append("</svg></div>")
+    return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped names
+
+
+def outcome_shift(outcomes: dict[str, int], *, width: int = 460) -> SafeString:
+    """Decisions per ``before->after`` outcome pair, coloured by the outcome
+    after (grey when unchanged)."""
+    bars: list[Bar] = []
+    for pair, count in sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0])):
+        before, _, after = pair.partition("->")
+        colour = "#a0aec0" if before == after else OUTCOME_COLOURS.get(after, "#718096")
+        bars.append((f"{before} → {after}", float(count), f"{count:,}", colour))
+    return horizontal_bars(bars, css="outcome-shift", what="outcome shift", width=width)
+
+
+def cost_before_after(before: float, after: float, *, width: int = 460) -> SafeString:
+    """The estimated cost of the recorded decisions beside their replays'."""
+    return horizontal_bars(
+        [
+            ("before (recorded)", before, _money(before), "#a0aec0"),
+            ("after (replayed)", after, _money(after), "#2b6cb0"),
+        ],
+        css="cost-shift",
+        what="estimated cost before and after",
+        width=width,
+    )
+
+
+def backend_shift(shifts: dict[str, int], *, top: int = 10) -> SafeString:
+    """The most frequent ``before->after`` backend moves."""
+    moves = sorted(shifts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    bars: list[Bar] = [
+        (pair.replace("->", " → "), float(count), f"{count:,}", "#805ad5")
+        for pair, count in moves
+    ]
+    return horizontal_bars(bars, css="backend-shift", what="backend shift")

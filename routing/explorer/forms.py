@@ -406,3 +406,91 @@ class BudgetForm(forms.Form):
         for key, texts in messages.items():
             name = self.ERROR_FIELDS.get(key, key)
             self.add_error(name if name in self.fields else None, texts)
+
+
+#: The window a new backtest proposes: the last this many days.
+BACKTEST_DEFAULT_DAYS = 7
+
+
+class BacktestForm(forms.Form):
+    """A backtest to start: an open draft (empty: today's configuration), the
+    window ``[since, until)`` in UTC and the filters. The service checks the
+    rest (``until`` after ``since``, the draft open) with the API's messages."""
+
+    draft = PlainIntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    since = forms.DateTimeField(
+        input_formats=DATETIME_FORMATS,
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        ),
+        help_text="UTC",
+    )
+    until = forms.DateTimeField(
+        input_formats=DATETIME_FORMATS,
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        ),
+        help_text="UTC; decisions before this time",
+    )
+    model = forms.CharField(
+        required=False, max_length=200, help_text="requested or resolved"
+    )
+    client = forms.CharField(required=False, max_length=160)
+    outcome = forms.ChoiceField(
+        required=False, choices=[("", "any outcome")] + [(o, o) for o in Outcome]
+    )
+
+    @classmethod
+    def initial_for(cls, *, now: datetime, draft_id: int | None) -> dict[str, Any]:
+        """The last ``BACKTEST_DEFAULT_DAYS`` days up to the next minute."""
+        until = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        return {
+            "draft": draft_id,
+            "since": until - timedelta(days=BACKTEST_DEFAULT_DAYS),
+            "until": until,
+        }
+
+    def request(self) -> dict[str, Any]:
+        """The service's keyword arguments (times in UTC, empty filters left out)."""
+        data = self.cleaned_data
+        return {
+            "draft_id": data.get("draft"),
+            "since": as_utc(data["since"]),
+            "until": as_utc(data["until"]),
+            "filters": {
+                key: data[key].strip()
+                for key in ("model", "client", "outcome")
+                if (data.get(key) or "").strip()
+            },
+        }
+
+
+class BacktestChangeFilterForm(forms.Form):
+    """The changed decisions' filters (as the API's) and page cursor."""
+
+    outcome_change = forms.ChoiceField(required=False, choices=[])
+    backend = forms.CharField(required=False, max_length=64)
+    cursor = forms.CharField(required=False, max_length=80)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        outcomes = [o.value for o in Outcome]
+        self.fields["outcome_change"].choices = [("", "any change")] + [
+            (f"{a}->{b}", f"{a} → {b}") for a in outcomes for b in outcomes
+        ]
+
+    def clean_cursor(self) -> tuple[datetime, int] | None:
+        raw = (self.cleaned_data.get("cursor") or "").replace(" ", "+")
+        if not raw:
+            return None
+        stamp, _, ident = raw.rpartition("_")
+        when = parse_utc(stamp)
+        if when is None or not ident.isdigit():
+            raise ValidationError("Not a page cursor.")
+        return (when, int(ident))
+
+
+class RerunForm(forms.Form):
+    """The decision page's re-run: today's configuration, or an open draft."""
+
+    draft = PlainIntegerField(required=False, min_value=1)

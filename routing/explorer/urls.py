@@ -6,6 +6,7 @@ from django.urls import path
 
 from routing.explorer.views import (
     backends,
+    backtests,
     config,
     decisions,
     detail,
@@ -53,5 +54,17 @@ urlpatterns = [
         "drafts/<int:draft_id>/discard/",
         drafts.draft_discard_view,
         name="draft-discard",
+    ),
+    path("backtests/new/", backtests.backtest_new, name="backtest-new"),
+    path("backtests/<int:backtest_id>/", backtests.backtest_detail, name="backtest"),
+    path(
+        "backtests/<int:backtest_id>/cancel/",
+        backtests.backtest_cancel_view,
+        name="backtest-cancel",
+    ),
+    path(
+        "backtests/<int:backtest_id>/changes/<uuid:decision_id>/",
+        backtests.backtest_change,
+        name="backtest-change",
     ),
 ]

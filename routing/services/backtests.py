@@ -26,6 +26,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from routing.models import (
     DraftStatus,
     RoutingDecision,
 )
+from routing.pipeline import RoutingResult
 from routing.pipeline.types import BudgetSnapshot, ConfigSnapshot, Outcome
 from routing.replay import (
     DecisionRow,
@@ -58,6 +60,7 @@ from routing.replay import (
     ReplayPool,
     Tally,
     Verdict,
+    compare,
     dump_world,
 )
 from routing.selectors import routing_state
@@ -323,6 +326,46 @@ def backtest_decision_count(backtest: Backtest) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {_TABLE} WHERE {where}", params)
         return int(cursor.fetchone()[0])
+
+
+def decision_row(*, decision_id: uuid.UUID) -> DecisionRow | None:
+    """One recorded decision's row, read as a backtest reads it (None: no such
+    decision)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, created_at, {_row_columns()} FROM {_TABLE} WHERE id = %s",
+            [RoutingDecision._meta.pk.get_db_prep_value(decision_id, connection)],
+        )
+        found = cursor.fetchone()
+    return None if found is None else _row(found)
+
+
+@dataclass(frozen=True)
+class DecisionReplay:
+    """One recorded decision replayed under a draft (nothing recorded): the
+    pipeline's full result and its verdict against the recording."""
+
+    result: RoutingResult
+    verdict: Verdict
+    approximate: bool
+
+
+def decision_replay(
+    *, decision_id: uuid.UUID, draft_id: int | None, write: ChangeWriter
+) -> DecisionReplay:
+    """Replay one recorded decision as a backtest of it would: the same world
+    (``backtest_world``), row and replayer. 404 for an unknown decision;
+    ``NexusError`` when the draft is not open or no longer applies."""
+    row = decision_row(decision_id=decision_id)
+    if row is None:
+        raise NotFoundError(f"No decision {decision_id}.")
+    world = backtest_world(draft_id=draft_id, write=write)
+    replayed, result = Replayer(world.config, world.budgets, world.spec).route(row)
+    return DecisionReplay(
+        result=result,
+        verdict=compare(row, replayed, result),
+        approximate=replayed.approximate,
+    )
 
 
 Batch = list[tuple[str, str, DecisionRow]]

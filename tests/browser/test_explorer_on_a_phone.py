@@ -30,6 +30,9 @@ def _pages(demo_world: Any) -> list[str]:
     )
     routed = RoutingDecision.objects.get(request_id__contains="gpt-4o-mini")
     rejected = RoutingDecision.objects.get(request_id__contains="claude-sonnet")
+    backtest = _finished_backtest()
+    change = backtest.changes.first()
+    assert change is not None
     return [
         "/",
         f"/decisions/{routed.pk}/",
@@ -40,7 +43,41 @@ def _pages(demo_world: Any) -> list[str]:
         "/config/",
         "/drafts/",
         f"/drafts/{draft.pk}/",
+        f"/backtests/{backtest.pk}/",
+        f"/backtests/{backtest.pk}/changes/{change.decision_id}/",
     ]
+
+
+def _finished_backtest() -> Any:
+    """A done backtest with changed decisions (openai disabled), run here."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from routing.api.draft_changes import change_write
+    from routing.models import Backtest
+    from routing.services.backtests import backtest_request, backtest_run
+    from routing.services.drafts import DraftChange, draft_create
+
+    done = Backtest.objects.filter(status="done").first()
+    if done is not None:
+        return done
+    draft = draft_create(
+        name="no openai",
+        changes=[DraftChange("backends", "update", "openai", {"enabled": False})],
+        actor="operator",
+        write=change_write,
+    )
+    now = timezone.now()
+    backtest, _ = backtest_request(
+        draft_id=draft.pk,
+        since=now - timedelta(hours=1),
+        until=now + timedelta(minutes=1),
+        filters={},
+        actor="operator",
+        enqueue=False,
+    )
+    return backtest_run(backtest_id=backtest.pk, write=change_write, workers=1)
 
 
 def test_every_explorer_page_fits_a_390px_screen_with_its_navigation_usable(

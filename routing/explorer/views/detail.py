@@ -5,9 +5,14 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_GET
 
+from routing.api.auth import DraftPermission
+from routing.api.draft_changes import change_write
+from routing.errors import NexusError
+from routing.explorer.forms import RerunForm
 from routing.explorer.http import ExplorerRequest, render_explorer
 from routing.explorer.present import (
     DecisionView,
@@ -22,8 +27,10 @@ from routing.explorer_selectors import (
     decision_payload,
     observed_state,
 )
-from routing.models import RoutingDecision, UsageReport
-from routing.services.explorer import decision_rerun
+from routing.models import Draft, DraftStatus, RoutingDecision, UsageReport
+from routing.selectors import draft_list
+from routing.services.backtests import DecisionReplay, decision_replay
+from routing.services.explorer import DryRun, decision_rerun
 
 TEMPLATE = "explorer/decisions/detail.html"
 
@@ -48,7 +55,7 @@ def _usage(decision: RoutingDecision) -> dict[str, object] | None:
     }
 
 
-def _context(decision: RoutingDecision) -> dict[str, object]:
+def decision_context(decision: RoutingDecision) -> dict[str, object]:
     edits, edit_count = audit_since(version=decision.config_version)
     payload = decision_payload(decision)
     payload.update(attempts=decision.attempts or [], usage=_usage(decision))
@@ -58,6 +65,7 @@ def _context(decision: RoutingDecision) -> dict[str, object]:
         "edits": edits,
         "edit_count": edit_count,
         "current_version": config_version(),
+        "open_drafts": list(draft_list().filter(status=DraftStatus.OPEN)[:50]),
     }
 
 
@@ -65,7 +73,7 @@ def _context(decision: RoutingDecision) -> dict[str, object]:
 @require_GET
 def decision_detail(request: ExplorerRequest, decision_id: uuid.UUID) -> HttpResponse:
     decision = _decision(decision_id)
-    return render_explorer(request, TEMPLATE, _context(decision))
+    return render_explorer(request, TEMPLATE, decision_context(decision))
 
 
 @login_required
@@ -73,12 +81,39 @@ def decision_detail(request: ExplorerRequest, decision_id: uuid.UUID) -> HttpRes
 def decision_rerun_view(
     request: ExplorerRequest, decision_id: uuid.UUID
 ) -> HttpResponse:
-    """A dry run of the same request against today's configuration (nothing recorded)."""
+    """A dry run of the same request against today's configuration, or (staff,
+    ``?draft=<id>``) against an open draft as a backtest replays it (nothing
+    recorded either way)."""
     decision = _decision(decision_id)
-    context = _context(decision)
+    context = decision_context(decision)
     recorded = context["view"]
     assert isinstance(recorded, DecisionView)
-    rerun = decision_rerun(decision=decision)
+    form = RerunForm(request.GET)
+    if not form.is_valid():
+        return render_explorer(
+            request,
+            TEMPLATE,
+            {**context, "rerun_form": form},
+            fragment="rerun",
+            status=400,
+        )
+    draft_id = form.cleaned_data.get("draft")
+    rerun: DryRun | DecisionReplay
+    if draft_id is None:
+        rerun = decision_rerun(decision=decision)
+    else:
+        if not DraftPermission().has_permission(request, None):
+            raise PermissionDenied(DraftPermission.message)
+        try:
+            rerun = decision_replay(
+                decision_id=decision.pk, draft_id=draft_id, write=change_write
+            )
+        except NexusError as exc:
+            context.update(rerun_error=exc.message, rerun_form=form)
+            return render_explorer(
+                request, TEMPLATE, context, fragment="rerun", status=exc.status_code
+            )
+        context["rerun_draft"] = Draft.objects.filter(pk=draft_id).first()
     rerun_view = decision_view(rerun.result.to_dict())
     backends, budgets = observed_state(
         names={c.backend for c in (*recorded.candidates, *rerun_view.candidates)}

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
@@ -36,9 +37,11 @@ from routing.explorer.draft_forms import (
     DraftState,
     NewDraftForm,
 )
+from routing.explorer.forms import BacktestForm
 from routing.explorer.http import ExplorerRequest, is_partial, render_explorer
 from routing.explorer_selectors import config_names, config_object_get, config_version
 from routing.models import Draft, DraftStatus
+from routing.selectors import backtest_list
 from routing.selectors import draft_list as drafts_newest_first
 from routing.services.drafts import (
     KINDS,
@@ -98,6 +101,15 @@ def _actor(request: ExplorerRequest) -> str:
 # --- the list -----------------------------------------------------------------
 
 
+def backtest_form_context(draft: Draft | None) -> dict[str, Any]:
+    """The start form of a backtest on ``draft`` (None: today's configuration),
+    for pages that show it (a draft's page, the drafts list)."""
+    initial = BacktestForm.initial_for(
+        now=timezone.now(), draft_id=None if draft is None else draft.pk
+    )
+    return {"backtest_form": BacktestForm(initial=initial), "backtest_draft": draft}
+
+
 def _list_response(
     request: ExplorerRequest, form: NewDraftForm, status: int = 200
 ) -> HttpResponse:
@@ -107,6 +119,8 @@ def _list_response(
         "limited": len(drafts) == LIST_LIMIT,
         "form": form,
         "version": config_version(),
+        "backtests": list(backtest_list()[:10]),
+        **backtest_form_context(None),
     }
     return render_explorer(request, LIST, context, status=status)
 
@@ -233,6 +247,8 @@ def _detail_context(
         "missing_permissions": missing,
         "notice": notice,
         "version": config_version(),
+        "backtests": list(backtest_list().filter(draft_id=draft.pk)[:10]),
+        **(backtest_form_context(draft) if is_open else {}),
     }
 
 
