@@ -300,13 +300,19 @@ class _Encoder:
         return [texts.setdefault(v, len(texts)) for v in values]
 
 
-def encode(columns: Mapping[str, Any]) -> dict[str, Any]:
+def encode(
+    columns: Mapping[str, Any], *, stated: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """``columns`` with their JSON columns in the compact form (see module doc);
-    the other columns as they are."""
+    the other columns as they are. ``stated``: the constraints the request
+    itself stated (``routing.replay.stated_constraints``), kept for a replay
+    (``r``; not part of the full view)."""
     try:
         blob, annotations = _encode(columns)
     except (TypeError, KeyError, AttributeError, IndexError, ValueError):
         return dict(columns)  # an unexpected shape: stored as it is
+    if stated is not None:
+        blob["r"] = stated
     return {
         **columns,
         **EMPTY,
@@ -773,10 +779,11 @@ def decision_view(decision: Any) -> dict[str, Any]:
 
 def replay_fields(
     blob_text: str, *, backend_name: str, model: str
-) -> tuple[str, str, str | None, int | None, int | None]:
+) -> tuple[str, str, str | None, int | None, int | None, str | None]:
     """What a replay reads of a compact row, without expanding all of it:
     the requirements and constraints as JSON text, the strategy, a round-robin
-    decision's turn and the chosen backend's tier. ``blob_text`` is the compact
+    decision's turn, the chosen backend's tier and the constraints the request
+    itself stated (JSON text; None when not recorded). ``blob_text`` is the compact
     JSON (the ``z`` of the ``trace`` column). The turn needs the annotations
     in full, so only a round-robin decision is expanded whole."""
     blob: dict[str, Any] = json.loads(blob_text)
@@ -813,4 +820,12 @@ def replay_fields(
         )
         breakdown = full["annotations"].get("score_breakdown") or {}
         turn = (breakdown.get(backend_name) or {}).get("turn")
-    return json_text(requirements), json_text(constraints), strategy, turn, tier
+    stated = blob.get("r")
+    return (
+        json_text(requirements),
+        json_text(constraints),
+        strategy,
+        turn,
+        tier,
+        None if stated is None else json_text(stated),
+    )

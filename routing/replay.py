@@ -154,6 +154,23 @@ def _from_request(entry: Mapping[str, Any]) -> bool:
     return any(source in REQUEST_SOURCES for source in entry.get("sources") or [])
 
 
+def stated_constraints(request: RoutingRequest) -> dict[str, Any]:
+    """The constraints ``request`` itself stated (body or headers), apart from
+    any policy's: what a decision records for its replay (``replay_input``)."""
+    stated: dict[str, Any] = {}
+    if request.privacy is not None:
+        stated["privacy"] = str(request.privacy)
+    if request.min_tier is not None:
+        stated["min_tier"] = request.min_tier
+    if request.tier_mode is not None:
+        stated["tier_mode"] = request.tier_mode.value
+    if request.max_cost_usd is not None:
+        stated["max_cost_usd"] = request.max_cost_usd
+    if request.sources:
+        stated["sources"] = dict(request.sources)
+    return stated
+
+
 def _inferred_constraints(
     constraints: Mapping[str, Any],
 ) -> tuple[dict[str, Any], dict[str, str]]:

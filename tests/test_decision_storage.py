@@ -92,6 +92,7 @@ def test_the_replay_reads_of_a_compact_row_what_the_full_view_holds() -> None:
             strategy,
             turn if strategy == "round_robin" else None,
             tier,
+            None,  # encoded without the request's own constraints
         )
     assert {"round_robin", "smart"} <= strategies
 

@@ -279,9 +279,10 @@ def _row_columns() -> str:
     The JSON columns travel as text (decoded once per distinct row, by
     ``routing.replay.replay_input``); from the annotations only the strategy
     and a round-robin decision's turn, from the details the chosen backend's
-    tier. Decisions do not record the request's own constraints yet (NULL).
-    Last, a row in the compact stored form's compact JSON (NULL for a row of
-    the earlier form), from which ``_row`` reads the same fields.
+    tier; the request's own constraints are recorded only in the compact form
+    (NULL here). Last, a row in the compact stored form's compact JSON (NULL
+    for a row of the earlier form), from which ``_row`` reads the same fields
+    and the request's own constraints.
     """
     if connection.vendor == "postgresql":
         return (
@@ -420,11 +421,11 @@ def _row(record: Sequence[Any]) -> DecisionRow:
     *fields, blob = record[2:]
     if blob is None:
         return DecisionRow._make(fields)
-    requirements, constraints, strategy, turn, tier = replay_fields(
+    requirements, constraints, strategy, turn, tier, stated = replay_fields(
         blob, backend_name=fields[3], model=fields[4]
     )
     return DecisionRow._make(
-        [*fields[:6], requirements, constraints, strategy, turn, tier, fields[11]]
+        [*fields[:6], requirements, constraints, strategy, turn, tier, stated]
     )
 
 

@@ -283,6 +283,7 @@ def decision_samples_generate(
                 api_key_id=fleet.clients[shape.client],
                 config_version=version,
                 sample=True,
+                request=shape.request(),
             )
             decisions.append(decision)
             exclusions.extend(excluded)

@@ -15,7 +15,8 @@ from django.db import connection, transaction
 
 from routing.decision_storage import encode
 from routing.models import DecisionExclusion, RoutingDecision
-from routing.pipeline import RoutingResult
+from routing.pipeline import RoutingRequest, RoutingResult
+from routing.replay import stated_constraints
 from routing.services.decision_sql import StateGuard, decision_write, status_rank_of
 from routing.services.ledger import (
     STATUS_RANKS,
@@ -84,8 +85,10 @@ def decision_record(
     api_key_id: int | None = None,
     reservation: Reservation | None = None,
     guard: StateGuard | None = None,
+    request: RoutingRequest | None = None,
 ) -> RoutingResult:
-    """Store ``result`` (never prompt text); return it as stored.
+    """Store ``result`` (never prompt text); return it as stored. ``request``:
+    the request routed, whose own constraints are recorded for replays.
 
     With a ``reservation``, its amount is reserved on each of its budgets in
     the same atomic write; if a blocking budget has no room left, nothing is
@@ -112,7 +115,7 @@ def decision_record(
     counts = _exclusion_counts(result)
     if connection.vendor == "postgresql":
         # The statement itself relabels the stored annotations.
-        columns = stored_columns(result, **known)
+        columns = stored_columns(result, request=request, **known)
         rank = _write(columns, counts, reservation, guard)
         return _relabel(result, rank)
     if guard is not None:
@@ -122,7 +125,9 @@ def decision_record(
         if reservation is not None:
             rank = budget_reserve(decision_id=decision_id, reservation=reservation)
             result = _relabel(result, rank)
-        RoutingDecision(**stored_columns(result, **known)).save(force_insert=True)
+        RoutingDecision(**stored_columns(result, request=request, **known)).save(
+            force_insert=True
+        )
         DecisionExclusion.objects.bulk_create(
             exclusion_rows(
                 decision_id=decision_id, counts=counts, created_at=created_at
@@ -136,12 +141,15 @@ def decision_rows(
     decision_id: uuid.UUID,
     result: RoutingResult,
     created_at: datetime,
+    request: RoutingRequest | None = None,
     **known: Any,
 ) -> tuple[RoutingDecision, list[DecisionExclusion]]:
     """A decision's unsaved rows with the columns ``decision_record`` writes, for
     writers in bulk (``decisions_insert``); ``known`` are the other columns
     (request_id, client, config_version, sample...). Nothing is reserved."""
-    columns = stored_columns(result, id=decision_id, created_at=created_at, **known)
+    columns = stored_columns(
+        result, request=request, id=decision_id, created_at=created_at, **known
+    )
     exclusions = exclusion_rows(
         decision_id=decision_id,
         counts=_exclusion_counts(result),
@@ -195,9 +203,13 @@ def _relabel(result: RoutingResult, rank: int | None) -> RoutingResult:
     return replace(result, annotations=annotations)
 
 
-def stored_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:
-    """``decision_columns`` in the compact stored form (``routing.decision_storage``)."""
-    return encode(decision_columns(result, **known))
+def stored_columns(
+    result: RoutingResult, *, request: RoutingRequest | None = None, **known: Any
+) -> dict[str, Any]:
+    """``decision_columns`` in the compact stored form (``routing.decision_storage``),
+    with the constraints ``request`` itself stated when given (for a replay)."""
+    stated = None if request is None else stated_constraints(request)
+    return encode(decision_columns(result, **known), stated=stated)
 
 
 def decision_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:

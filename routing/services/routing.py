@@ -171,7 +171,7 @@ def route_request(
         if dry_run:
             return RouteOutcome(None, result, _elapsed(started))
         try:
-            recorded = _record(result, version, state, request_id, client_key)
+            recorded = _record(result, version, state, request_id, client_key, request)
         except ReservationRefused as refused:
             logger.info("reservation refused on %s; routing again", refused.budget)
             known = _read_state()
@@ -210,7 +210,7 @@ def _route_on_remembered_state(
         headroom=Decimal(repr(top)),
     )
     try:
-        return _record(result, version, state, request_id, client_key, guard)
+        return _record(result, version, state, request_id, client_key, request, guard)
     except (StaleRoutingState, ReservationRefused):
         return None
 
@@ -221,6 +221,7 @@ def _record(
     state: RoutingState,
     request_id: str,
     client_key: tuple[str, int | None],
+    request: RoutingRequest,
     guard: StateGuard | None = None,
 ) -> RouteOutcome:
     """Record the decision under a new id (duration left for the caller).
@@ -241,6 +242,7 @@ def _record(
         created_at=timezone.now(),
         reservation=reservation,
         guard=guard,
+        request=request,
     )
     if reservation is not None:
         crossed = [

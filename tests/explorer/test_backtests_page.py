@@ -326,7 +326,7 @@ def test_the_summary_shows_real_numbers_and_charts_without_javascript(
     assert f'id="summary-unchanged">{unchanged}<' in page
     assert 'id="summary-privacy-violations">0 ' in page
     assert 'id="summary-tier-downgrades">0<' in page
-    assert f'id="summary-approximate">{traffic["total"]} ' in page
+    assert 'id="summary-approximate">0 ' in page
     for chart in ("outcome-shift", "cost-shift", "backend-shift"):
         assert f'<svg class="chart {chart}"' in page
     assert "route → reject" in page  # the outcome shift's bar
@@ -466,7 +466,8 @@ def test_a_decision_re_runs_against_an_open_draft_and_nothing_is_recorded(
     assert f"draft {draft.pk}: move rack" in html
     outcome_changes = html[html.index('class="rerun-part outcome-changes"') :]
     assert "reject" in outcome_changes[: outcome_changes.index("</section>")]
-    assert "Approximate" in html
+    # The decision recorded the constraints its request stated: an exact replay.
+    assert "Approximate" not in html
     assert RoutingDecision.objects.count() == count
     assert not Backtest.objects.exists()
     # Today's configuration still routes it as recorded.

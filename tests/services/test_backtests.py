@@ -3,6 +3,7 @@ changes exactly the decisions it should, live routing never sees it."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from routing.models import Backtest, BacktestChange, RoutingDecision
 from routing.pipeline import RoutingRequest
 from routing.pipeline.rules import parse_privacy
 from routing.replay import replay_body
-from routing.services.backtests import backtest_request, backtest_run
+from routing.services.backtests import backtest_request, backtest_run, decision_row
 from routing.services.config import config_version_current
 from routing.services.drafts import DraftChange, draft_create
 from routing.services.routing import route_request
@@ -112,7 +113,7 @@ def test_an_empty_draft_changes_no_decision_under_any_strategy(
     assert summary["changed"] == 0
     assert summary["unchanged"] == recorded
     assert summary["privacy_violations"] == 0
-    assert summary["approximate"] == recorded
+    assert summary["approximate"] == 0  # every decision recorded its own constraints
     assert summary["estimated_cost_usd"]["delta"] == 0
     assert not BacktestChange.objects.exists()
 
@@ -273,3 +274,32 @@ def test_a_draft_that_no_longer_applies_fails_the_backtest_with_the_reason(
     assert finished.status == "failed"
     assert "no longer applies" in finished.error
     assert "changes.0.name" in finished.error
+
+
+def test_a_decision_records_the_constraints_the_request_itself_stated(
+    fleet: Any,
+) -> None:
+    add_policy("tier-4-for-llama", "llama*", min_tier=4)
+    request = RoutingRequest(
+        model="llama3.1:8b",
+        body=replay_body(
+            input_tokens=100,
+            output_tokens=10,
+            vision=False,
+            tools=False,
+            json_mode=False,
+        ),
+        privacy=parse_privacy("restricted"),
+        min_tier=2,
+        sources={"privacy": "header", "min_tier": "body"},
+    )
+    outcome = route_request(request=request, request_id="r1", client="c")
+    row = decision_row(decision_id=outcome.decision_id)
+    assert row is not None
+    assert json.loads(row.request_constraints) == {
+        "privacy": "restricted",
+        "min_tier": 2,
+        "sources": {"privacy": "header", "min_tier": "body"},
+    }
+    # The combined constraints keep the policy's higher tier.
+    assert json.loads(row.constraints)["min_tier"]["value"] == 4

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from routing.decision_storage import decision_view
 from routing.models import (
     Backend,
     Budget,
@@ -56,7 +57,7 @@ def test_every_routed_sample_names_a_backend_of_the_fleet_as_it_is(
     assert routed.count() > 300
     for decision in routed:
         backend = demo_fleet[decision.backend_name]
-        shown = decision.details["backend"]
+        shown = decision_view(decision)["details"]["backend"]
         assert shown["privacy_zone"] == backend.privacy_zone.name
         assert shown["capability_tier"] == backend.capability_tier
         assert decision.model in {offer.name for offer in backend.models.all()}
@@ -72,7 +73,7 @@ def test_samples_name_only_backends_models_and_the_config_version_that_exist(
     assert versions == {config_version_current()}
     for decision in RoutingDecision.objects.all():
         assert decision.requested_model in asked
-        for entry in decision.trace:
+        for entry in decision_view(decision)["trace"]:
             named = {*entry["candidates_before"], *entry["candidates_after"]}
             named |= {e["backend"] for e in entry["excluded"]}
             assert named <= set(demo_fleet), entry
@@ -84,12 +85,12 @@ def test_samples_vary_like_real_traffic(demo_fleet: dict[str, Backend]) -> None:
     assert {d.outcome for d in rows} >= {"route", "reject"}
     assert {d.error_type for d in rows} >= {"model_not_found", "no_viable_backend"}
     assert {d.requested_model for d in rows} & set(ALIASES)
-    privacy = {d.constraints["privacy"]["value"] for d in rows}
+    privacy = {decision_view(d)["constraints"]["privacy"]["value"] for d in rows}
     assert "restricted" in privacy and any(p.startswith("zone:") for p in privacy)
-    assert {d.constraints["min_tier"]["value"] for d in rows} - {None}
+    assert {decision_view(d)["constraints"]["min_tier"]["value"] for d in rows} - {None}
     for need in ("vision", "tools", "json_mode"):
-        assert any(d.requirements[need] for d in rows), need
-    sizes = {d.requirements["estimated_input_tokens"] for d in rows}
+        assert any(decision_view(d)["requirements"][need] for d in rows), need
+    sizes = {decision_view(d)["requirements"]["estimated_input_tokens"] for d in rows}
     assert min(sizes) < 300 and max(sizes) > 10_000
     assert {d.client for d in rows} >= {"web-app", "batch-jobs"}
     stamps = sorted(d.created_at for d in rows)
@@ -109,7 +110,7 @@ def test_exclusion_rows_match_each_samples_trace(
     assert stored
     for decision in RoutingDecision.objects.all():
         expected: Counter[str] = Counter()
-        for entry in decision.trace:
+        for entry in decision_view(decision)["trace"]:
             if entry["excluded"]:
                 expected[entry["reconciler"]] += len(entry["excluded"])
         assert stored.get(decision.pk, Counter()) == expected
