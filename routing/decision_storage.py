@@ -634,6 +634,21 @@ def expand(row: Mapping[str, Any]) -> dict[str, Any]:
             error = dict(entry[2])
             error["rejections"] = _rejections(full_trace)
             details[key] = _ordered_error(error)
+    requirements, constraints = _requirements_and_constraints(blob)
+    return {
+        "requirements": requirements,
+        "constraints": constraints,
+        "annotations": annotations,
+        "trace": full_trace,
+        "warnings": blob.get("w", []),
+        "details": details,
+    }
+
+
+def _requirements_and_constraints(
+    blob: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The requirements and constraints of a compact blob, in their full form."""
     if "Q" in blob:
         requirements = dict(zip(REQUIREMENTS, blob["Q"], strict=True))
     else:
@@ -645,14 +660,7 @@ def expand(row: Mapping[str, Any]) -> dict[str, Any]:
         }
     else:
         constraints = blob.get("c", {})
-    return {
-        "requirements": requirements,
-        "constraints": constraints,
-        "annotations": annotations,
-        "trace": full_trace,
-        "warnings": blob.get("w", []),
-        "details": details,
-    }
+    return requirements, constraints
 
 
 _ERROR_ORDER = ("type", "message", "fields", "rejections", "suggested_actions")
@@ -787,17 +795,7 @@ def replay_fields(
     JSON (the ``z`` of the ``trace`` column). The turn needs the annotations
     in full, so only a round-robin decision is expanded whole."""
     blob: dict[str, Any] = json.loads(blob_text)
-    if "Q" in blob:
-        requirements = dict(zip(REQUIREMENTS, blob["Q"], strict=True))
-    else:
-        requirements = blob.get("q", {})
-    if "C" in blob:
-        constraints = {
-            key: {"value": value, "sources": sources}
-            for key, (value, sources) in zip(CONSTRAINTS, blob["C"], strict=True)
-        }
-    else:
-        constraints = blob.get("c", {})
+    requirements, constraints = _requirements_and_constraints(blob)
     strategy = next(
         (e[1] for e in blob["a"] if len(e) == 2 and _unword(e[0]) == "strategy"),
         None,

@@ -18,9 +18,9 @@ from django.db import transaction
 from routing.decision_storage import decision_view
 from routing.models import Backend, PrivacyZone, RoutingDecision
 from routing.pipeline import RoutingRequest, RoutingResult
-from routing.pipeline.analysis import image_tokens
 from routing.pipeline.rules import parse_privacy
 from routing.pipeline.types import TierMode
+from routing.replay import replay_body
 from routing.services.backends import backend_save
 from routing.services.config import config_version_current
 from routing.services.routing import route_request
@@ -38,39 +38,9 @@ class DryRun:
     request: RoutingRequest
 
 
-def synthetic_body(
-    *,
-    input_tokens: int,
-    output_tokens: int,
-    vision: bool,
-    tools: bool,
-    json_mode: bool,
-) -> dict[str, Any]:
-    """An OpenAI-style body whose derived facts are the given ones (no real text).
-
-    With ``vision`` the body has one low-detail image, whose estimate
-    (``image_tokens``) is part of ``input_tokens`` (at least that many).
-    """
-    image = {
-        "type": "image_url",
-        "image_url": {"url": "data:image/png;base64,", "detail": "low"},
-    }
-    if vision:
-        input_tokens -= image_tokens(image)
-    text = "x" * max(input_tokens, 0) * 4
-    content: Any = text
-    if vision:
-        content = [{"type": "text", "text": text}, image]
-    body: dict[str, Any] = {"messages": [{"role": "user", "content": content}]}
-    if tools:
-        body["tools"] = [
-            {"type": "function", "function": {"name": "lookup", "parameters": {}}}
-        ]
-    if json_mode:
-        body["response_format"] = {"type": "json_object"}
-    if output_tokens > 0:
-        body["max_tokens"] = output_tokens
-    return body
+#: An OpenAI-style body whose derived facts are the given ones (no real text):
+#: the one a backtest's replay builds too.
+synthetic_body = replay_body
 
 
 def _from_request(constraint: dict[str, Any] | None) -> bool:
