@@ -3,8 +3,8 @@
 Builds, once, a fleet of ``--backends`` backends and ``--decisions`` recorded
 decisions: ``--seeds`` real decisions routed through ``route_request`` (mixed
 models, constraints and strategies; routes, queues and rejects), then copied
-in SQL with new ids and times spread over the last seven days (each copy's
-trace emptied: a replay never reads it). Then times a backtest of all of them
+in SQL with new ids and times spread over the last seven days (each a copy
+of its decision's stored form: compact, so a replay reads its blob). Then times a backtest of all of them
 under a draft that moves the private backends of one zone to the cloud, and
 prints the time, the decisions per second, the distinct inputs, when progress
 was first visible and the peak memory of this process and of the workers.
@@ -186,14 +186,14 @@ class Command(BaseCommand):
         columns = [
             f.column
             for f in RoutingDecision._meta.concrete_fields
-            if f.column not in ("id", "created_at", "trace")
+            if f.column not in ("id", "created_at")
         ]
         listed = ", ".join(columns)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (id, created_at, trace, {listed}) "
+                f"INSERT INTO {table} (id, created_at, {listed}) "
                 f"SELECT gen_random_uuid(), now() - random() * interval '7 days', "
-                f"'[]'::jsonb, {listed} FROM {table}, generate_series(1, %s) AS n "
+                f"{listed} FROM {table}, generate_series(1, %s) AS n "
                 "LIMIT %s",
                 [copies, missing],
             )
