@@ -263,18 +263,8 @@ class BackendChangeForm(DraftChangeForm, BackendEditForm):
         '"input_cost_per_1k": "0.0025", "output_cost_per_1k": "0.01"}].',
     )
 
-    field_order = [
-        "name",
-        "kind",
-        "base_url",
-        "privacy_zone",
-        "capability_tier",
-        "priority",
-        "enabled",
-        "max_concurrency",
-        "api_key_env",
-        "models",
-    ]
+    # The configuration's own field order (those an edit is audited for).
+    field_order = [*Backend.AUDITED_FIELDS, "models"]
 
     def __init__(self, *args: Any, state: DraftState, **kwargs: Any) -> None:
         super().__init__(*args, state=state, **kwargs)

@@ -17,12 +17,9 @@ from django.utils import timezone
 from routing.api.draft_changes import change_write
 from routing.decision_storage import decision_view
 from routing.models import Backtest, BacktestChange, Draft, RoutingDecision
-from routing.pipeline import RoutingRequest
-from routing.pipeline.rules import parse_privacy
-from routing.replay import replay_body
 from routing.services.backtests import backtest_request, backtest_run
 from routing.services.drafts import DraftChange, draft_create, draft_discard
-from routing.services.routing import route_request
+from tests.services.test_backtests import ask as route_and_record
 
 pytestmark = pytest.mark.django_db
 
@@ -31,21 +28,12 @@ FORMAT = "%Y-%m-%dT%H:%M"
 
 
 def ask(model: str, *, tokens: int, privacy: str | None = None) -> None:
-    route_request(
-        request=RoutingRequest(
-            model=model,
-            body=replay_body(
-                input_tokens=tokens,
-                output_tokens=50,
-                vision=False,
-                tools=False,
-                json_mode=False,
-            ),
-            privacy=parse_privacy(privacy) if privacy else None,
-            sources={"privacy": "header"} if privacy else {},
-        ),
+    route_and_record(
+        model,
+        tokens=tokens,
+        privacy=privacy,
+        output_tokens=50,
         request_id=f"r-{tokens}",
-        client="svc",
     )
 
 

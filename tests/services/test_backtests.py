@@ -29,13 +29,20 @@ STRATEGIES = ("smart", "priority", "round_robin", "random")
 
 
 def ask(
-    model: str, *, tokens: int = 200, privacy: str | None = None, client: str = "svc"
+    model: str,
+    *,
+    tokens: int = 200,
+    privacy: str | None = None,
+    client: str = "svc",
+    output_tokens: int = 100,
+    request_id: str = "r",
 ) -> None:
+    """Route (and record) one request, its privacy stated in a header."""
     request = RoutingRequest(
         model=model,
         body=replay_body(
             input_tokens=tokens,
-            output_tokens=100,
+            output_tokens=output_tokens,
             vision=False,
             tools=False,
             json_mode=False,
@@ -43,7 +50,7 @@ def ask(
         privacy=parse_privacy(privacy) if privacy else None,
         sources={"privacy": "header"} if privacy else {},
     )
-    route_request(request=request, request_id="r", client=client)
+    route_request(request=request, request_id=request_id, client=client)
 
 
 def restricted_routes() -> set[Any]:
