@@ -1,4 +1,4 @@
-"""Compact JSON for the route hot path: orjson, the standard library as fallback.
+"""Compact JSON for the hot paths: orjson, the standard library as fallback.
 
 orjson encodes a routing payload several times faster than ``json``; it refuses
 a few things ``json`` accepts (integers past 64 bits, non-string keys), and for
@@ -24,3 +24,12 @@ def json_bytes(value: Any) -> bytes:
 def json_text(value: Any) -> str:
     """``value`` as compact JSON text."""
     return json_bytes(value).decode()
+
+
+def json_load(text: str | bytes) -> Any:
+    """The value of JSON ``text``: orjson, the standard library for what orjson
+    refuses (``NaN``, integers past 64 bits), as ``json_bytes`` writes them."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)

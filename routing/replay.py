@@ -1,8 +1,10 @@
 """Replaying recorded decisions through the real pipeline: pure Python, no Django.
 
-A backtest's worker processes (``ReplayPool``) import only this module and
-``routing.pipeline``: they start in a fraction of a second and never open the
-database.
+A backtest's worker processes (``ReplayPool``) import only this module,
+``routing.pipeline`` and ``routing.decision_storage``: they start in a fraction
+of a second and never open the database. They decode the selected rows
+(``decision_row``) as well as replay them: reading a million compact rows is
+most of a backtest's work.
 
 - ``replay_input(row)``: the one function that reads a recorded decision's
   JSON (requirements, constraints, the strategy and round-robin turn of its
@@ -40,6 +42,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from routing.decision_storage import replay_fields
 from routing.pipeline import (
     PipelineBuilder,
     PipelineSettings,
@@ -94,6 +97,19 @@ class DecisionRow(NamedTuple):
     turn: int | None
     backend_tier: int | None
     request_constraints: str | None
+
+
+def decision_row(fields: Sequence[Any]) -> DecisionRow:
+    """A ``DecisionRow`` from the selected columns: ``DecisionRow``'s, then a
+    compact row's compact JSON (None for a row of the earlier form, whose
+    columns are read as they are), from which the JSON fields, the strategy,
+    the turn, the tier and the request's own constraints are read."""
+    *columns, blob = fields
+    if blob is None:
+        return DecisionRow._make(columns)
+    return DecisionRow._make(
+        [*columns[:6], *replay_fields(blob, backend_name=columns[3], model=columns[4])]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,21 +581,31 @@ def worker_replay(rows: list[DecisionRow]) -> list[Verdict]:
     return _worker.replay_many(rows)
 
 
+def worker_decode(records: list[Sequence[Any]]) -> list[DecisionRow]:
+    """``decision_row`` of each selected record."""
+    return [decision_row(fields) for fields in records]
+
+
+#: What a worker process does with each kind of work it is sent.
+WORK = {"replay": worker_replay, "decode": worker_decode}
+
+
 def serve() -> None:
     """A worker process's loop (``python -c "from routing.replay import serve;
-    serve()"``): the world, then lists of rows on stdin; verdicts (or the
-    error) on stdout, one pickle each. Ends at end of input."""
+    serve()"``): the world, then ``(kind, items)`` pairs on stdin (``WORK``);
+    each result (or the error) on stdout, one pickle each. Ends at end of
+    input."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # only pickles go down the result pipe
     worker_init(pickle.load(stdin))  # noqa: S301 - from the parent process
     while True:
         try:
-            rows = pickle.load(stdin)  # noqa: S301 - from the parent process
+            kind, items = pickle.load(stdin)  # noqa: S301 - from the parent process
         except EOFError:
             return
-        result: list[Verdict] | Exception
+        result: list[Any] | Exception
         try:
-            result = worker_replay(rows)
+            result = WORK[kind](items)
         except Exception as exc:  # noqa: BLE001 - reported to the parent
             result = RuntimeError(f"{type(exc).__name__}: {exc}")
         pickle.dump(result, stdout, protocol=pickle.HIGHEST_PROTOCOL)
@@ -587,7 +613,8 @@ def serve() -> None:
 
 
 class ReplayPool:
-    """Worker processes replaying rows: ``submit(rows)`` returns a future.
+    """Worker processes replaying rows: ``submit(rows)`` returns a future of
+    their verdicts, ``decode(records)`` one of their ``DecisionRow``s.
 
     Plain child processes fed through pipes (one thread per process sends a
     list of rows and waits for its verdicts), not ``multiprocessing``: a
@@ -599,7 +626,7 @@ class ReplayPool:
 
     def __init__(self, world: bytes, workers: int) -> None:
         self._queue: queue.SimpleQueue[
-            tuple[list[DecisionRow], Future[list[Verdict]]] | None
+            tuple[tuple[str, list[Any]], Future[Any]] | None
         ] = queue.SimpleQueue()
         root = str(Path(__file__).resolve().parent.parent)
         path = os.environ.get("PYTHONPATH")
@@ -628,11 +655,11 @@ class ReplayPool:
             item = self._queue.get()
             if item is None:
                 return
-            rows, future = item
+            work, future = item
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                pickle.dump(rows, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(work, stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 stdin.flush()
                 result = pickle.load(stdout)  # noqa: S301 - our own child
             except Exception as exc:  # noqa: BLE001 - the caller sees it
@@ -645,7 +672,12 @@ class ReplayPool:
 
     def submit(self, rows: list[DecisionRow]) -> Future[list[Verdict]]:
         future: Future[list[Verdict]] = Future()
-        self._queue.put((rows, future))
+        self._queue.put((("replay", rows), future))
+        return future
+
+    def decode(self, records: list[Sequence[Any]]) -> Future[list[DecisionRow]]:
+        future: Future[list[DecisionRow]] = Future()
+        self._queue.put((("decode", records), future))
         return future
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import json
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from routing.decision_storage import (
 from routing.dev import golden
 from routing.dev.bench import BUDGET, REQUEST, build_fleet
 from routing.pipeline import RoutingContext, RoutingResult, default_pipeline
+from routing.replay import PipelineSpec, ReplayPool, decision_row, dump_world
 from routing.services.decisions import decision_columns
 
 
@@ -73,6 +75,7 @@ def test_expanding_a_stored_decision_gives_back_the_full_view_key_order_included
 def test_the_replay_reads_of_a_compact_row_what_the_full_view_holds() -> None:
     results = generated_results(600, seed=16)
     strategies = set()
+    turns = set()
     for result in results:
         columns = decision_columns(result)
         row = stored(columns)
@@ -82,6 +85,7 @@ def test_the_replay_reads_of_a_compact_row_what_the_full_view_holds() -> None:
         backend = columns["backend_name"]
         breakdown = view["annotations"].get("score_breakdown") or {}
         turn = (breakdown.get(backend) or {}).get("turn")
+        turns.add(turn if strategy == "round_robin" else None)
         tier = (view["details"].get("backend") or {}).get("capability_tier")
         requirements, constraints, *rest = replay_fields(
             row["trace"]["z"], backend_name=backend, model=columns["model"]
@@ -95,6 +99,7 @@ def test_the_replay_reads_of_a_compact_row_what_the_full_view_holds() -> None:
             None,  # encoded without the request's own constraints
         )
     assert {"round_robin", "smart"} <= strategies
+    assert len(turns - {None}) > 1  # round-robin turns were read, not just None
 
 
 def test_a_fifty_backend_decision_is_stored_in_a_fraction_of_its_json() -> None:
@@ -212,3 +217,39 @@ def test_a_budget_label_set_in_the_column_after_encoding_is_read_back() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=5000), max_size=60))
 def test_packed_integers_unpack_to_the_same_list(values: list[int]) -> None:
     assert unpack(pack(values)) == values
+
+
+def test_worker_processes_decode_compact_rows_as_this_process_does() -> None:
+    records = []
+    for result in generated_results(200, seed=17):
+        row = stored(decision_columns(result))
+        records.append(
+            (
+                "m",
+                "app",
+                result.outcome.value,
+                row["backend_name"],
+                row["model"],
+                None,
+                "{}",
+                "{}",
+                None,
+                None,
+                None,
+                None,
+                row["trace"]["z"],
+            )
+        )
+    pool = ReplayPool(dump_world(build_fleet(5), (), PipelineSpec()), 2)
+    try:
+        decoded = [pool.decode(records[:100]), pool.decode(records[100:])]
+        rows = [row for part in decoded for row in part.result(timeout=30)]
+        broken = pool.decode([records[0][:-1] + ("not json",)])
+        with pytest.raises(RuntimeError, match="JSONDecodeError"):
+            broken.result(timeout=30)
+        # The worker answered the error and goes on working.
+        assert pool.decode(records[:1]).result(timeout=30) == rows[:1]
+    finally:
+        pool.close()
+    assert rows == [decision_row(record) for record in records]
+    assert any(row.turn is not None for row in rows)  # round-robin turns crossed

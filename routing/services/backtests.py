@@ -40,7 +40,6 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from routing.adapters import budget_snapshots, build_config_snapshot
-from routing.decision_storage import replay_fields
 from routing.errors import ConflictError, NexusError, NotFoundError
 from routing.models import (
     ACTIVE_STATUSES,
@@ -63,6 +62,7 @@ from routing.replay import (
     compare,
     dump_world,
 )
+from routing.replay import decision_row as decode_row
 from routing.selectors import routing_state
 from routing.services.drafts import ChangeWriter, draft_changes_from_json, draft_preview
 
@@ -281,8 +281,8 @@ def _row_columns() -> str:
     and a round-robin decision's turn, from the details the chosen backend's
     tier; the request's own constraints are recorded only in the compact form
     (NULL here). Last, a row in the compact stored form's compact JSON (NULL
-    for a row of the earlier form), from which ``_row`` reads the same fields
-    and the request's own constraints.
+    for a row of the earlier form), from which ``routing.replay.decision_row``
+    reads the same fields and the request's own constraints.
     """
     if connection.vendor == "postgresql":
         return (
@@ -338,7 +338,7 @@ def decision_row(*, decision_id: uuid.UUID) -> DecisionRow | None:
             [RoutingDecision._meta.pk.get_db_prep_value(decision_id, connection)],
         )
         found = cursor.fetchone()
-    return None if found is None else _row(found)
+    return None if found is None else decode_row(found[2:])
 
 
 @dataclass(frozen=True)
@@ -370,14 +370,16 @@ def decision_replay(
 
 
 Batch = list[tuple[str, str, DecisionRow]]
+#: A batch as selected: ``(id, created_at, *columns)`` per decision.
+Records = list[Sequence[Any]]
 
 
-def backtest_decision_batches(
+def backtest_decision_records(
     backtest: Backtest, *, batch_size: int = BATCH_SIZE
-) -> Iterator[Batch]:
-    """The selected decisions, oldest first, in keyset batches on
-    ``(created_at, id)`` of ``FIRST_BATCH_SIZE`` doubling up to ``batch_size``:
-    ``(id, created_at, row)`` each (bounded memory).
+) -> Iterator[Records]:
+    """The selected decisions as selected (``_row_columns``, not decoded yet),
+    oldest first, in keyset batches on ``(created_at, id)`` of
+    ``FIRST_BATCH_SIZE`` doubling up to ``batch_size`` (bounded memory).
 
     The id and time stay as the database writes them as text (stored back as
     is for a changed decision, passed back for the next batch): parsing a
@@ -408,51 +410,50 @@ def backtest_decision_batches(
             raw = cursor.fetchall()
         if not raw:
             return
-        yield [(record[0], record[1], _row(record)) for record in raw]
+        yield raw
         if len(raw) < size:
             return
         after = (raw[-1][1], raw[-1][0])
         size = min(batch_size, size * 2)
 
 
-def _row(record: Sequence[Any]) -> DecisionRow:
-    """A ``DecisionRow`` from a selected record (``id, created_at``, the
-    columns of ``_row_columns``), read from the compact form when stored so."""
-    *fields, blob = record[2:]
-    if blob is None:
-        return DecisionRow._make(fields)
-    requirements, constraints, strategy, turn, tier, stated = replay_fields(
-        blob, backend_name=fields[3], model=fields[4]
-    )
-    return DecisionRow._make(
-        [*fields[:6], requirements, constraints, strategy, turn, tier, stated]
-    )
+def _decoded(records: Records, rows: list[DecisionRow]) -> Batch:
+    return [
+        (record[0], record[1], row) for record, row in zip(records, rows, strict=True)
+    ]
 
 
 _END = object()
 
 
 def _prefetched(
-    batches: Callable[[], Iterator[Batch]], depth: int = 2
+    records: Callable[[], Iterator[Records]],
+    decode: Callable[[Records], Callable[[], Batch]],
+    depth: int = 2,
 ) -> Iterator[Batch]:
-    """``batches()`` read ahead by a thread with its own database connection,
-    so the database reads the next batch while this one is replayed.
+    """The batches of ``records()``, decoded, in order: read ahead by a thread
+    with its own database connection, which hands each batch to ``decode`` as
+    soon as it is read (``decode`` starts the work and returns a function
+    that waits for its result), so the database reads the next batch and the
+    worker processes decode it while this one is replayed.
 
     Inside a transaction (tests) another connection would not see its rows:
     the batches are then read here, one after the other.
     """
     if connection.in_atomic_block:
-        yield from batches()
+        for batch in records():
+            yield decode(batch)()
         return
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def read() -> None:
         try:
-            for batch in batches():
+            for batch in records():
+                pending = decode(batch)
                 while not stop.is_set():
                     try:
-                        ready.put(batch, timeout=0.5)
+                        ready.put(pending, timeout=0.5)
                         break
                     except queue.Full:
                         continue
@@ -473,7 +474,7 @@ def _prefetched(
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield item()
     finally:
         stop.set()
         reader.join(timeout=30)
@@ -508,6 +509,20 @@ class _Replays:
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.close()
+
+    def decode(self, records: Records) -> Callable[[], Batch]:
+        """Start decoding a batch as selected (on the pool, one part per
+        worker); a function that returns it decoded."""
+        if self._pool is None:
+            batch = _decoded(records, [decode_row(r[2:]) for r in records])
+            return lambda: batch
+        pool = self._pool
+        size = -(-len(records) // self.workers)
+        parts = [
+            pool.decode([r[2:] for r in records[i : i + size]])
+            for i in range(0, len(records), size)
+        ]
+        return lambda: _decoded(records, [row for p in parts for row in p.result()])
 
     def submit(
         self, rows: list[DecisionRow]
@@ -722,7 +737,8 @@ def _replay_all(
     done = 0
     with _Replays(world, workers) as replays:
         batches = _prefetched(
-            partial(backtest_decision_batches, backtest, batch_size=batch_size)
+            partial(backtest_decision_records, backtest, batch_size=batch_size),
+            replays.decode,
         )
         previous: tuple[list[Any], list[Any]] | None = None
         for batch in batches:
