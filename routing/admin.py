@@ -14,7 +14,7 @@ from django.forms import Field as FormField
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from routing.decision_storage import EMPTY, decision_view
+from routing.decision_storage import EMPTY
 from routing.explorer.numbers import money
 from routing.models import (
     Alias,
@@ -37,6 +37,7 @@ from routing.models.validators import Bounds
 from routing.services.api_keys import api_key_issue
 from routing.services.backends import backend_api_key_set, backend_save
 from routing.services.config import config_built_in, config_delete, config_save
+from routing.services.decision_templates import decision_view
 
 admin.site.site_header = "Nexus control plane"
 admin.site.site_title = "Nexus"

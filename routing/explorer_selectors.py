@@ -21,7 +21,6 @@ from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
-from routing.decision_storage import decision_view
 from routing.explorer.present import ObservedBackend, ObservedBudget
 from routing.models import (
     Alias,
@@ -45,6 +44,7 @@ from routing.selectors import (
     decisions_matching_model,
 )
 from routing.services.config import config_version_current
+from routing.services.decision_templates import decision_view
 from routing.services.drafts import RESOURCE_MODELS, lookup_field
 from routing.spend import SpendRow, spend_report
 

@@ -34,7 +34,7 @@ import sys
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -42,7 +42,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from routing.decision_storage import replay_fields
+from routing.decision_storage import DELTA, Templates, compact_text, replay_fields
 from routing.pipeline import (
     PipelineBuilder,
     PipelineSettings,
@@ -99,12 +99,18 @@ class DecisionRow(NamedTuple):
     request_constraints: str | None
 
 
-def decision_row(fields: Sequence[Any]) -> DecisionRow:
+def decision_row(
+    fields: Sequence[Any], templates: Templates | None = None
+) -> DecisionRow:
     """A ``DecisionRow`` from the selected columns: ``DecisionRow``'s, then a
-    compact row's compact JSON (None for a row of the earlier form, whose
-    columns are read as they are), from which the JSON fields, the strategy,
-    the turn, the tier and the request's own constraints are read."""
-    *columns, blob = fields
+    compact row's compact JSON, template id and delta (the JSON for the
+    compact form, the other two for the delta form, read with ``templates``;
+    all None for a row of the earlier form, whose columns are read as they
+    are), from which the JSON fields, the strategy, the turn, the tier and the
+    request's own constraints are read."""
+    *columns, blob, template, delta = fields
+    if delta is not None:
+        blob = compact_text({"v": DELTA, "t": template, "b": delta}, templates)
     if blob is None:
         return DecisionRow._make(columns)
     return DecisionRow._make(
@@ -581,13 +587,20 @@ def worker_replay(rows: list[DecisionRow]) -> list[Verdict]:
     return _worker.replay_many(rows)
 
 
-def worker_decode(records: list[Sequence[Any]]) -> list[DecisionRow]:
-    """``decision_row`` of each selected record."""
-    return [decision_row(fields) for fields in records]
+def worker_decode(
+    work: tuple[list[Sequence[Any]], dict[int, str]],
+) -> list[DecisionRow]:
+    """``decision_row`` of each selected record, with the texts of the
+    templates they are stored against."""
+    records, texts = work
+    return [decision_row(fields, texts.__getitem__) for fields in records]
 
 
 #: What a worker process does with each kind of work it is sent.
-WORK = {"replay": worker_replay, "decode": worker_decode}
+WORK: dict[str, Callable[[Any], list[Any]]] = {
+    "replay": worker_replay,
+    "decode": worker_decode,
+}
 
 
 def serve() -> None:
@@ -625,9 +638,9 @@ class ReplayPool:
     """
 
     def __init__(self, world: bytes, workers: int) -> None:
-        self._queue: queue.SimpleQueue[
-            tuple[tuple[str, list[Any]], Future[Any]] | None
-        ] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[tuple[str, Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
         root = str(Path(__file__).resolve().parent.parent)
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
@@ -675,9 +688,12 @@ class ReplayPool:
         self._queue.put((("replay", rows), future))
         return future
 
-    def decode(self, records: list[Sequence[Any]]) -> Future[list[DecisionRow]]:
+    def decode(
+        self, records: list[Sequence[Any]], templates: dict[int, str]
+    ) -> Future[list[DecisionRow]]:
+        """Decode ``records`` with the texts of the templates they use."""
         future: Future[list[DecisionRow]] = Future()
-        self._queue.put((("decode", records), future))
+        self._queue.put((("decode", (records, templates)), future))
         return future
 
     def close(self) -> None:

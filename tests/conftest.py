@@ -23,14 +23,16 @@ def require_service(available: bool, reason: str) -> None:
 @pytest.fixture(autouse=True)
 def _test_settings(settings: Any) -> None:
     """Fast password hashing; static files without a collectstatic manifest;
-    no API key, routing state or configuration snapshot remembered from another
-    test."""
+    no API key, routing state, decision template or configuration snapshot
+    remembered from another test."""
     from routing.adapters import config_snapshot_invalidate
     from routing.api.auth import api_key_cache_clear
+    from routing.services.decision_templates import decision_templates_forget
     from routing.services.passive_health import in_flight_forget
     from routing.services.routing import routing_state_forget
 
     api_key_cache_clear()
+    decision_templates_forget()
     routing_state_forget()
     in_flight_forget()
     # A transactional test database starts again from the same versions: a

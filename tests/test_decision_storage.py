@@ -11,8 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from routing.decision_storage import (
+    DELTA,
     EMPTY,
+    Deflater,
     decision_view,
+    deflate,
     encode,
     expand,
     is_compact,
@@ -219,37 +222,63 @@ def test_packed_integers_unpack_to_the_same_list(values: list[int]) -> None:
     assert unpack(pack(values)) == values
 
 
-def test_worker_processes_decode_compact_rows_as_this_process_does() -> None:
+def test_worker_processes_decode_compact_and_delta_rows_as_this_process_does() -> None:
+    texts = [
+        stored(decision_columns(result)) for result in generated_results(200, seed=17)
+    ]
+    template = texts[0]["trace"]["z"]
     records = []
-    for result in generated_results(200, seed=17):
-        row = stored(decision_columns(result))
+    for i, row in enumerate(texts):
+        z = row["trace"]["z"]
+        # Every other row in the delta form against the first one's text.
+        last = (z, None, None) if i % 2 else (None, 7, deflate(z, template))
         records.append(
-            (
-                "m",
-                "app",
-                result.outcome.value,
-                row["backend_name"],
-                row["model"],
-                None,
-                "{}",
-                "{}",
-                None,
-                None,
-                None,
-                None,
-                row["trace"]["z"],
-            )
+            ("m", "app", "route", row["backend_name"], row["model"], None)
+            + ("{}", "{}", None, None, None, None)
+            + last
         )
+    templates = {7: template}
     pool = ReplayPool(dump_world(build_fleet(5), (), PipelineSpec()), 2)
     try:
-        decoded = [pool.decode(records[:100]), pool.decode(records[100:])]
+        decoded = [
+            pool.decode(records[:100], templates),
+            pool.decode(records[100:], templates),
+        ]
         rows = [row for part in decoded for row in part.result(timeout=30)]
-        broken = pool.decode([records[0][:-1] + ("not json",)])
+        broken = pool.decode([records[1][:-3] + ("not json", None, None)], {})
         with pytest.raises(RuntimeError, match="JSONDecodeError"):
             broken.result(timeout=30)
-        # The worker answered the error and goes on working.
-        assert pool.decode(records[:1]).result(timeout=30) == rows[:1]
+        missing = pool.decode(records[:1], {})
+        with pytest.raises(RuntimeError, match="decision template 7 is missing"):
+            missing.result(timeout=30)
+        # The worker answered the errors and goes on working.
+        assert pool.decode(records[:1], templates).result(timeout=30) == rows[:1]
     finally:
         pool.close()
-    assert rows == [decision_row(record) for record in records]
+    assert rows == [decision_row(record, templates.__getitem__) for record in records]
+    plain = [
+        decision_row(r[:-3] + (t["trace"]["z"], None, None))
+        for r, t in zip(records, texts, strict=True)
+    ]
+    assert rows == plain  # the delta form reads as the plain compact form
     assert any(row.turn is not None for row in rows)  # round-robin turns crossed
+
+
+def test_a_delta_against_a_template_expands_to_the_full_view() -> None:
+    results = generated_results(300, seed=18)
+    template = stored(decision_columns(results[0]))["trace"]["z"]
+    deflater = Deflater(template)
+    sizes = []
+    for result in results:
+        columns = decision_columns(result)
+        row = stored(columns)
+        text = row["trace"]["z"]
+        row["trace"] = {"v": DELTA, "t": 1, "b": deflater.delta(text)}
+        assert is_compact(row["trace"])
+        assert expand(row, {1: template}.__getitem__) == full(columns)
+        sizes.append(len(row["trace"]["b"]) / len(text))
+    with pytest.raises(LookupError, match="template 1 is missing"):
+        expand(row, {}.__getitem__)
+    with pytest.raises(ValueError, match="read with its templates"):
+        expand(row)
+    assert sorted(sizes)[len(sizes) // 2] < 0.5  # a delta is smaller than its text

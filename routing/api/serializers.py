@@ -21,7 +21,6 @@ from routing.api.fields import (
     PlainIntegerField,
     PlainNumbersModelSerializer,
 )
-from routing.decision_storage import decision_view
 from routing.models import (
     Alias,
     Backend,
@@ -39,6 +38,11 @@ from routing.pipeline.types import Health
 from routing.selectors import BudgetForecast, budget_forecasts
 from routing.services.backends import backend_api_key_set, backend_save
 from routing.services.config import config_save
+from routing.services.decision_templates import (
+    decision_template_ids,
+    decision_view,
+    template_texts,
+)
 from routing.services.health import (
     OBSERVED_FIELDS,
     backend_observed_set,
@@ -418,13 +422,15 @@ class DecisionUsageSerializer(serializers.ModelSerializer):
 
 
 class DecisionListSerializer(serializers.ListSerializer):
-    """A page of decisions with their usage read in one query, not one per row."""
+    """A page of decisions with their usage, and the templates of those stored
+    as deltas, read in one query each, not one per row."""
 
     def to_representation(self, data: Any) -> list[Any]:
         decisions = list(
             data.all() if isinstance(data, models.manager.BaseManager) else data
         )
         reports = _usage_reports(decision.pk for decision in decisions)
+        template_texts(decision_template_ids(decisions))  # one query, then in memory
         for decision in decisions:
             setattr(decision, USAGE_ATTRIBUTE, reports.get(decision.pk))
         return super().to_representation(decisions)

@@ -26,7 +26,11 @@ from routing.models.config import (
     PrivacyZone,
     TrafficPolicy,
 )
-from routing.models.decisions import DecisionExclusion, RoutingDecision
+from routing.models.decisions import (
+    DecisionExclusion,
+    DecisionTemplate,
+    RoutingDecision,
+)
 from routing.models.drafts import DRAFT_ACTIONS, DRAFT_RESOURCES, Draft, DraftStatus
 from routing.models.spend import SpendDaily
 
@@ -48,6 +52,7 @@ __all__ = [
     "DRAFT_ACTIONS",
     "DRAFT_RESOURCES",
     "DecisionExclusion",
+    "DecisionTemplate",
     "Draft",
     "DraftStatus",
     "FallbackChain",

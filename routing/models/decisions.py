@@ -144,3 +144,20 @@ class DecisionExclusion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reconciler} excluded {self.excluded_count}"
+
+
+class DecisionTemplate(models.Model):
+    """A recorded decision's compact JSON, against which later decisions of the
+    same requested model and calendar month (UTC) are stored as deltas
+    (``routing.decision_storage``, delta form). ``id`` is a hash of ``text``,
+    so writers never collide; ``created_at`` is the first decision's time: the
+    decisions stored against a template are all of its month, and retention
+    deletes a month's templates once the month's decisions are gone."""
+
+    id = models.BigIntegerField(primary_key=True)
+    created_at = models.DateTimeField(db_index=True)
+    requested_model = models.CharField(max_length=200)
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return f"template {self.id} ({self.requested_model}, {self.created_at:%Y-%m})"

@@ -64,6 +64,7 @@ from routing.replay import (
 )
 from routing.replay import decision_row as decode_row
 from routing.selectors import routing_state
+from routing.services.decision_templates import template_texts
 from routing.services.drafts import ChangeWriter, draft_changes_from_json, draft_preview
 
 logger = logging.getLogger(__name__)
@@ -280,9 +281,10 @@ def _row_columns() -> str:
     ``routing.replay.replay_input``); from the annotations only the strategy
     and a round-robin decision's turn, from the details the chosen backend's
     tier; the request's own constraints are recorded only in the compact form
-    (NULL here). Last, a row in the compact stored form's compact JSON (NULL
-    for a row of the earlier form), from which ``routing.replay.decision_row``
-    reads the same fields and the request's own constraints.
+    (NULL here). Last, a row in the compact stored form's compact JSON, or
+    the template id and delta of a row in the delta form (NULL for a row of
+    the earlier form), from which ``routing.replay.decision_row`` reads the
+    same fields and the request's own constraints.
     """
     if connection.vendor == "postgresql":
         return (
@@ -291,7 +293,8 @@ def _row_columns() -> str:
             "annotations->>'strategy', "
             "CASE WHEN annotations->>'strategy' = 'round_robin' THEN "
             "(annotations->'score_breakdown'->backend_name->>'turn')::bigint END, "
-            "(details->'backend'->>'capability_tier')::int, NULL, trace->>'z'"
+            "(details->'backend'->>'capability_tier')::int, NULL, trace->>'z', "
+            "(trace->>'t')::bigint, trace->>'b'"
         )
     return (
         "requested_model, client, outcome, backend_name, model, "
@@ -300,7 +303,8 @@ def _row_columns() -> str:
         "json_extract(annotations, '$.score_breakdown.\"' || backend_name || "
         "'\".turn'), "
         "json_extract(details, '$.backend.capability_tier'), NULL, "
-        "json_extract(trace, '$.z')"
+        "json_extract(trace, '$.z'), json_extract(trace, '$.t'), "
+        "json_extract(trace, '$.b')"
     )
 
 
@@ -338,7 +342,9 @@ def decision_row(*, decision_id: uuid.UUID) -> DecisionRow | None:
             [RoutingDecision._meta.pk.get_db_prep_value(decision_id, connection)],
         )
         found = cursor.fetchone()
-    return None if found is None else decode_row(found[2:])
+    if found is None:
+        return None
+    return decode_row(found[2:], template_texts(_template_ids([found])).__getitem__)
 
 
 @dataclass(frozen=True)
@@ -415,6 +421,11 @@ def backtest_decision_records(
             return
         after = (raw[-1][1], raw[-1][0])
         size = min(batch_size, size * 2)
+
+
+def _template_ids(records: Records) -> set[int]:
+    """The templates the records in the delta form are stored against."""
+    return {r[-2] for r in records if r[-2] is not None}
 
 
 def _decoded(records: Records, rows: list[DecisionRow]) -> Batch:
@@ -513,15 +524,18 @@ class _Replays:
     def decode(self, records: Records) -> Callable[[], Batch]:
         """Start decoding a batch as selected (on the pool, one part per
         worker); a function that returns it decoded."""
+        texts = template_texts(_template_ids(records))
         if self._pool is None:
-            batch = _decoded(records, [decode_row(r[2:]) for r in records])
+            batch = _decoded(
+                records, [decode_row(r[2:], texts.__getitem__) for r in records]
+            )
             return lambda: batch
         pool = self._pool
         size = -(-len(records) // self.workers)
-        parts = [
-            pool.decode([r[2:] for r in records[i : i + size]])
-            for i in range(0, len(records), size)
-        ]
+        parts = []
+        for i in range(0, len(records), size):
+            part = [r[2:] for r in records[i : i + size]]
+            parts.append(pool.decode(part, {t: texts[t] for t in _template_ids(part)}))
         return lambda: _decoded(records, [row for p in parts for row in p.result()])
 
     def submit(

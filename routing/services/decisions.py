@@ -18,6 +18,7 @@ from routing.models import DecisionExclusion, RoutingDecision
 from routing.pipeline import RoutingRequest, RoutingResult
 from routing.replay import stated_constraints
 from routing.services.decision_sql import StateGuard, decision_write, status_rank_of
+from routing.services.decision_templates import decision_template_apply
 from routing.services.ledger import (
     STATUS_RANKS,
     Reservation,
@@ -206,10 +207,14 @@ def _relabel(result: RoutingResult, rank: int | None) -> RoutingResult:
 def stored_columns(
     result: RoutingResult, *, request: RoutingRequest | None = None, **known: Any
 ) -> dict[str, Any]:
-    """``decision_columns`` in the compact stored form (``routing.decision_storage``),
-    with the constraints ``request`` itself stated when given (for a replay)."""
+    """``decision_columns`` in the compact stored form (``routing.decision_storage``;
+    a delta against a template from the second decision of a model and month
+    on, ``decision_templates``), with the constraints ``request`` itself
+    stated when given (for a replay)."""
     stated = None if request is None else stated_constraints(request)
-    return encode(decision_columns(result, **known), stated=stated)
+    return decision_template_apply(
+        encode(decision_columns(result, **known), stated=stated)
+    )
 
 
 def decision_columns(result: RoutingResult, **known: Any) -> dict[str, Any]:

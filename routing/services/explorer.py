@@ -15,7 +15,6 @@ from typing import Any
 
 from django.db import transaction
 
-from routing.decision_storage import decision_view
 from routing.models import Backend, PrivacyZone, RoutingDecision
 from routing.pipeline import RoutingRequest, RoutingResult
 from routing.pipeline.rules import parse_privacy
@@ -23,6 +22,7 @@ from routing.pipeline.types import TierMode
 from routing.replay import replay_body
 from routing.services.backends import backend_save
 from routing.services.config import config_version_current
+from routing.services.decision_templates import decision_view
 from routing.services.routing import route_request
 
 #: Where a constraint is stated by the request itself (not by a policy).

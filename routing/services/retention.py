@@ -9,9 +9,12 @@ batches of ``BATCH_SIZE`` ids, one short transaction each (their
 ``DecisionExclusion`` rows cascade in the same statement batch), so the table is
 never locked for long and routing keeps recording decisions meanwhile. The loop
 stops when nothing old is left or the time budget is spent; the next run carries
-on. Deleting is idempotent, so two workers at once do no harm. Last, on
-PostgreSQL, the partitioned tables are analyzed (autovacuum never analyzes a
-partitioned parent).
+on. Deleting is idempotent, so two workers at once do no harm. Once nothing old
+is left, the decision templates of the months before the cutoff's go too (every
+decision stored against one is of its month; kept when expired partitions are
+detached for archiving, whose decisions still need them). Last, on PostgreSQL,
+the partitioned tables are analyzed (autovacuum never analyzes a partitioned
+parent).
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from routing.models import RoutingDecision
+from routing.services.decision_templates import decision_templates_expire
 from routing.services.partitions import (
     decision_partitions,
     decision_partitions_analyze,
     decision_partitions_expire,
     partitioning_active,
+    period_start,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,13 +46,15 @@ TIME_BUDGET_S = 240.0
 
 @dataclass(frozen=True)
 class PruneResult:
-    """Rows deleted in batches, whether none is left, partitions expired, and
-    whether the partitioned tables were analyzed (PostgreSQL)."""
+    """Rows deleted in batches, whether none is left, partitions expired,
+    whether the partitioned tables were analyzed (PostgreSQL), and decision
+    templates deleted."""
 
     deleted: int
     finished: bool
     partitions_expired: tuple[str, ...] = ()
     analyzed: bool = False
+    templates_deleted: int = 0
 
 
 def _delete_batch(*, cutoff: datetime, batch_size: int) -> int:
@@ -93,6 +100,9 @@ def decision_prune_expired(
         if time.monotonic() >= deadline:
             finished = False
             break
+    templates = 0
+    if finished and settings.NEXUS_DECISION_PARTITION_EXPIRY != "detach":
+        templates = decision_templates_expire(before=period_start("month", cutoff))
     # Daily fresh statistics for the partitioned parents (autovacuum skips them).
     analyzed = decision_partitions_analyze()
     if deleted:
@@ -107,4 +117,5 @@ def decision_prune_expired(
         finished=finished,
         partitions_expired=expired,
         analyzed=analyzed,
+        templates_deleted=templates,
     )

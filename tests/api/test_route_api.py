@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from routing.decision_storage import decision_view
 from routing.models import DecisionExclusion, LedgerEntry, RoutingDecision
+from routing.services.decision_templates import decision_view
 from tests.fleet_rows import add_policy, chat, set_budget
 
 pytestmark = pytest.mark.django_db

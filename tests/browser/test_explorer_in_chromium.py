@@ -52,8 +52,8 @@ def test_filtering_updates_the_list_and_the_url_without_a_reload(
 def test_a_rejected_decision_shows_each_exclusion_reason(
     page: Any, live_server: Any, demo_world: Any, shoot: Any
 ) -> None:
-    from routing.decision_storage import decision_view
     from routing.models import RoutingDecision
+    from routing.services.decision_templates import decision_view
 
     decision = RoutingDecision.objects.get(request_id__contains="claude-sonnet")
     assert decision.outcome == "reject"

@@ -11,7 +11,13 @@ from pathlib import Path
 from django.core.management import call_command
 from django.db import connection
 
-from routing.models import ApiKey, Backend, RoutingDecision, TrafficPolicy
+from routing.models import (
+    ApiKey,
+    Backend,
+    DecisionTemplate,
+    RoutingDecision,
+    TrafficPolicy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,16 +25,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_it_reports_each_size_and_leaves_no_row_and_no_table_behind(
     postgres: None,
 ) -> None:
-    counts = [m.objects.count() for m in (Backend, RoutingDecision, ApiKey)]
+    kept = (Backend, RoutingDecision, ApiKey, DecisionTemplate)
+    counts = [m.objects.count() for m in kept]
     out = StringIO()
-    call_command("bench_storage", "--sizes", "5,12", "--calls", "5", stdout=out)
-    rows = [line.split() for line in out.getvalue().splitlines()[2:]]
+    call_command("bench_storage", "--sizes", "5,12", "--calls", "40", stdout=out)
+    lines = out.getvalue().splitlines()[2:]
+    rows = [line.split() for line in lines[0::2]]
+    templates = lines[1::2]
     assert [row[0] for row in rows] == ["5", "12"]
     for row in rows:
         decision, exclusions, total = (int(v) for v in row[1:4])
         assert decision > 0 and total == decision + exclusions
         assert int(row[6]) > int(row[7]) > 0  # the API's JSON, more than stored
-    assert [m.objects.count() for m in (Backend, RoutingDecision, ApiKey)] == counts
+    # Each size's decisions after the first are deltas against one template.
+    assert all("+ 1 decision template(s)" in line for line in templates), templates
+    assert [m.objects.count() for m in kept] == counts
     assert not TrafficPolicy.objects.filter(name__startswith="bench-tier").exists()
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('pg_temp.routing_routingdecision')")

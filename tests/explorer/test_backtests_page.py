@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from routing.api.draft_changes import change_write
-from routing.decision_storage import decision_view
 from routing.models import Backtest, BacktestChange, Draft, RoutingDecision
 from routing.services.backtests import backtest_request, backtest_run
+from routing.services.decision_templates import decision_view
 from routing.services.drafts import DraftChange, draft_create, draft_discard
 from tests.services.test_backtests import ask as route_and_record
 

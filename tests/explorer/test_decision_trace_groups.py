@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from routing.decision_storage import decision_view
+from routing.services.decision_templates import decision_view
 from routing.services.demo import demo_fleet_load
 from tests.explorer.conftest import record
 

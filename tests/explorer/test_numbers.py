@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from routing.decision_storage import decision_view
 from routing.explorer.numbers import duration_us, milliseconds, money, number, percent
 from routing.models import Backend, Budget, RoutingDecision
+from routing.services.decision_templates import decision_view
 from tests.explorer.conftest import record
 
 

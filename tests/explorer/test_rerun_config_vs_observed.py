@@ -8,9 +8,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from routing.decision_storage import decision_view
 from routing.models import AuditEntry, Backend, Budget
 from routing.services.config import config_save
+from routing.services.decision_templates import decision_view
 from tests.explorer.conftest import record
 from tests.fleet_rows import set_budget
 

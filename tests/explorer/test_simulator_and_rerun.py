@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from routing.decision_storage import decision_view
 from routing.models import Backend, LedgerEntry, RoutingDecision
 from routing.services.config import config_save
+from routing.services.decision_templates import decision_view
 from routing.services.explorer import request_from_decision
 from tests.explorer.conftest import record
 from tests.fleet_rows import add_policy

@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from routing.adapters import config_snapshot, shared_pipeline_reset
 from routing.api.draft_changes import change_write
-from routing.decision_storage import decision_view
 from routing.models import Backtest, BacktestChange, RoutingDecision
 from routing.pipeline import RoutingRequest
 from routing.pipeline.rules import parse_privacy
 from routing.replay import replay_body
 from routing.services.backtests import backtest_request, backtest_run, decision_row
 from routing.services.config import config_version_current
+from routing.services.decision_templates import decision_view
 from routing.services.drafts import DraftChange, draft_create
 from routing.services.routing import route_request
 from tests.fleet_rows import add_policy, set_budget

@@ -14,7 +14,6 @@ import pytest
 from django.db import DataError, connection
 from django.utils import timezone
 
-from routing.decision_storage import decision_view
 from routing.models import (
     Budget,
     DecisionExclusion,
@@ -25,6 +24,7 @@ from routing.pipeline import RoutingResult
 from routing.selectors import routing_state
 from routing.services.config import config_save
 from routing.services.decision_sql import StateGuard
+from routing.services.decision_templates import decision_view
 from routing.services.decisions import StaleRoutingState, decision_record
 from routing.services.ledger import Reservation, ReservationRefused
 from tests.fleet_rows import set_budget

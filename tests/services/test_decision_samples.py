@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from routing.decision_storage import decision_view
 from routing.models import (
     Backend,
     Budget,
@@ -22,6 +21,7 @@ from routing.models import (
 from routing.services.api_keys import api_key_issue
 from routing.services.config import config_version_current
 from routing.services.decision_samples import UNKNOWN_MODELS
+from routing.services.decision_templates import decision_view
 from routing.services.demo import ALIASES, demo_fleet_load
 from routing.shared_counters import SharedCounterStore
 

@@ -17,10 +17,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from routing.adapters import config_snapshot
-from routing.decision_storage import decision_view
 from routing.models import Budget, RoutingDecision
 from routing.pipeline import RoutingRequest, RoutingResult, failure_result
 from routing.pipeline.types import ConfigSnapshot, Health
+from routing.services.decision_templates import decision_view
 from routing.services.decisions import COLUMNS, decision_columns
 from routing.services.routing import route_request
 from tests.fleet_rows import chat, set_budget

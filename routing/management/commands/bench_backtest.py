@@ -31,6 +31,7 @@ from routing.models import (
     Backend,
     BackendModel,
     Budget,
+    DecisionTemplate,
     PrivacyZone,
     RoutingDecision,
     TrafficPolicy,
@@ -92,6 +93,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{settled:,} decisions routed ({time.perf_counter() - started:.0f} s)"
         )
+        self._stored_forms()
         self._copy(decisions)
         self.stdout.write(
             f"{RoutingDecision.objects.count():,} decisions "
@@ -176,6 +178,28 @@ class Command(BaseCommand):
         route_request(
             request=request, request_id="bench", client=rng.choice(("app", "batch"))
         )
+
+    def _stored_forms(self) -> None:
+        """How the routed decisions are stored: per form (2: compact JSON, 3: a
+        delta against a decision template), how many and the mean stored
+        ``trace`` (``pg_column_size``) and JSON text."""
+        table = RoutingDecision._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT trace->>'v', count(*), avg(pg_column_size(trace)), "
+                f"avg(octet_length(trace::text)) FROM {table} GROUP BY 1 ORDER BY 1"
+            )
+            for form, count, stored, text in cursor.fetchall():
+                self.stdout.write(
+                    f"  stored form {form}: {count:,} decisions, trace {stored:.0f} "
+                    f"bytes stored ({text:.0f} bytes of JSON text)"
+                )
+            cursor.execute(
+                f"SELECT count(*), coalesce(sum(octet_length(text)), 0) "
+                f"FROM {DecisionTemplate._meta.db_table}"
+            )
+            count, size = cursor.fetchone()
+        self.stdout.write(f"  {count} decision templates, {size:,} bytes of text")
 
     def _copy(self, decisions: int) -> None:
         """Copies of the routed decisions up to ``decisions`` rows, in SQL."""

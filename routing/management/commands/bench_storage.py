@@ -10,12 +10,16 @@ heap + TOAST of the decision table and of its exclusion table
 (``pg_table_size`` before and after, less the free-space and visibility
 maps), their indexes apart
 (``pg_indexes_size``), the stored ``trace`` column (``pg_column_size``), the
-JSON the API answers with and the JSON text stored.
+JSON the API answers with and the JSON text stored. Each call runs its
+on-commit work as if it had committed, so decisions are stored as deltas
+against a decision template as in a served process
+(``routing.services.decision_templates``); the templates' table is reported
+apart (one per model and month, shared by all its decisions).
 
 Nothing is left behind: the run is one transaction, rolled back at the end,
 and the decisions go to fresh temporary copies of the two tables (``CREATE
-TEMP TABLE ... (LIKE ... INCLUDING ALL)``, which shadow the real ones for this
-connection), so the sizes start from empty tables and no free space left by
+TEMP TABLE ... (LIKE ... INCLUDING ALL)``, which shadow the real ones, and
+the templates' table, for this connection), so the sizes start from empty tables and no free space left by
 earlier rows is reused. On any other database it stops with an error: the
 figure is PostgreSQL's (SQLite keeps no TOAST and no per-table sizes).
 """
@@ -29,7 +33,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
-from django.test import Client
+from django.test import Client, TestCase
 from django.test.utils import override_settings
 
 from routing.adapters import config_snapshot_invalidate
@@ -37,11 +41,13 @@ from routing.models import (
     Backend,
     BackendModel,
     DecisionExclusion,
+    DecisionTemplate,
     PrivacyZone,
     RoutingDecision,
     TrafficPolicy,
 )
 from routing.services.api_keys import api_key_issue
+from routing.services.decision_templates import decision_templates_forget
 from routing.services.routing import routing_state_forget
 
 MODEL = "bench-storage-model"
@@ -185,6 +191,7 @@ class Command(BaseCommand):
     def _one(self, size: int, calls: int, same_priority: bool) -> None:
         decisions = RoutingDecision._meta.db_table
         exclusions = DecisionExclusion._meta.db_table
+        templates = DecisionTemplate._meta.db_table
         backends = _fleet(size, same_priority=same_priority)
         policy = TrafficPolicy.objects.create(
             name=f"bench-tier-{size}", model_pattern=MODEL, min_tier=3, order=1
@@ -197,6 +204,8 @@ class Command(BaseCommand):
         routing_state_forget()
         _shadow(decisions)
         _shadow(exclusions)
+        _shadow(templates)
+        decision_templates_forget()
         # Warm-up calls first: the tables' free-space maps (24 KB each, made
         # once a table passes four pages) are not a decision's bytes.
         warm = max(20, calls // 10)
@@ -210,6 +219,8 @@ class Command(BaseCommand):
                 f"{recorded} decisions recorded for {warm + calls} calls"
             )
         stored, trace = self._stored_json(decisions)
+        template_count = DecisionTemplate.objects.count()
+        template_bytes = _sizes(templates)[0]
         heap = (after[0][0] - before[0][0]) / calls
         child = (after[1][0] - before[1][0]) / calls
         indexes = (after[0][1] - before[0][1] + after[1][1] - before[1][1]) / calls
@@ -224,6 +235,11 @@ class Command(BaseCommand):
             f"{indexes:>8.0f} {trace:>6.0f} {statistics.fmean(api_json):>9.0f} "
             f"{stored:>11.0f}  {verdict}"
         )
+        self.stdout.write(
+            f"{'':>8} + {template_count} decision template(s), {template_bytes:,} "
+            f"bytes in all for the {warm + calls} decisions (heap + TOAST)"
+        )
+        _drop_shadow(templates)
         _drop_shadow(exclusions)
         _drop_shadow(decisions)
         policy.delete()
@@ -231,12 +247,17 @@ class Command(BaseCommand):
         Backend.objects.filter(pk__in=[b.pk for b in backends]).delete()
 
     def _route(self, client: Client, calls: int) -> list[int]:
-        """Route ``calls`` times; the answers' sizes in bytes."""
+        """Route ``calls`` times; the answers' sizes in bytes. Each call's
+        on-commit work runs as if it had committed (the run is one transaction):
+        a decision template is taken into use as in a served process."""
         sizes: list[int] = []
         for _ in range(calls):
-            response = client.post(
-                "/api/v1/route", data=json.dumps(BODY), content_type="application/json"
-            )
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                response = client.post(
+                    "/api/v1/route",
+                    data=json.dumps(BODY),
+                    content_type="application/json",
+                )
             if response.status_code != 200:
                 raise CommandError(
                     f"route answered {response.status_code}: {response.content[:300]!r}"
