@@ -6,9 +6,11 @@ reasons, the keys. ``decision_template_apply`` stores a decision as a delta
 against a template, an earlier decision's compact JSON: the first decision of
 its requested model in this process and calendar month (UTC) becomes that
 template (stored as it is, the template inserted in the same transaction and
-used by later decisions only once committed). When a delta comes out larger
-than a third of its text (the fleet or the traffic changed), that decision
-becomes the new template. ``decision_view`` reads a decision in any form.
+used by later decisions only once committed). A model keeps up to
+``PER_KEY`` templates, the last one that served first; when the delta against
+each comes out larger than half its text (another shape of traffic, or
+the fleet changed), that decision becomes a template too, in place of the
+least recent. ``decision_view`` reads a decision in any form.
 
 Templates are content-addressed (``id`` is a hash of the text), so processes
 never collide; each process keeps its templates in use and the texts it read
@@ -31,9 +33,15 @@ from routing.decision_storage import DELTA, VERSION, Deflater
 from routing.models import DecisionTemplate
 
 #: A delta larger than its text divided by this makes the decision a template.
-REFRESH_RATIO = 3
-#: Templates in use at once per process ((model, month) keys); past it, all
-#: are forgotten and made again as decisions come.
+#: Not lower: decisions of one shape differ by their load and latency factors,
+#: numbers a template cannot predict, and on mixed traffic deltas of a third
+#: of their text are common however recent the template.
+REFRESH_RATIO = 2
+#: Templates kept per (model, month): traffic of one model takes a few shapes
+#: (strategies, restricted or not, routes and rejects), each its template.
+PER_KEY = 4
+#: (model, month) keys in use at once per process; past it, all are forgotten
+#: and made again as decisions come.
 KEYS_MAX = 1000
 #: Template texts remembered per process for reading.
 TEXTS_MAX = 2000
@@ -45,7 +53,7 @@ class _Current:
     deflater: Deflater
 
 
-_current: dict[tuple[str, str], _Current] = {}
+_current: dict[tuple[str, str], list[_Current]] = {}
 _texts: dict[int, str] = {}
 _lock = threading.Lock()
 
@@ -71,13 +79,22 @@ def decision_template_apply(columns: dict[str, Any]) -> dict[str, Any]:
     text: str = trace["z"]
     created_at: datetime = columns["created_at"]
     key = (columns["requested_model"], _month(created_at))
-    current = _current.get(key)
-    if current is not None:
+    for current in _current.get(key, ()):
         delta = current.deflater.delta(text)
         if len(delta) * REFRESH_RATIO <= len(text):
+            _first(key, current)
             return {**columns, "trace": {"v": DELTA, "t": current.id, "b": delta}}
     _template_create(key=key, text=text, created_at=created_at)
     return columns
+
+
+def _first(key: tuple[str, str], current: _Current) -> None:
+    """Try ``current`` first for ``key`` from now on."""
+    with _lock:
+        in_use = _current.get(key)
+        if in_use and in_use[0] is not current and current in in_use:
+            in_use.remove(current)
+            in_use.insert(0, current)
 
 
 def _template_create(*, key: tuple[str, str], text: str, created_at: datetime) -> None:
@@ -99,7 +116,9 @@ def _use(key: tuple[str, str], new_id: int, text: str) -> None:
     with _lock:
         if len(_current) >= KEYS_MAX:
             _current.clear()
-        _current[key] = _Current(new_id, Deflater(text))
+        in_use = _current.setdefault(key, [])
+        in_use.insert(0, _Current(new_id, Deflater(text)))
+        del in_use[PER_KEY:]
     _remember(new_id, text)
 
 

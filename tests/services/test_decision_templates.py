@@ -5,6 +5,7 @@ its decisions."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from routing.decision_storage import DELTA, EMPTY, VERSION
 from routing.dev.bench import BUDGET, REQUEST, build_fleet
 from routing.models import DecisionTemplate, RoutingDecision
 from routing.pipeline import RoutingContext, default_pipeline
+from routing.services import decision_templates
 from routing.services.backtests import backtest_request, backtest_run
 from routing.services.decision_templates import (
     decision_templates_forget,
@@ -186,3 +188,33 @@ def test_a_backtest_replays_deltas_as_it_replays_compact_rows(
     assert summaries[0]["changed"] > 0
     decision_templates_forget()
     assert template_texts(DecisionTemplate.objects.values_list("id", flat=True))
+
+
+def test_two_shapes_of_traffic_in_turn_keep_a_template_each(
+    committed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A strict bar for a delta (a fifth of its text), so the two shapes below
+    # are poor deltas against each other's template: a route over fifty
+    # backends, and a reject over twenty disabled ones of other names.
+    monkeypatch.setattr(decision_templates, "REFRESH_RATIO", 5)
+    others = build_fleet(20, seed=5)
+    disabled = dataclasses.replace(
+        others,
+        backends=tuple(
+            dataclasses.replace(b, enabled=False, name=f"edge-node-{i}")
+            for i, b in enumerate(others.backends)
+        ),
+    )
+    pipeline = default_pipeline()
+    contexts = [
+        RoutingContext(build_fleet(50), (BUDGET,)),
+        RoutingContext(disabled, (BUDGET,)),
+    ]
+    forms = []
+    for i in range(8):
+        result = pipeline.route(REQUEST, contexts[i % 2])
+        forms.append(stored(committed(result, AT + timedelta(seconds=i))).trace["v"])
+    # The first of each shape is a template; then each is a delta against its
+    # own shape's, not a new template every other call.
+    assert forms == [VERSION, VERSION] + [DELTA] * 6
+    assert DecisionTemplate.objects.count() == 2
