@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from routing.decision_storage import is_compact
 from routing.models import RoutingDecision
+from routing.services.decision_templates import decision_templates_forget
 from tests.fleet_rows import add_backend, chat, priced
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {}}}
@@ -187,3 +188,35 @@ def test_a_recorded_decision_reads_back_exactly_as_the_route_call_answered(
                 )
                 continue
             assert detail[key] == value, key
+
+
+def test_decisions_stored_as_deltas_answer_what_their_route_calls_did(
+    api_client: APIClient,
+    fleet: Any,
+    django_capture_on_commit_callbacks: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    routed = []
+    for i in range(6):
+        # Each call as if committed: the first one's template is taken into use.
+        with django_capture_on_commit_callbacks(execute=True):
+            body = chat("llama3.1:8b", max_tokens=100 + i)
+            routed.append(api_client.post("/api/v1/route", body, format="json").json())
+    forms = [
+        RoutingDecision.objects.get(pk=r["decision_id"]).trace["v"] for r in routed
+    ]
+    assert forms == [2, 3, 3, 3, 3, 3]
+    decision_templates_forget()  # read as a process that never saw them
+    for answer in routed[1:]:
+        detail = api_client.get(f"/api/v1/decisions/{answer['decision_id']}/").json()
+        assert detail["trace"] == answer["trace"]
+        assert detail["annotations"] == answer["annotations"]
+        assert detail["constraints"] == answer["constraints"]
+    # A page reads the templates of its rows in one query, not one per row.
+    decision_templates_forget()
+    with django_assert_max_num_queries(8) as captured:
+        page = api_client.get("/api/v1/decisions/").json()
+    assert [r["decision_id"] for r in page["results"]] == [
+        r["decision_id"] for r in reversed(routed)
+    ]
+    assert sum("routing_decisiontemplate" in q["sql"] for q in captured) == 1
