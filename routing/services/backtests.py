@@ -749,29 +749,33 @@ def _replay_all(
     """(tally, distinct inputs, finished: False when cancelled)."""
     tally = Tally()
     done = 0
+
+    def counted(batch: Batch, pending: list[Any]) -> bool:
+        """Count a replayed batch; False when the backtest was cancelled."""
+        nonlocal done
+        done += _count(backtest.pk, replays, tally, batch, pending)
+        if not _still_running(backtest.pk, progress_done=done):
+            return False
+        if progress is not None:
+            progress(done, total)
+        return True
+
     with _Replays(world, workers) as replays:
         batches = _prefetched(
             partial(backtest_decision_records, backtest, batch_size=batch_size),
             replays.decode,
         )
-        previous: tuple[list[Any], list[Any]] | None = None
+        previous: tuple[Batch, list[Any]] | None = None
         for batch in batches:
             # Replay this batch while the previous one is counted and stored.
             pending = replays.submit([row for _, _, row in batch])
             if previous is not None:
-                done += _count(backtest.pk, replays, tally, *previous)
-                if not _still_running(backtest.pk, progress_done=done):
+                if not counted(*previous):
                     return tally, replays.distinct, False
-                if progress is not None:
-                    progress(done, total)
                 replays.forget({row for _, _, row in batch})
             previous = (batch, pending)
-        if previous is not None:
-            done += _count(backtest.pk, replays, tally, *previous)
-            if not _still_running(backtest.pk, progress_done=done):
-                return tally, replays.distinct, False
-            if progress is not None:
-                progress(done, total)
+        if previous is not None and not counted(*previous):
+            return tally, replays.distinct, False
         return tally, replays.distinct, True
 
 

@@ -485,3 +485,13 @@ def test_a_re_run_against_a_discarded_draft_says_why_not(
     assert f"Draft {draft.pk} is discarded; it cannot be replayed." in (
         response.content.decode()
     )
+
+
+def test_the_drafts_list_shows_recent_backtests_once_and_keeps_its_title_plain(
+    staff_client: Client, fleet: Any
+) -> None:
+    queued(None)
+    page = staff_client.get(reverse("explorer:drafts")).content.decode()
+    title = page[page.index("<title>") : page.index("</title>")]
+    assert title == "<title>Drafts · Nexus explorer"
+    assert page.count('id="recent-backtests"') == 1
