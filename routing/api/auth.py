@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -280,6 +281,24 @@ class DraftPermission(permissions.BasePermission):
 
 
 _DRAFT_ACTION_PERMISSIONS = {"create": "add", "update": "change", "delete": "delete"}
+
+
+def draft_apply_authorizer(
+    user: Any, refusal: Callable[[str], Exception]
+) -> Callable[[Any], None]:
+    """``draft_apply``'s ``authorize`` for ``user`` (the API's and the
+    explorer's): raises ``refusal(message)``, the message naming the
+    permissions it lacks (``draft_apply_missing_permissions``)."""
+
+    def authorize(changes: Any) -> None:
+        missing = draft_apply_missing_permissions(user, changes)
+        if missing:
+            raise refusal(
+                "Applying this draft makes live edits your login may not make: "
+                f"it lacks {', '.join(missing)}."
+            )
+
+    return authorize
 
 
 def draft_apply_missing_permissions(user: Any, changes: Any) -> list[str]:

@@ -20,7 +20,7 @@ from routing import selectors
 from routing.api.auth import (
     DraftPermission,
     actor_name,
-    draft_apply_missing_permissions,
+    draft_apply_authorizer,
 )
 from routing.api.draft_changes import change_write
 from routing.api.views import DecisionCursor
@@ -205,20 +205,10 @@ class DraftApplyApi(APIView):
         responses={200: DraftSerializer},
     )
     def post(self, request: Request, pk: str) -> Response:
-        user = request.user
-
-        def authorize(changes: list[DraftChange]) -> None:
-            missing = draft_apply_missing_permissions(user, changes)
-            if missing:
-                raise PermissionDenied(
-                    "Applying this draft makes live edits your login may not "
-                    f"make: it lacks {', '.join(missing)}."
-                )
-
         draft = draft_apply(
             draft_id=int(pk),
             actor=actor_name(request),
             write=change_write,
-            authorize=authorize,
+            authorize=draft_apply_authorizer(request.user, PermissionDenied),
         )
         return Response(DraftSerializer(draft).data)

@@ -24,7 +24,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
-from routing.api.auth import DraftPermission, draft_apply_missing_permissions
+from routing.api.auth import (
+    DraftPermission,
+    draft_apply_authorizer,
+    draft_apply_missing_permissions,
+)
 from routing.api.draft_changes import change_write
 from routing.api.drafts import DraftChangeSerializer
 from routing.api.exceptions import flatten_detail
@@ -487,22 +491,12 @@ def draft_apply_view(request: ExplorerRequest, draft_id: int) -> HttpResponse:
     """Apply the draft as one config version; a conflict (409) names the
     objects edited since, and the changes concerned are marked."""
     draft = _draft(draft_id)
-    user = request.user
-
-    def authorize(changes: list[DraftChange]) -> None:
-        missing = draft_apply_missing_permissions(user, changes)
-        if missing:
-            raise _Forbidden(
-                "Applying this draft makes live edits your login may not make: "
-                f"it lacks {', '.join(missing)}."
-            )
-
     try:
         draft = draft_apply(
             draft_id=draft.pk,
             actor=_actor(request),
             write=change_write,
-            authorize=authorize,
+            authorize=draft_apply_authorizer(request.user, _Forbidden),
         )
     except _Forbidden as exc:
         return _body(request, draft, status=403, problems=[str(exc)])
