@@ -32,12 +32,10 @@ from routing.explorer.forms import (
     _names,
 )
 from routing.models import (
-    Alias,
     Backend,
     BackendModel,
     Budget,
     FallbackChain,
-    PrivacyZone,
     TrafficPolicy,
 )
 from routing.pipeline.types import BackendKind
@@ -83,8 +81,9 @@ class DraftChangeForm(forms.Form):
 
     @classmethod
     def initial_for(cls, instance: Model) -> dict[str, Any]:
-        """The form's values for ``instance``."""
-        raise NotImplementedError
+        """The form's values for ``instance``: each field's attribute of the
+        same name (forms whose fields read otherwise say how)."""
+        return {name: getattr(instance, name) for name in cls.base_fields}
 
     def api_values(self) -> dict[str, Any]:
         """Every API field from the cleaned data (JSON-safe)."""
@@ -127,26 +126,12 @@ class ZoneChangeForm(DraftChangeForm):
     private = forms.BooleanField(required=False)
     description = forms.CharField(max_length=200, required=False)
 
-    @classmethod
-    def initial_for(cls, instance: Model) -> dict[str, Any]:
-        assert isinstance(instance, PrivacyZone)
-        return {
-            "name": instance.name,
-            "private": instance.private,
-            "description": instance.description,
-        }
-
 
 class AliasChangeForm(DraftChangeForm):
     RESOURCE = "aliases"
 
     name = forms.CharField(max_length=200)
     target = forms.CharField(max_length=200, help_text="A model or another alias.")
-
-    @classmethod
-    def initial_for(cls, instance: Model) -> dict[str, Any]:
-        assert isinstance(instance, Alias)
-        return {"name": instance.name, "target": instance.target}
 
 
 class FallbackChangeForm(DraftChangeForm):

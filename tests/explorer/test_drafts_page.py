@@ -522,3 +522,20 @@ def test_deleting_an_object_still_in_use_is_refused_with_the_live_message(
     page = html.unescape(response.content.decode())
     assert "Change 1, name:" in page
     assert stored(draft) == []
+
+
+def test_zone_and_alias_update_forms_start_from_the_objects_fields(fleet: Any) -> None:
+    from routing.explorer.draft_forms import AliasChangeForm, ZoneChangeForm
+    from routing.models import Alias
+
+    zone = PrivacyZone.objects.get(name="local")
+    assert ZoneChangeForm.initial_for(zone) == {
+        "name": "local",
+        "private": True,
+        "description": zone.description,
+    }
+    alias = Alias(name="fast", target="llama3.1:8b")
+    assert AliasChangeForm.initial_for(alias) == {
+        "name": "fast",
+        "target": "llama3.1:8b",
+    }
