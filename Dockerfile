@@ -19,6 +19,13 @@ RUN NEXUS_PYTHON=python scripts/build-env /opt/venv /tmp/wheels \
     && rm -rf /tmp/wheels /root/.cache/pip
 
 COPY . .
+# Compile routing/pipeline with mypyc (routing/pipeline_build.py); the compiler
+# goes again afterwards.
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+    && python -m routing.dev.compile_pipeline \
+    && apt-get purge -y -qq gcc libc6-dev >/dev/null && apt-get autoremove -y -qq \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --home-dir /app nexus \
     && mkdir -p /data && chown nexus /data
 USER nexus

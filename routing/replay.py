@@ -23,6 +23,7 @@ decision's own input. No counter is advanced, nothing shared is written.
 
 from __future__ import annotations
 
+import copyreg
 import json
 import math
 import os
@@ -559,7 +560,10 @@ def read_only(data: dict[Any, Any]) -> Mapping[Any, Any]:
 class _Pickler(pickle.Pickler):
     """Pickles the snapshots' read-only mappings as plain dicts wrapped again."""
 
-    dispatch_table = {MappingProxyType: lambda m: (read_only, (dict(m),))}
+    dispatch_table = {
+        **copyreg.dispatch_table,  # the snapshots' own (routing.pipeline.types)
+        MappingProxyType: lambda m: (read_only, (dict(m),)),
+    }
 
 
 def dump_world(

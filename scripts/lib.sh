@@ -44,3 +44,9 @@ ensure_venv() {
     echo "$digest" > "$stamp"
   fi
 }
+
+# Compile routing/pipeline with mypyc when its sources changed since the last
+# build (routing/pipeline_build.py; about a minute, once).
+ensure_pipeline_build() {
+  .venv/bin/python -m routing.dev.compile_pipeline --if-stale
+}

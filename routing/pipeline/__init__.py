@@ -13,7 +13,6 @@ from __future__ import annotations
 from routing.pipeline.base import (
     PipelineBuilder,
     PipelineConfigError,
-    Reconciler,
     ReconcilerPipeline,
     default_pipeline,
     default_reconcilers,
@@ -32,8 +31,9 @@ from routing.pipeline.intent import (
     RoutingRequest,
     TraceEntry,
 )
+from routing.pipeline.protocols import Reconciler, Scorer
 from routing.pipeline.reconcilers import DEFAULT_ORDER
-from routing.pipeline.scorers import BackendScorer, Scorer, load_scorer, parse_scorers
+from routing.pipeline.scorers import BackendScorer, load_scorer, parse_scorers
 from routing.pipeline.settings import (
     DEFAULT_SCORERS,
     DEFAULT_WEIGHTS,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
+from typing import Any, NamedTuple, cast
 
 from routing.pipeline.decision import RoutingResult, build_result
 from routing.pipeline.index import index_for
@@ -39,6 +39,7 @@ from routing.pipeline.intent import (
     TraceEntry,
     new_tuple,
 )
+from routing.pipeline.protocols import Reconciler
 from routing.pipeline.reconcilers import DEFAULT_ORDER
 from routing.pipeline.reconcilers.budget import BudgetReconciler
 from routing.pipeline.reconcilers.capability import CapabilityReconciler
@@ -51,33 +52,6 @@ from routing.pipeline.suggestions import suggest_alternatives
 from routing.pipeline.types import ErrorPolicy, Outcome
 
 SELECTION = "selection"
-
-
-@runtime_checkable
-class Reconciler(Protocol):
-    """One stage of the pipeline.
-
-    ``name`` is unique within a pipeline (it keys the trace, ``*_excluded``
-    annotations and ``excluded_by``). ``error_policy`` says what a raise means.
-    ``reconcile`` narrows the intent: ``intent.exclude(backend, reason,
-    suggested_action)``, ``intent.annotate(key, json_value)``,
-    ``intent.warn(text)``. It must be thread-safe: one instance serves every
-    request.
-    """
-
-    @property
-    def name(self) -> str:
-        """Unique stage name."""
-        ...
-
-    @property
-    def error_policy(self) -> ErrorPolicy:
-        """``fail_open`` (skip on error) or ``fail_closed`` (reject on error)."""
-        ...
-
-    def reconcile(self, intent: RoutingIntent) -> None:
-        """Narrow, annotate or decide ``intent``."""
-        ...
 
 
 class PipelineConfigError(ValueError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any, overload
 
 from routing.pipeline.intent import Requirements
 from routing.pipeline.rules import glob_matches
@@ -32,8 +33,16 @@ HARD_LIMIT_SQL = "{used} >= {limit}"
 SOFT_LIMIT_SQL = "{used} >= {limit} * {percent} / 100.0"
 
 
-def budget_status[N: (float, Decimal)](
-    spent: N, reserved: N, limit: N | None, soft_percent: int
+@overload
+def budget_status(
+    spent: float, reserved: float, limit: float | None, soft_percent: int
+) -> BudgetStatus: ...
+@overload
+def budget_status(
+    spent: Decimal, reserved: Decimal, limit: Decimal | None, soft_percent: int
+) -> BudgetStatus: ...
+def budget_status(
+    spent: Any, reserved: Any, limit: Any, soft_percent: int
 ) -> BudgetStatus:
     """Where spent + reserved stands against ``limit`` (None = disabled):
     ``hard_limit`` at 100 % or more, ``soft_limit`` at ``soft_percent`` % or

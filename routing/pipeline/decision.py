@@ -30,7 +30,6 @@ from routing.pipeline.types import (
     BackendSnapshot,
     Outcome,
     Rejection,
-    positional_constructor,
 )
 
 MAX_SUGGESTED_ACTIONS = 5
@@ -162,9 +161,6 @@ class RoutingResult:
         return trace
 
 
-_new_result = positional_constructor(RoutingResult)
-
-
 def jsonable(value: Any) -> Any:
     """Convert annotation values to plain JSON types (unknown objects -> str)."""
     kind = type(value)
@@ -253,31 +249,30 @@ def build_result(
         rejections = tuple(r for attempt in attempts for r in attempt.rejections)
         error_type, error_message, suggested = _build_error(attempts, rejections, hint)
 
-    return _new_result(  # every field, in declaration order
-        outcome,
-        first.requested_model,
-        final.model,
-        backend,
-        final.score if backend is not None else None,  # score
-        final.reason if backend is not None else None,  # reason
-        cost,  # estimated_cost_usd
-        final.estimated_wait_ms,
-        final.fallback_backend,
-        error_type,
-        error_message,
-        rejections,
-        suggested,  # suggested_actions
-        final.requirements,
-        final.constraints,
-        tuple([p.name for p in final.matched_policies]),  # matched_policies
-        final.annotations,
-        trace,
-        tuple(warnings),
-        excluded_by,
-        fallback_used,
-        models_tried,
-        duration_us,
-        {},  # _json: nothing built yet
+    return RoutingResult(
+        outcome=outcome,
+        requested_model=first.requested_model,
+        model=final.model,
+        backend=backend,
+        score=final.score if backend is not None else None,
+        reason=final.reason if backend is not None else None,
+        estimated_cost_usd=cost,
+        estimated_wait_ms=final.estimated_wait_ms,
+        fallback_backend=final.fallback_backend,
+        error_type=error_type,
+        error_message=error_message,
+        rejections=rejections,
+        suggested_actions=suggested,
+        requirements=final.requirements,
+        constraints=final.constraints,
+        matched_policies=tuple([p.name for p in final.matched_policies]),
+        annotations=final.annotations,
+        trace=trace,
+        warnings=tuple(warnings),
+        excluded_by=excluded_by,
+        fallback_used=fallback_used,
+        models_tried=models_tried,
+        duration_us=duration_us,
     )
 
 

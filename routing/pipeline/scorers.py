@@ -29,10 +29,13 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, cast
+
+from mypy_extensions import mypyc_attr
 
 from routing.pipeline.budgets import estimated_costs
 from routing.pipeline.intent import RoutingIntent
+from routing.pipeline.protocols import Scorer
 from routing.pipeline.settings import SettingsError
 from routing.pipeline.types import BackendSnapshot
 
@@ -40,22 +43,7 @@ LATENCY_REFERENCE_MS = 1000.0
 NEUTRAL_LATENCY = 0.5
 
 
-@runtime_checkable
-class Scorer(Protocol):
-    """One scoring signal of the ``smart`` strategy."""
-
-    @property
-    def name(self) -> str:
-        """Unique scorer name (the key in ``score_breakdown``)."""
-        ...
-
-    def score(
-        self, candidates: Sequence[BackendSnapshot], intent: RoutingIntent
-    ) -> Mapping[str, float]:
-        """Candidate name -> score in [0, 1], higher better."""
-        ...
-
-
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BackendScorer(ABC):
     """A scorer whose value depends only on the backend: ``factor(backend)``.
 
@@ -63,9 +51,17 @@ class BackendScorer(ABC):
     so scoring is a lookup. Subclasses set ``name`` and define ``factor``.
     """
 
-    name = ""
+    name: ClassVar[str] = ""
     #: True when ``score`` also reads the context's live in-flight counts.
-    live = False
+    live: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        # ABC's own check, which the compiled pipeline's classes skip.
+        if type(self).factor is BackendScorer.factor:
+            raise TypeError(
+                f"Can't instantiate {type(self).__name__}: a BackendScorer needs "
+                "a factor(backend) method."
+            )
 
     @abstractmethod
     def factor(self, backend: BackendSnapshot) -> float:
@@ -87,7 +83,7 @@ class BackendScorer(ABC):
 class PriorityScorer(BackendScorer):
     """Lower priority number is better: 1 - priority / 100."""
 
-    name = "priority"
+    name: ClassVar[str] = "priority"
 
     def factor(self, backend: BackendSnapshot) -> float:
         """0-100 priority (lower preferred) as a 0-1 factor (higher better)."""
@@ -97,8 +93,8 @@ class PriorityScorer(BackendScorer):
 class LoadScorer(BackendScorer):
     """Free share of the backend's concurrency, counting live in-flight requests."""
 
-    name = "load"
-    live = True
+    name: ClassVar[str] = "load"
+    live: ClassVar[bool] = True
 
     def factor(self, backend: BackendSnapshot) -> float:
         """1 - min(pending_requests / max_concurrency, 1)."""
@@ -124,7 +120,7 @@ def free_share(backend: BackendSnapshot, in_flight: int) -> float:
 class LatencyScorer(BackendScorer):
     """Fast backends near 1, slow ones towards 0, unknown neutral (0.5)."""
 
-    name = "latency"
+    name: ClassVar[str] = "latency"
 
     def factor(self, backend: BackendSnapshot) -> float:
         """1000 / (1000 + latency_ema_ms); 0.5 when unknown."""
@@ -137,7 +133,7 @@ class LatencyScorer(BackendScorer):
 class ErrorsScorer(BackendScorer):
     """Share of successful requests."""
 
-    name = "errors"
+    name: ClassVar[str] = "errors"
 
     def factor(self, backend: BackendSnapshot) -> float:
         """1 - error_rate."""
@@ -150,7 +146,7 @@ class CostScorer:
     Optional: counts only when a reconciler calls ``intent.use_scorer("cost")``.
     """
 
-    name = "cost"
+    name: ClassVar[str] = "cost"
     optional = True
 
     def score(
@@ -233,8 +229,7 @@ def load_scorer(name_or_path: str | Scorer) -> Scorer:
             f"{name_or_path!r} is not a scorer: it needs a str 'name' and a "
             "score(candidates, intent) method."
         )
-    assert isinstance(scorer, Scorer)
-    return scorer
+    return cast(Scorer, scorer)
 
 
 def _is_scorer(obj: object) -> bool:

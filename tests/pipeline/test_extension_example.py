@@ -73,7 +73,7 @@ def test_the_documented_reconciler_is_written_on_exclude_failing() -> None:
 
 def test_the_documented_scorer_takes_part_with_its_weight() -> None:
     from routing.pipeline import DEFAULT_SCORERS, PipelineSettings
-    from routing.pipeline.scorers import Scorer
+    from routing.pipeline.protocols import Scorer
 
     affinity = _example("zone_affinity", "ZoneAffinity")
     assert isinstance(affinity(), Scorer)

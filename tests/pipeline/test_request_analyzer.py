@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from routing.pipeline import MODEL_NOT_FOUND, NO_VIABLE_BACKEND, RoutingRequest
 from routing.pipeline.analysis import analyse_body
-from routing.pipeline.types import Health, Outcome, PolicySnapshot
+from routing.pipeline.types import Health, Outcome, PolicySnapshot, TierMode
 
 from .fleet import backend, cloud, config, local, offer, request, route
 
@@ -145,9 +145,12 @@ def test_a_request_with_no_body_at_all_still_routes() -> None:
     assert result.outcome is Outcome.ROUTE
 
 
-def test_plain_string_enum_values_from_the_model_layer_are_understood() -> None:
-    cfg = config(local("sick", health="unhealthy"), local("ok"))  # type: ignore[arg-type]
-    result = route(cfg, request(min_tier=2, tier_mode="flexible"))  # type: ignore[arg-type]
+def test_enum_values_compare_equal_to_the_model_layers_plain_strings() -> None:
+    # The model layer stores plain strings; its adapter hands the pipeline the
+    # enums (the compiled pipeline enforces the types), which equal the strings.
+    cfg = config(local("sick", health=Health("unhealthy")), local("ok"))
+    result = route(cfg, request(min_tier=2, tier_mode=TierMode("flexible")))
     assert result.backend_name == "ok"
     assert result.constraints.tier_mode == "flexible"
+    assert cfg.backends[0].health == "unhealthy"
     assert "sick" in result.annotations["request_analyzer_excluded"]

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
-import pytest
-
-from routing.pipeline import Requirements, RoutingResult
-from routing.pipeline.types import (
-    HardLimitAction,
-    Health,
-    PolicySnapshot,
-    positional_constructor,
-)
+from routing.pipeline.types import HardLimitAction, Health, PolicySnapshot
 
 from .fleet import budget, cloud, config, local, request, route
 
@@ -154,16 +146,6 @@ def test_the_costly_json_pieces_are_built_once_and_a_changed_copy_builds_its_own
     changed = replace(result, annotations={**result.annotations, "note": "x"})
     assert changed.to_dict()["annotations"]["note"] == "x"
     assert "note" not in result.to_dict()["annotations"]
-
-
-def test_the_positional_constructor_sets_every_field_like_the_dataclass() -> None:
-    for cls in (RoutingResult, Requirements):
-        given = [(f, object()) for f in fields(cls)]
-        values = [value for _, value in given]
-        made = positional_constructor(cls)(*values)
-        assert made == cls(**{f.name: value for f, value in given if f.init})
-        with pytest.raises(TypeError):
-            positional_constructor(cls)(*values[:-1])
 
 
 def test_annotation_values_become_plain_json_whatever_their_type() -> None:

@@ -142,7 +142,9 @@ def test_route_request_answers_with_the_result_whose_pieces_it_stored(
 
 def broken_snapshot(versions: tuple[int, int] | None = None) -> ConfigSnapshot:
     """A snapshot the pipeline cannot index: route() raises outside any reconciler."""
-    return replace(config_snapshot(versions), backends=None)  # type: ignore[arg-type]
+    config = config_snapshot(versions)
+    first = replace(config.backends[0], models=None)  # type: ignore[arg-type]
+    return replace(config, backends=(first, *config.backends[1:]))
 
 
 FAILED = {
@@ -151,7 +153,7 @@ FAILED = {
     "model": "gpt-4o",
     "error": {
         "type": "pipeline_error",
-        "message": "The routing pipeline failed (TypeError); the request was not "
+        "message": "The routing pipeline failed (AttributeError); the request was not "
         "routed. Operators: see the server log.",
         "fields": {},
         "rejections": [],
@@ -192,7 +194,7 @@ def test_a_pipeline_failure_outside_any_reconciler_is_recorded_and_answered_as_b
     assert list(body) == list(expected)
     assert list(body["error"]) == list(FAILED["error"])
     assert "routing pipeline failed" in caplog.text
-    assert "TypeError" in caplog.text  # the traceback is in the server log
+    assert "AttributeError" in caplog.text  # the traceback is in the server log
     row = RoutingDecision.objects.get(pk=decision_id)
     assert (row.outcome, row.error_type, row.backend_name) == (
         "reject",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import ClassVar
 
 from routing.pipeline.budgets import (
     FLOAT_SLACK_USD,
@@ -54,8 +55,8 @@ class BudgetReconciler:
     Reasons name the budget and the date it resets.
     """
 
-    name = "budget"
-    error_policy = ErrorPolicy.FAIL_OPEN
+    name: ClassVar[str] = "budget"
+    error_policy: ClassVar[ErrorPolicy] = ErrorPolicy.FAIL_OPEN
 
     def reconcile(self, intent: RoutingIntent) -> None:
         """Annotate costs and budget status; exclude what the budgets forbid."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from routing.pipeline.intent import Requirements, RoutingIntent
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, ModelOffer, TierMode
 
@@ -19,8 +21,8 @@ class CapabilityReconciler:
     mode went lower).
     """
 
-    name = "capability"
-    error_policy = ErrorPolicy.FAIL_OPEN
+    name: ClassVar[str] = "capability"
+    error_policy: ClassVar[ErrorPolicy] = ErrorPolicy.FAIL_OPEN
 
     def reconcile(self, intent: RoutingIntent) -> None:
         """Exclude incapable candidates, then apply the tier rule."""

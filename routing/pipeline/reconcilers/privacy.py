@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from routing.pipeline.intent import RoutingIntent
 from routing.pipeline.rules import PrivacyConstraint
 from routing.pipeline.types import (
@@ -23,8 +25,8 @@ class PrivacyReconciler:
     constraints joined by ``+``, e.g. ``restricted+zone:eu-private``).
     """
 
-    name = "privacy"
-    error_policy = ErrorPolicy.FAIL_CLOSED
+    name: ClassVar[str] = "privacy"
+    error_policy: ClassVar[ErrorPolicy] = ErrorPolicy.FAIL_CLOSED
 
     def reconcile(self, intent: RoutingIntent) -> None:
         """Exclude every candidate that fails a privacy constraint."""

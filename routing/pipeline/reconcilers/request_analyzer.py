@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from routing.pipeline.analysis import analyse_body, constraints_for
 from routing.pipeline.intent import MODEL_NOT_FOUND, RoutingIntent
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, ModelOffer
@@ -18,8 +20,8 @@ class RequestAnalyzer:
     backend offers the model the decision is a ``model_not_found`` reject.
     """
 
-    name = "request_analyzer"
-    error_policy = ErrorPolicy.FAIL_CLOSED
+    name: ClassVar[str] = "request_analyzer"
+    error_policy: ClassVar[ErrorPolicy] = ErrorPolicy.FAIL_CLOSED
 
     def __init__(self, *, default_output_tokens: int = 256) -> None:
         self.default_output_tokens = default_output_tokens

@@ -17,17 +17,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
+
+from mypy_extensions import mypyc_attr
 
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
 from routing.pipeline.index import weighted_row
 from routing.pipeline.intent import NO_VIABLE_BACKEND, RoutingIntent
-from routing.pipeline.scorers import (
-    BackendScorer,
-    Scorer,
-    ScorerConfigError,
-    load_scorer,
-)
+from routing.pipeline.protocols import Scorer
+from routing.pipeline.scorers import BackendScorer, ScorerConfigError, load_scorer
 from routing.pipeline.settings import PipelineSettings
 from routing.pipeline.types import BackendSnapshot, ErrorPolicy, Health, Strategy
 
@@ -35,6 +33,7 @@ Scores = dict[str, float]
 Breakdown = dict[str, dict[str, Any]]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SelectionReconciler:
     """Scores every remaining candidate and decides route, queue or reject.
 
@@ -45,8 +44,8 @@ class SelectionReconciler:
     ({backend: {scorer: value}}) and, for ``smart``, ``scorer_weights``.
     """
 
-    name = "selection"
-    error_policy = ErrorPolicy.FAIL_CLOSED
+    name: ClassVar[str] = "selection"
+    error_policy: ClassVar[ErrorPolicy] = ErrorPolicy.FAIL_CLOSED
 
     def __init__(self, settings: PipelineSettings | None = None) -> None:
         settings = settings or PipelineSettings()
