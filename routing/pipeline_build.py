@@ -113,6 +113,12 @@ def is_compiled() -> bool:
     return not str(routing.pipeline.base.__file__).endswith(".py")
 
 
+def describe() -> str:
+    """Which pipeline this process runs, for benchmark headers."""
+    build = "compiled with mypyc" if is_compiled() else "pure Python"
+    return f"{build}, NEXUS_PIPELINE={mode()}"
+
+
 def build(build_dir: Path = BUILD_DIR) -> None:
     """Compile the pipeline with mypyc into ``build_dir`` (replacing it)."""
     from mypyc.build import mypycify  # only the build needs mypy

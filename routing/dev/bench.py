@@ -26,7 +26,7 @@ from routing.pipeline.types import (
     ModelOffer,
     PolicySnapshot,
 )
-from routing.pipeline_build import is_compiled, mode
+from routing.pipeline_build import describe
 
 SIZES = (5, 10, 50, 200, 1000)
 ZONES = {"local": True, "eu-private": True, "cloud": False}
@@ -165,11 +165,10 @@ def main(argv: list[str]) -> None:
         "decision",
     ]
     rows = run(seconds=seconds)
-    build = "compiled with mypyc" if is_compiled() else "pure Python"
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(
         "Nexus routing pipeline, microseconds (all constraints active, trace on; "
-        f"{build}, NEXUS_PIPELINE={mode()})"
+        f"{describe()})"
     )
     for r in [header, *rows]:
         print("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)))

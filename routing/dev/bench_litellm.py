@@ -34,6 +34,7 @@ from typing import Any
 from routing.dev import bench as pipeline_bench
 from routing.pipeline.base import default_pipeline
 from routing.pipeline.intent import RoutingContext
+from routing.pipeline_build import describe
 
 DEPLOYMENTS = 50
 MODEL_NAME = "llama3"
@@ -192,7 +193,7 @@ def compare(
 def report(result: Comparison, rounds: int, calls: int) -> str:
     lines = [
         "Nexus routing decision vs LiteLLM Router, microseconds per call, "
-        f"{rounds} alternating rounds x {calls} calls",
+        f"{rounds} alternating rounds x {calls} calls; pipeline {describe()}",
         f"{'side':<46}{'p50':>9}{'p99':>9}",
     ]
     sides = [result.nexus] + ([result.litellm] if result.litellm else [])

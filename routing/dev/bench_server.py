@@ -39,6 +39,7 @@ from nexus_site.serve import GUNICORN_ASGI
 # The fleet and request builders, imported in one place (bench_litellm).
 from routing.dev.bench_litellm import pipeline_bench
 from routing.pipeline.types import BudgetSnapshot, ConfigSnapshot
+from routing.pipeline_build import describe
 
 FLEET_SIZE = 50
 CLIENT_NAME = "bench-server"
@@ -402,7 +403,8 @@ def report(
 ) -> str:
     lines = [
         f"Nexus pipeline in the server vs in process, {FLEET_SIZE} backends, "
-        "restricted request, tier 3, budget at its soft limit, trace on",
+        "restricted request, tier 3, budget at its soft limit, trace on; "
+        f"pipeline {describe()}",
         f"gunicorn workers={options.workers} threads={options.threads} "
         f"clients={options.clients} {' '.join(options.gunicorn_args)}".rstrip(),
         f"{options.requests} calls per side in {options.rounds} alternating rounds; "
