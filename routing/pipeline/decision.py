@@ -212,7 +212,7 @@ def build_result(
         warnings = list(dict.fromkeys(final.warnings))
     else:
         trace = tuple(entry for attempt in attempts for entry in attempt.trace)
-        warnings = list(dict.fromkeys(w for a in attempts for w in a.warnings))
+        warnings = list(dict.fromkeys([w for a in attempts for w in a.warnings]))
     models_tried = tuple([attempt.model for attempt in attempts])
     fallback_used = len(attempts) > 1
     if fallback_used and outcome is not Outcome.REJECT:
@@ -223,7 +223,7 @@ def build_result(
     excluded_by = (
         final.excluded_by
         if len(attempts) == 1
-        else tuple(dict.fromkeys(name for a in attempts for name in a.excluded_by))
+        else tuple(dict.fromkeys([name for a in attempts for name in a.excluded_by]))
     )
 
     error_type: str | None = None

@@ -579,7 +579,7 @@ class RoutingIntent:
             del excluded[rejection.backend]
         del self._log[saved.log_position :]
         self._reasons = {}
-        self._excluders = dict.fromkeys(r.reconciler for r in self._log)
+        self._excluders = dict.fromkeys([r.reconciler for r in self._log])
         self._candidates = saved.candidates
         self._shared = True
         self.annotations = saved.annotations

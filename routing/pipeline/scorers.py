@@ -176,7 +176,7 @@ def parse_scorers(text: str) -> tuple[tuple[str, float], ...]:
     """``"priority:0.4,myapp.scorers.Affinity:0.3"`` -> ((name or path, weight),
     ...); raises ``ScorerConfigError`` naming the bad entry."""
     entries = []
-    for item in (part.strip() for part in text.split(",")):
+    for item in [part.strip() for part in text.split(",")]:
         if not item:
             continue
         name, sep, weight = item.rpartition(":")
