@@ -48,5 +48,6 @@ ensure_venv() {
 # Compile routing/pipeline with mypyc when its sources changed since the last
 # build (routing/pipeline_build.py; about a minute, once).
 ensure_pipeline_build() {
-  .venv/bin/python -m routing.dev.compile_pipeline --if-stale
+  # NEXUS_PIPELINE=python: the build being replaced is not loaded (nor warned about).
+  NEXUS_PIPELINE=python .venv/bin/python -m routing.dev.compile_pipeline --if-stale
 }
