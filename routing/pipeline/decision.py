@@ -54,26 +54,27 @@ class RoutingResult:
     outcome: Outcome
     requested_model: str
     model: str
-    backend: BackendSnapshot | None
-    score: float | None
-    reason: str | None
-    estimated_cost_usd: float | None
-    estimated_wait_ms: int | None
-    fallback_backend: str | None
-    error_type: str | None
-    error_message: str | None
-    rejections: tuple[Rejection, ...]
-    suggested_actions: tuple[str, ...]
-    requirements: Requirements | None
-    constraints: Constraints | None
-    matched_policies: tuple[str, ...]
-    annotations: Mapping[str, Any]
-    trace: tuple[TraceEntry, ...]
-    warnings: tuple[str, ...]
-    excluded_by: tuple[str, ...]
-    fallback_used: bool
-    models_tried: tuple[str, ...]
-    duration_us: float
+    # The rest defaults to nothing known (a ``failure_result``).
+    backend: BackendSnapshot | None = None
+    score: float | None = None
+    reason: str | None = None
+    estimated_cost_usd: float | None = None
+    estimated_wait_ms: int | None = None
+    fallback_backend: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    rejections: tuple[Rejection, ...] = ()
+    suggested_actions: tuple[str, ...] = ()
+    requirements: Requirements | None = None
+    constraints: Constraints | None = None
+    matched_policies: tuple[str, ...] = ()
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+    trace: tuple[TraceEntry, ...] = ()
+    warnings: tuple[str, ...] = ()
+    excluded_by: tuple[str, ...] = ()
+    fallback_used: bool = False
+    models_tried: tuple[str, ...] = ()
+    duration_us: float = 0.0
     #: The JSON pieces built so far, by name (a cache, not part of the value).
     _json: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -283,27 +284,10 @@ def failure_result(request: RoutingRequest, exc_name: str) -> RoutingResult:
         outcome=Outcome.REJECT,
         requested_model=request.model,
         model=request.model,
-        backend=None,
-        score=None,
-        reason=None,
-        estimated_cost_usd=None,
-        estimated_wait_ms=None,
-        fallback_backend=None,
         error_type=PIPELINE_ERROR,
         error_message=f"The routing pipeline failed ({exc_name}); the request was "
         "not routed. Operators: see the server log.",
-        rejections=(),
         suggested_actions=("Retry; if it persists, report the request id.",),
-        requirements=None,
-        constraints=None,
-        matched_policies=(),
-        annotations={},
-        trace=(),
-        warnings=(),
-        excluded_by=(),
-        fallback_used=False,
-        models_tried=(),
-        duration_us=0.0,
     )
 
 
