@@ -118,3 +118,48 @@ def test_the_compiled_pipeline_decides_every_golden_route_like_the_sources(
         i for i, (a, b) in enumerate(zip(compiled, pure, strict=True)) if a != b
     ]
     assert different == []
+
+
+#: Routes the benchmark's request (50 backends, restricted, tier 3, budget at
+#: its soft limit) and prints every Python-level function it ran, by name.
+_COUNT_INTERPRETED = """
+import collections, json, sys
+from routing.dev.bench import BUDGET, REQUEST, build_fleet
+from routing.pipeline import RoutingContext, default_pipeline
+from routing.pipeline_build import is_compiled
+assert is_compiled()
+pipeline = default_pipeline()
+context = RoutingContext(build_fleet(50), (BUDGET,))
+for _ in range(20):  # per-snapshot answers are computed on first use
+    pipeline.route(REQUEST, context)
+calls = collections.Counter()
+def count(frame, event, arg):
+    if event == "call":
+        code = frame.f_code
+        owner = type(frame.f_locals["self"]).__name__ + "." if "self" in frame.f_locals else ""
+        calls[f"{code.co_filename}:{owner}{code.co_name}"] += 1
+sys.setprofile(count)
+for _ in range(10):
+    pipeline.route(REQUEST, context)
+sys.setprofile(None)
+print(json.dumps(calls))
+"""
+
+
+def test_the_compiled_benchmark_route_runs_no_python_code_in_its_stages() -> None:
+    """Each Python-level call (a dataclass's generated ``__init__`` or
+    ``__hash__``, ``Enum.value``) costs a compiled route about a microsecond,
+    more with cold caches: only the result's constructor, after the stages, may
+    run one."""
+    assert build_state(BUILD_DIR) == "current"
+    out = subprocess.run(
+        [sys.executable, "-c", _COUNT_INTERPRETED],
+        cwd=ROOT,
+        env={**os.environ, "NEXUS_PIPELINE": "compiled"},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    calls = json.loads(out.stdout)
+    assert calls == {"<string>:RoutingResult.__init__": 10}

@@ -10,7 +10,7 @@ two agree on a grid of values.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, overload
 
@@ -119,7 +119,7 @@ def estimate_cost(offer: ModelOffer, tokens_in: int, tokens_out: int) -> float:
 
 def estimated_costs(
     candidates: Iterable[str],
-    offers: Mapping[str, ModelOffer],
+    offers: dict[str, ModelOffer],
     requirements: Requirements,
 ) -> dict[str, float]:
     """``estimate_cost`` of each named candidate's offer (0.0 without one)."""

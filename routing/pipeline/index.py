@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from routing.pipeline.rules import (
@@ -42,7 +41,7 @@ Q = TypeVar("Q", bound=Hashable)
 #: suggested action) when the backend fails, None when it passes. Pure: the
 #: answer may depend only on its arguments (see ``SnapshotIndex.rejections``).
 Rule = Callable[[BackendSnapshot, ModelOffer | None, Q], tuple[str, str] | None]
-_EMPTY_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
+_EMPTY_OFFERS: dict[str, ModelOffer] = {}  # read only, as every dict below
 _CACHE_LIMIT = 4096
 _STEP_LIMIT = 256
 _INDEX_CACHE_SIZE = 8
@@ -97,7 +96,7 @@ class SnapshotIndex:
 
     # -- backends --------------------------------------------------------------
 
-    def offers_for(self, model: str) -> Mapping[str, ModelOffer]:
+    def offers_for(self, model: str) -> dict[str, ModelOffer]:
         """Backend name -> offer of ``model`` (empty when nobody serves it)."""
         return self.offers.get(model, _EMPTY_OFFERS)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from routing.pipeline.index import Q, Rule, SnapshotIndex
 from routing.pipeline.rules import PrivacyConstraint
@@ -78,15 +78,55 @@ class RoutingContext:
     in_flight: Mapping[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class Requirements:
-    """Facts derived from the body (never any of its text)."""
+    """Facts derived from the body (never any of its text). Immutable.
 
-    vision: bool = False
-    tools: bool = False
-    json_mode: bool = False
-    estimated_input_tokens: int = 0
-    estimated_output_tokens: int = 0
+    A plain class, not a frozen dataclass: one is built per request, and
+    compiled (``routing.pipeline_build``) its ``__init__`` is native, where a
+    dataclass's is generated Python. ``Final`` makes mypy refuse assignments,
+    and the compiled class refuses them at run time.
+    """
+
+    def __init__(
+        self,
+        vision: bool = False,
+        tools: bool = False,
+        json_mode: bool = False,
+        estimated_input_tokens: int = 0,
+        estimated_output_tokens: int = 0,
+    ) -> None:
+        self.vision: Final = vision
+        self.tools: Final = tools
+        self.json_mode: Final = json_mode
+        self.estimated_input_tokens: Final = estimated_input_tokens
+        self.estimated_output_tokens: Final = estimated_output_tokens
+
+    def _fields(self) -> tuple[bool, bool, bool, int, int]:
+        return (
+            self.vision,
+            self.tools,
+            self.json_mode,
+            self.estimated_input_tokens,
+            self.estimated_output_tokens,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Requirements):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return "Requirements({})".format(
+            ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        )
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[Requirements], tuple[bool, bool, bool, int, int]]:
+        return (Requirements, self._fields())
 
     @property
     def estimated_total_tokens(self) -> int:
@@ -128,7 +168,7 @@ class Constraints:
         """``unrestricted``, or the constraints joined by ``+`` (e.g.
         ``restricted+zone:eu-private``)."""
         if not self.privacy:
-            return PrivacyLevel.UNRESTRICTED.value
+            return str(PrivacyLevel.UNRESTRICTED)
         return "+".join(str(c) for c in self.privacy)
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,7 +234,7 @@ class TraceEntry(NamedTuple):
 # Immutable defaults shared by every fresh intent (cheaper than building them).
 _NO_REQUIREMENTS = Requirements()
 _NO_CONSTRAINTS = Constraints()
-_NO_OFFERS: Mapping[str, ModelOffer] = MappingProxyType({})
+_NO_OFFERS: dict[str, ModelOffer] = {}  # read only
 
 
 class Step(NamedTuple):
@@ -285,7 +325,7 @@ class RoutingIntent:
         self.requirements = _NO_REQUIREMENTS
         self.constraints = _NO_CONSTRAINTS
         self.matched_policies: tuple[PolicySnapshot, ...] = inherited_policies
-        self.offers: Mapping[str, ModelOffer] = _NO_OFFERS
+        self.offers: dict[str, ModelOffer] = _NO_OFFERS
         self.annotations: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.trace: list[TraceEntry] = []

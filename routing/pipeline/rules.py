@@ -33,7 +33,10 @@ class PrivacyConstraint:
     def __str__(self) -> str:
         if self.level is PrivacyLevel.ZONE:
             return f"zone:{self.zone}"
-        return self.level.value
+        return str(self.level)
+
+    def __hash__(self) -> int:
+        return hash((self.level, self.zone))
 
     def allows(self, *, zone: str | None, zone_private: bool) -> bool:
         """Whether a backend in ``zone`` (None = no zone) satisfies this constraint."""

@@ -155,7 +155,7 @@ class CostScorer:
         """Each candidate's cost factor, from its estimated cost."""
         names = [b.name for b in candidates]
         costs = estimated_costs(names, intent.offers, intent.requirements)
-        top = max(costs.values(), default=0.0)
+        top = max(costs.values()) if costs else 0.0
         if not top > 0:
             return dict.fromkeys(costs, 1.0)
         return {n: 1.0 - min(max(cost, 0.0) / top, 1.0) for n, cost in costs.items()}

@@ -142,6 +142,9 @@ class PolicySnapshot:
     fallback_allowed: bool = True
     max_cost_per_request_usd: float | None = None
 
+    def __hash__(self) -> int:
+        return hash((self.name, self.model_pattern, self.order))
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetScope:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import pickle
+
+import pytest
+
 from routing.pipeline import MODEL_NOT_FOUND, NO_VIABLE_BACKEND, RoutingRequest
 from routing.pipeline.analysis import analyse_body
+from routing.pipeline.intent import Requirements
 from routing.pipeline.types import Health, Outcome, PolicySnapshot, TierMode
+from routing.pipeline_build import is_compiled
 
 from .fleet import backend, cloud, config, local, offer, request, route
 
@@ -154,3 +161,29 @@ def test_enum_values_compare_equal_to_the_model_layers_plain_strings() -> None:
     assert result.constraints.tier_mode == "flexible"
     assert cfg.backends[0].health == "unhealthy"
     assert "sick" in result.annotations["request_analyzer_excluded"]
+
+
+def test_requirements_are_a_value_equal_hashable_and_picklable() -> None:
+    facts = Requirements(
+        tools=True, estimated_input_tokens=7, estimated_output_tokens=9
+    )
+    same = Requirements(False, True, False, 7, 9)
+    assert facts == same and hash(facts) == hash(same)
+    assert facts != Requirements(tools=True) and facts != facts.to_dict()
+    assert pickle.loads(pickle.dumps(facts)) == facts
+    assert facts.estimated_total_tokens == 16
+    assert repr(facts) == (
+        "Requirements(vision=False, tools=True, json_mode=False, "
+        "estimated_input_tokens=7, estimated_output_tokens=9)"
+    )
+
+
+def test_requirements_cannot_be_changed_once_compiled() -> None:
+    facts = Requirements(vision=True)
+    if not is_compiled():
+        # Sources: mypy (strict on the pipeline) refuses the assignment.
+        assert "Final" in inspect.getsource(Requirements.__init__)
+        return
+    with pytest.raises(AttributeError, match="not writable"):
+        facts.vision = False  # type: ignore[misc]
+    assert facts.vision is True

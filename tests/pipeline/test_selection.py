@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from routing.pipeline import NO_VIABLE_BACKEND, InMemoryCounterStore
+from routing.pipeline.reconcilers.selection import round6
 from routing.pipeline.types import Health, Outcome, Strategy
 
 from .fleet import config, local, request, route
@@ -146,3 +152,20 @@ def test_the_cost_scorer_counts_with_its_weight_only_at_a_budget_limit() -> None
         total = sum(weights[k] * v for k, v in breakdown[name].items())
         expected = round(total / sum(weights.values()), 6)
         assert abs(tight.annotations["scores"][name] - expected) <= 1e-6
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.floats(0.0, 1.0))
+def test_round6_is_the_same_float_as_round_to_6_places(x: float) -> None:
+    assert _bits(round6(x)) == _bits(round(x, 6))
+
+
+@given(st.integers(0, 10**6), st.sampled_from([0.5, 0.4999999, 0.5000001, 0.0]))
+def test_round6_matches_round_next_to_a_rounding_tie(units: int, part: float) -> None:
+    x = (units + part) / 1e6
+    assert _bits(round6(x)) == _bits(round(x, 6))
+    assert _bits(round6(-x)) == _bits(round(-x, 6))
+
+
+def _bits(x: float) -> bytes:
+    """The float's bytes: tells -0.0 from 0.0, and a NaN equals itself."""
+    return struct.pack("<d", x)

@@ -61,7 +61,9 @@ class BudgetReconciler:
     def reconcile(self, intent: RoutingIntent) -> None:
         """Annotate costs and budget status; exclude what the budgets forbid."""
         model = intent.model
-        costs = estimated_costs(intent.candidates, intent.offers, intent.requirements)
+        costs = estimated_costs(
+            intent.candidate_names(), intent.offers, intent.requirements
+        )
         earlier = intent.annotations.get("estimated_cost_usd")
         # Running twice changes nothing: keep the first run's estimates too.
         intent.annotate(
@@ -69,37 +71,28 @@ class BudgetReconciler:
         )
 
         governing = governing_budgets(intent, costs)
-        statuses = [snapshot_status(budget) for budget, _ in governing]
         intent.annotate(
             "budgets",
-            [
-                {"name": budget.name, "status": status.value}
-                for (budget, _), status in zip(governing, statuses, strict=True)
-            ],
+            [{"name": b.name, "status": str(s)} for b, _, s in governing],
         )
-        status = max(
-            statuses, key=_STATUS_RANK.__getitem__, default=BudgetStatus.NORMAL
-        )
-        intent.annotate("budget_status", status.value)
+        status = BudgetStatus.NORMAL  # the worst of them
+        for _, _, each in governing:
+            if _STATUS_RANK[each] > _STATUS_RANK[status]:
+                status = each
+        intent.annotate("budget_status", str(status))
         intent.annotate("prefer_cheaper", status is not BudgetStatus.NORMAL)
         if status is not BudgetStatus.NORMAL:
             intent.use_scorer("cost")
 
-        at_hard = sorted(
-            (
-                (budget, governed)
-                for (budget, governed), s in zip(governing, statuses, strict=True)
-                if s is BudgetStatus.HARD_LIMIT
-            ),
-            key=lambda pair: -_ACTION_RANK[pair[0].hard_limit_action],
-        )
-        if at_hard:
+        at_hard = [g for g in governing if g[2] is BudgetStatus.HARD_LIMIT]
+        if at_hard:  # the strictest action first
+            at_hard.sort(key=lambda g: -_ACTION_RANK[g[0].hard_limit_action])
             first = at_hard[0][0]
             intent.annotate(
                 "budget_resets_on",
                 first.period_end.isoformat() if first.period_end is not None else None,
             )
-        for budget, governed in at_hard:
+        for budget, governed, _ in at_hard:
             spent = budget.spent_usd + budget.reserved_usd
             figures = f"{usd(spent)} of {usd(limit_of(budget))}"
             resets = resets_on(budget)
@@ -130,8 +123,8 @@ class BudgetReconciler:
 
         # The highest estimate: a limit it does not pass excludes nothing. (A NaN
         # first makes it NaN, and then ``top <= limit`` is false: no shortcut.)
-        top = max(costs.values(), default=0.0)
-        for budget, governed in governing:  # projected overspend
+        top = max(costs.values()) if costs else 0.0
+        for budget, governed, _ in governing:  # projected overspend
             if (
                 budget.monthly_limit_usd is None
                 or budget.hard_limit_action == HardLimitAction.WARN
@@ -174,28 +167,35 @@ class BudgetReconciler:
                     )
 
 
+#: A budget that governs some candidates, those candidates, and its status.
+Governing = tuple[BudgetSnapshot, Iterable[str], BudgetStatus]
+
+
 def governing_budgets(
     intent: RoutingIntent, costs: Mapping[str, float]
-) -> list[tuple[BudgetSnapshot, Iterable[str]]]:
+) -> list[Governing]:
     """Each budget that governs some candidate, with the candidates it governs
-    (``costs``' keys: the candidates as the stage began), in context order."""
+    (``costs``' keys: the candidates as the stage began) and its status, in
+    context order."""
     client, model = intent.request.client, intent.model
     candidates = intent.candidates
-    governing: list[tuple[BudgetSnapshot, Iterable[str]]] = []
+    governing: list[Governing] = []
     for budget in intent.context.budgets:
         scope = budget.scope
         if not scope_governs_request(scope, client, model):
             continue
-        if not scope.per_backend:
-            governing.append((budget, costs.keys()))
-            continue
-        governed = [
-            name
-            for name in costs
-            if scope_governs_backend(scope, name, candidates[name].privacy_zone or "")
-        ]
-        if governed:
-            governing.append((budget, governed))
+        governed: Iterable[str] = costs.keys()
+        if scope.per_backend:
+            governed = [
+                name
+                for name in costs
+                if scope_governs_backend(
+                    scope, name, candidates[name].privacy_zone or ""
+                )
+            ]
+            if not governed:
+                continue
+        governing.append((budget, governed, snapshot_status(budget)))
     return governing
 
 

@@ -30,7 +30,7 @@ class CapabilityReconciler:
         mode = intent.constraints.tier_mode
         model = intent.model
         intent.annotate("required_tier", required)
-        intent.annotate("tier_mode", mode.value)
+        intent.annotate("tier_mode", str(mode))
         req = intent.requirements
         if req.estimated_total_tokens <= intent.index.smallest_window(model):
             # Every context window fits: only the capabilities (few questions)

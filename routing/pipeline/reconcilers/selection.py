@@ -14,6 +14,7 @@ The best is the highest score, then the lower priority number, then the name.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
@@ -78,7 +79,7 @@ class SelectionReconciler:
     def reconcile(self, intent: RoutingIntent) -> None:
         """Score, annotate and decide."""
         candidates = intent.candidate_list()
-        label = self.strategy.value
+        label = str(self.strategy)
         intent.annotate("strategy", label)
         if not candidates:
             intent.annotate("scores", {})
@@ -88,7 +89,7 @@ class SelectionReconciler:
         if self.strategy is Strategy.SMART:
             scores, breakdown = self.smart(candidates, intent)
         elif self.strategy is Strategy.PRIORITY:
-            scores = {b.name: round(1.0 - b.priority / 100.0, 6) for b in candidates}
+            scores = {b.name: round6(1.0 - b.priority / 100.0) for b in candidates}
             breakdown = {b.name: {"priority": b.priority} for b in candidates}
         else:
             scores, breakdown = self.take_turns(candidates, intent.model)
@@ -139,7 +140,7 @@ class SelectionReconciler:
             for name, weight, table in rest:
                 value = factors[name] = table[b.name]
                 total += weight * value
-            scores[b.name] = round(total / weight_sum, 6) if weight_sum > 0 else 0.0
+            scores[b.name] = round6(total / weight_sum) if weight_sum > 0 else 0.0
             breakdown[b.name] = factors
         return scores, breakdown
 
@@ -215,3 +216,18 @@ def best_of(
         elif score > best_score:
             best, best_score = b, score
     return best
+
+
+def round6(x: float) -> float:
+    """``round(x, 6)``, the same float, without its decimal round trip when
+    ``x`` is not within 1e-6 of a rounding tie (scores are in 0-1)."""
+    y = x * 1e6
+    if not -1e9 < y < 1e9:  # also NaN
+        return round(x, 6)
+    n = math.floor(y)
+    frac = y - n
+    if -1e-6 < frac - 0.5 < 1e-6:
+        return round(x, 6)
+    if frac > 0.5:
+        n += 1
+    return n / 1e6 if n else math.copysign(0.0, x)
