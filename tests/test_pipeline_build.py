@@ -125,13 +125,27 @@ def test_the_compiled_pipeline_decides_every_golden_route_like_the_sources(
 _COUNT_INTERPRETED = """
 import collections, json, sys
 from routing.dev.bench import BUDGET, REQUEST, build_fleet
-from routing.pipeline import RoutingContext, default_pipeline
+from routing.pipeline import RoutingContext, RoutingRequest, default_pipeline
+from routing.pipeline.rules import PrivacyConstraint
+from routing.pipeline.types import PrivacyLevel
 from routing.pipeline_build import is_compiled
 assert is_compiled()
 pipeline = default_pipeline()
 context = RoutingContext(build_fleet(50), (BUDGET,))
 for _ in range(20):  # per-snapshot answers are computed on first use
     pipeline.route(REQUEST, context)
+# As in a server: each request is built anew from its parsed JSON (and its
+# constraint too, as a zone constraint always is).
+requests = [
+    RoutingRequest(
+        model=REQUEST.model,
+        body=json.loads(json.dumps(REQUEST.body)),
+        privacy=PrivacyConstraint(PrivacyLevel.RESTRICTED),
+        min_tier=3,
+        sources={"privacy": "header", "min_tier": "body"},
+    )
+    for _ in range(10)
+]
 calls = collections.Counter()
 def count(frame, event, arg):
     if event == "call":
@@ -139,8 +153,8 @@ def count(frame, event, arg):
         owner = type(frame.f_locals["self"]).__name__ + "." if "self" in frame.f_locals else ""
         calls[f"{code.co_filename}:{owner}{code.co_name}"] += 1
 sys.setprofile(count)
-for _ in range(10):
-    pipeline.route(REQUEST, context)
+for request in requests:
+    pipeline.route(request, context)
 sys.setprofile(None)
 print(json.dumps(calls))
 """

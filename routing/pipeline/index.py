@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from routing.pipeline.rules import (
     AliasError,
@@ -240,12 +240,16 @@ class RuleTable(NamedTuple):
     reasons: dict[str, str]
 
 
-class WeightedRow(NamedTuple):
-    """A backend's values for some factors and their weighted sum."""
+class WeightedRow:
+    """A backend's values for some factors and their weighted sum (read only;
+    a plain class, as ``intent.Step``)."""
 
-    backend: BackendSnapshot
-    values: dict[str, float]  # copy before changing
-    total: float  # sum of weight x value, added in the factors' order
+    def __init__(
+        self, backend: BackendSnapshot, values: dict[str, float], total: float
+    ) -> None:
+        self.backend: Final = backend
+        self.values: Final = values  # copy before changing
+        self.total: Final = total  # sum of weight x value, in the factors' order
 
 
 def weighted_row(

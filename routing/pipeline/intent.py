@@ -237,13 +237,24 @@ _NO_CONSTRAINTS = Constraints()
 _NO_OFFERS: dict[str, ModelOffer] = {}  # read only
 
 
-class Step(NamedTuple):
-    """The effect of ``exclude_failing`` on some candidates (see ``_step``)."""
+class Step:
+    """The effect of ``exclude_failing`` on some candidates (see ``_step``).
 
-    failing: list[Rejection]
-    excluded: dict[str, Rejection]
-    reasons: dict[str, str]
-    after: dict[str, BackendSnapshot]  # the candidates left
+    Read only. A plain class: compiled, its fields are read as native
+    attributes (a named tuple's go through Python-level lookups).
+    """
+
+    def __init__(
+        self,
+        failing: list[Rejection],
+        excluded: dict[str, Rejection],
+        reasons: dict[str, str],
+        after: dict[str, BackendSnapshot],
+    ) -> None:
+        self.failing: Final = failing
+        self.excluded: Final = excluded
+        self.reasons: Final = reasons
+        self.after: Final = after  # the candidates left
 
 
 class Checkpoint(NamedTuple):

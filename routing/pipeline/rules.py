@@ -35,6 +35,13 @@ class PrivacyConstraint:
             return f"zone:{self.zone}"
         return str(self.level)
 
+    # Written out, not generated: compiled, they run as native code (memo and
+    # step keys of every route hash and compare constraints).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PrivacyConstraint):
+            return NotImplemented
+        return self.level == other.level and self.zone == other.zone
+
     def __hash__(self) -> int:
         return hash((self.level, self.zone))
 
@@ -48,6 +55,7 @@ class PrivacyConstraint:
 
 
 UNRESTRICTED = PrivacyConstraint(PrivacyLevel.UNRESTRICTED)
+RESTRICTED = PrivacyConstraint(PrivacyLevel.RESTRICTED)
 
 
 def parse_privacy(value: str) -> PrivacyConstraint:
@@ -56,7 +64,7 @@ def parse_privacy(value: str) -> PrivacyConstraint:
     if text == PrivacyLevel.UNRESTRICTED:
         return UNRESTRICTED
     if text == PrivacyLevel.RESTRICTED:
-        return PrivacyConstraint(PrivacyLevel.RESTRICTED)
+        return RESTRICTED
     if text.startswith("zone:") and SLUG_RE.match(text[5:]):
         return PrivacyConstraint(PrivacyLevel.ZONE, text[5:])
     raise ConfigRuleError(

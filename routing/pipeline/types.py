@@ -142,7 +142,7 @@ class PolicySnapshot:
     fallback_allowed: bool = True
     max_cost_per_request_usd: float | None = None
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # compiled: native code (the generated one is not)
         return hash((self.name, self.model_pattern, self.order))
 
 

@@ -18,7 +18,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -161,13 +161,21 @@ class SelectionReconciler:
         return scores, {b.name: {**detail, "chosen": b is chosen} for b in candidates}
 
 
-class _Plan(NamedTuple):
-    """How ``smart`` scores when a given set of optional scorers counts."""
+class _Plan:
+    """How ``smart`` scores when a given set of optional scorers counts (read
+    only; a plain class, as ``intent.Step``)."""
 
-    weights: dict[str, float]  # the counted scorers and their weights, in order
-    weight_sum: float
-    fixed: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...]
-    rest: tuple[tuple[Scorer, float], ...]  # the counted scorers after ``fixed``
+    def __init__(
+        self,
+        weights: dict[str, float],
+        weight_sum: float,
+        fixed: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...],
+        rest: tuple[tuple[Scorer, float], ...],
+    ) -> None:
+        self.weights: Final = weights  # the counted scorers and weights, in order
+        self.weight_sum: Final = weight_sum
+        self.fixed: Final = fixed
+        self.rest: Final = rest  # the counted scorers after ``fixed``
 
 
 def _plan(
