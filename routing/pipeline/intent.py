@@ -169,7 +169,7 @@ class Constraints:
         ``restricted+zone:eu-private``)."""
         if not self.privacy:
             return str(PrivacyLevel.UNRESTRICTED)
-        return "+".join(str(c) for c in self.privacy)
+        return "+".join([str(c) for c in self.privacy])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: each constraint's value and where it came from."""
@@ -304,11 +304,13 @@ class RoutingIntent:
         "warnings",
         "_candidates",
         "_excluded",
+        "_excluded_shared",
         "_excluders",
         "_foreign",
         "_log",
         "_path",
         "_reasons",
+        "_reasons_shared",
         "_scorers",
         "_shared",
         "_version",
@@ -354,8 +356,10 @@ class RoutingIntent:
         # checkpoint's dict): copied before it is changed in place.
         self._shared = False
         self._excluded: dict[str, Rejection] = {}
+        self._excluded_shared = False  # as ``_shared``, for ``_excluded``
         self._log: list[Rejection] = []
         self._reasons: dict[str, str] = {}  # backend -> reason, this stage
+        self._reasons_shared = False  # as ``_shared``, for ``_reasons``
         self._excluders: dict[str, None] = {}  # reconcilers, by first rejection
         self._scorers: frozenset[str] = frozenset()
         self._version = 0
@@ -442,9 +446,9 @@ class RoutingIntent:
         rejection = new_tuple(
             Rejection, (backend, by, reason, suggested_action, self.model)
         )
-        self._excluded[backend] = rejection
+        self._own_excluded()[backend] = rejection
         self._log.append(rejection)
-        self._reasons[backend] = reason
+        self._own_reasons()[backend] = reason
         self._excluders.setdefault(by)
         self._version += 1
         return True
@@ -494,8 +498,16 @@ class RoutingIntent:
         if step.failing:
             self._candidates = step.after
             self._shared = True
-            self._excluded.update(step.excluded)
-            self._reasons.update(step.reasons)
+            # The first exclusions of the attempt and of the stage take the
+            # step's (the index's) dicts as they are, copied only if changed.
+            if self._excluded:
+                self._own_excluded().update(step.excluded)
+            else:
+                self._excluded, self._excluded_shared = step.excluded, True
+            if self._reasons:
+                self._own_reasons().update(step.reasons)
+            else:
+                self._reasons, self._reasons_shared = step.reasons, True
             self._log.extend(step.failing)
             self._excluders.setdefault(by)
             self._version += 1
@@ -507,6 +519,20 @@ class RoutingIntent:
             self._candidates = dict(self._candidates)
             self._shared = False
         return self._candidates
+
+    def _own_excluded(self) -> dict[str, Rejection]:
+        """``_excluded``, copied first if it may be shared."""
+        if self._excluded_shared:
+            self._excluded = dict(self._excluded)
+            self._excluded_shared = False
+        return self._excluded
+
+    def _own_reasons(self) -> dict[str, str]:
+        """``_reasons``, copied first if it may be shared."""
+        if self._reasons_shared:
+            self._reasons = dict(self._reasons)
+            self._reasons_shared = False
+        return self._reasons
 
     def exclude_all(
         self, backends: Iterable[str], reason: str, suggested_action: str = ""
@@ -588,10 +614,12 @@ class RoutingIntent:
         """``reconciler`` runs next: exclusions are made in its name."""
         self.current_reconciler = reconciler
         self._reasons = {}
+        self._reasons_shared = False
 
     @property
     def stage_reasons(self) -> dict[str, str]:
-        """Backend -> reason of each exclusion since ``begin_stage``."""
+        """Backend -> reason of each exclusion since ``begin_stage`` (read only:
+        it may be the index's)."""
         return self._reasons
 
     @property
@@ -625,11 +653,12 @@ class RoutingIntent:
 
     def restore(self, saved: Checkpoint) -> None:
         """Undo everything done since ``checkpoint()`` returned ``saved``."""
-        excluded = self._excluded
+        excluded = self._own_excluded()
         for rejection in self._log[saved.log_position :]:
             del excluded[rejection.backend]
         del self._log[saved.log_position :]
         self._reasons = {}
+        self._reasons_shared = False
         self._excluders = dict.fromkeys([r.reconciler for r in self._log])
         self._candidates = saved.candidates
         self._shared = True

@@ -119,3 +119,32 @@ def test_a_kept_step_gives_what_excluding_one_by_one_gives_on_any_path() -> None
             assert by_rule.rejections == one_by_one.rejections
             assert list(by_rule.candidates) == list(one_by_one.candidates)
             assert by_rule.stage_reasons == one_by_one.stage_reasons
+
+
+def test_changes_after_a_kept_step_never_reach_the_index_or_other_requests() -> None:
+    index = SnapshotIndex(FLEET)
+
+    def fresh() -> RoutingIntent:
+        intent = RoutingIntent(RoutingRequest(model="llama3"), context(FLEET), index)
+        intent.begin_stage("speed")
+        intent.add_serving()
+        return intent
+
+    first = fresh()
+    saved = first.checkpoint()
+    first.exclude_failing(slow, 1000.0)  # takes the index's dicts as they are
+    first.restore(saved)  # deletes from its own copy
+    assert first.excluded == {} and len(first.candidates) == 5
+    first.exclude_failing(slow, 1000.0)
+    first.exclude("a", "by hand")  # the same stage, after the step
+    assert sorted(first.excluded) == ["a", "c", "d", "off"]
+
+    second = fresh()
+    second.exclude_failing(slow, 1000.0)
+    assert list(second.excluded) == ["c", "off", "d"]
+    assert second.stage_reasons == {
+        "c": "latency 1200 ms",
+        "off": "latency 5000 ms",
+        "d": "latency 3000 ms",
+    }
+    assert list(second.candidates) == ["a", "b"]
