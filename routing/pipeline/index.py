@@ -107,15 +107,14 @@ class SnapshotIndex:
             lambda: {b.name: b for b in self.serving.get(model, ())},
         )
 
-    def weighted_rows(
-        self, factors: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...]
-    ) -> dict[str, WeightedRow]:
-        """Name -> ``weighted_row(backend, factors)`` for every backend; computed
-        once per ``factors`` ((name, factor, weight), each factor depending only on
-        the backend)."""
+    def weighted_rows(self, factors: Factors) -> dict[str, WeightedRow]:
+        """Name -> ``weighted_row(backend, factors.entries)`` for every backend;
+        computed once per ``factors`` object."""
         return self.memo(
             ("weighted_rows", factors),
-            lambda: {b.name: weighted_row(b, factors) for b in self.config.backends},
+            lambda: {
+                b.name: weighted_row(b, factors.entries) for b in self.config.backends
+            },
         )
 
     def per_backend(
@@ -240,6 +239,19 @@ class RuleTable(NamedTuple):
     reasons: dict[str, str]
 
 
+#: (name, factor, weight): a factor depends only on the backend.
+FactorEntry = tuple[str, Callable[[BackendSnapshot], float], float]
+
+
+class Factors:
+    """Weighted factors for ``SnapshotIndex.weighted_rows``, kept in the index
+    per object (it hashes by identity: cheaper than hashing the entries on
+    every request), so build one and reuse it."""
+
+    def __init__(self, entries: tuple[FactorEntry, ...]) -> None:
+        self.entries: Final = entries
+
+
 class WeightedRow:
     """A backend's values for some factors and their weighted sum (read only;
     a plain class, as ``intent.Step``)."""
@@ -253,8 +265,7 @@ class WeightedRow:
 
 
 def weighted_row(
-    backend: BackendSnapshot,
-    factors: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...],
+    backend: BackendSnapshot, factors: tuple[FactorEntry, ...]
 ) -> WeightedRow:
     """``backend``'s value for each factor and their weighted sum."""
     values: dict[str, float] = {}

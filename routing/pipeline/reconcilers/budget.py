@@ -178,7 +178,6 @@ def governing_budgets(
     (``costs``' keys: the candidates as the stage began) and its status, in
     context order."""
     client, model = intent.request.client, intent.model
-    candidates = intent.candidates
     governing: list[Governing] = []
     for budget in intent.context.budgets:
         scope = budget.scope
@@ -186,6 +185,7 @@ def governing_budgets(
             continue
         governed: Iterable[str] = costs.keys()
         if scope.per_backend:
+            candidates = intent.candidates
             governed = [
                 name
                 for name in costs

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
 from routing.pipeline.counters import CounterStore, InMemoryCounterStore
-from routing.pipeline.index import weighted_row
+from routing.pipeline.index import Factors, weighted_row
 from routing.pipeline.intent import NO_VIABLE_BACKEND, RoutingIntent
 from routing.pipeline.protocols import Scorer
 from routing.pipeline.scorers import BackendScorer, ScorerConfigError, load_scorer
@@ -132,7 +132,7 @@ class SelectionReconciler:
         for b in candidates:
             row = rows.get(b.name)
             if row is None or row.backend is not b:
-                row = weighted_row(b, plan.fixed)
+                row = weighted_row(b, plan.fixed.entries)
             # A plain running sum: ``sum()`` of floats is compensated since
             # Python 3.12 and would round some scores differently.
             total = row.total
@@ -169,7 +169,7 @@ class _Plan:
         self,
         weights: dict[str, float],
         weight_sum: float,
-        fixed: tuple[tuple[str, Callable[[BackendSnapshot], float], float], ...],
+        fixed: Factors,
         rest: tuple[tuple[Scorer, float], ...],
     ) -> None:
         self.weights: Final = weights  # the counted scorers and weights, in order
@@ -200,7 +200,7 @@ def _plan(
     return _Plan(
         {s.name: w for s, w in counted},
         weight_sum,
-        tuple(fixed),
+        Factors(tuple(fixed)),
         tuple(counted[len(fixed) :]),
     )
 
