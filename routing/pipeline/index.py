@@ -69,6 +69,7 @@ class SnapshotIndex:
         "serving",
         "_cache",
         "_lock",
+        "_step_count",
         "_steps",
     )
 
@@ -91,7 +92,8 @@ class SnapshotIndex:
             sorted(config.policies, key=lambda p: (p.order, p.name))
         )
         self._cache: dict[Hashable, Any] = {}
-        self._steps: dict[Hashable, Any] = {}
+        self._steps: dict[str, Step] = {}  # model -> the root of its steps
+        self._step_count = 0
         self._lock = threading.Lock()
 
     # -- backends --------------------------------------------------------------
@@ -186,22 +188,29 @@ class SnapshotIndex:
 
     # -- the caches -----------------------------------------------------------------
 
-    def step(self, path: Hashable, compute: Callable[[], _T]) -> _T:
-        """``compute()``, kept under ``path`` (how a set of candidates came about;
-        see ``RoutingIntent.exclude_failing``); at most 256, then cleared, as
-        each holds a candidate set."""
-        steps = self._steps
-        try:
-            value: _T = steps[path]
-            return value
-        except KeyError:
-            pass
-        value = compute()
-        with self._lock:
-            if len(steps) >= _STEP_LIMIT:
-                steps.clear()
-            steps[path] = value
-        return value
+    def root_step(self, model: str) -> Step:
+        """The backends serving ``model`` before any rule: the root of its steps."""
+        root = self._steps.get(model)
+        if root is None:
+            root = Step([], {}, {}, self.serving_by_name(model))
+            with self._lock:
+                root = self._steps.setdefault(model, root)
+        return root
+
+    def next_step(self, step: Step, key: Hashable, compute: Callable[[], Step]) -> Step:
+        """The step after ``step`` for ``key``, ``compute()`` on first use. At
+        most 256 steps are kept, as each holds a candidate set; then every tree
+        is let go (requests holding a step finish on it)."""
+        found = step.next.get(key)
+        if found is None:
+            found = compute()
+            with self._lock:
+                if self._step_count >= _STEP_LIMIT:
+                    self._steps = {}
+                    self._step_count = 0
+                found = step.next.setdefault(key, found)
+                self._step_count += 1
+        return found
 
     def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         """``compute()``, kept per snapshot under ``key`` (at most 4096 entries,
@@ -250,6 +259,43 @@ class Factors:
 
     def __init__(self, entries: tuple[FactorEntry, ...]) -> None:
         self.entries: Final = entries
+
+
+class Step:
+    """What excluding the candidates a rule fails does, one node of a model's
+    tree of steps (see ``RoutingIntent.exclude_failing``).
+
+    ``failing``, ``excluded`` and ``reasons`` are this step's rejections and
+    ``after`` the candidates left; ``log`` and ``excluded_all`` every rejection
+    from the model's serving backends (the root) to here; ``next`` the steps
+    after this one, by (rule, question, reconciler). Read only, but ``next``,
+    which grows under the index's lock. A plain class: compiled, its fields are
+    native attributes (a named tuple's are Python-level lookups).
+    """
+
+    def __init__(
+        self,
+        failing: list[Rejection],
+        excluded: dict[str, Rejection],
+        reasons: dict[str, str],
+        after: dict[str, BackendSnapshot],
+        parent: Step | None = None,
+    ) -> None:
+        log: list[Rejection]
+        every: dict[str, Rejection]
+        if parent is None:
+            log, every = failing, excluded
+        elif failing:
+            log, every = [*parent.log, *failing], {**parent.excluded_all, **excluded}
+        else:
+            log, every = parent.log, parent.excluded_all
+        self.failing: Final = failing
+        self.excluded: Final = excluded
+        self.reasons: Final = reasons
+        self.after: Final = after
+        self.log: Final[list[Rejection]] = log
+        self.excluded_all: Final[dict[str, Rejection]] = every
+        self.next: Final[dict[Hashable, Step]] = {}
 
 
 class WeightedRow:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
-from routing.pipeline.index import Q, Rule, SnapshotIndex
+from routing.pipeline.index import Q, Rule, SnapshotIndex, Step
 from routing.pipeline.rules import PrivacyConstraint
 from routing.pipeline.types import (
     BackendSnapshot,
@@ -237,26 +237,6 @@ _NO_CONSTRAINTS = Constraints()
 _NO_OFFERS: dict[str, ModelOffer] = {}  # read only
 
 
-class Step:
-    """The effect of ``exclude_failing`` on some candidates (see ``_step``).
-
-    Read only. A plain class: compiled, its fields are read as native
-    attributes (a named tuple's go through Python-level lookups).
-    """
-
-    def __init__(
-        self,
-        failing: list[Rejection],
-        excluded: dict[str, Rejection],
-        reasons: dict[str, str],
-        after: dict[str, BackendSnapshot],
-    ) -> None:
-        self.failing: Final = failing
-        self.excluded: Final = excluded
-        self.reasons: Final = reasons
-        self.after: Final = after  # the candidates left
-
-
 class Checkpoint(NamedTuple):
     """What ``RoutingIntent.restore`` needs to undo a reconciler (opaque)."""
 
@@ -265,7 +245,8 @@ class Checkpoint(NamedTuple):
     annotations: dict[str, Any]
     warnings: list[str]
     scorers: frozenset[str]
-    path: tuple[Any, ...] | None
+    step: Step | None
+    pure: bool
 
 
 class RoutingIntent:
@@ -308,7 +289,9 @@ class RoutingIntent:
         "_excluders",
         "_foreign",
         "_log",
-        "_path",
+        "_log_shared",
+        "_pure",
+        "_step",
         "_reasons",
         "_reasons_shared",
         "_scorers",
@@ -358,6 +341,7 @@ class RoutingIntent:
         self._excluded: dict[str, Rejection] = {}
         self._excluded_shared = False  # as ``_shared``, for ``_excluded``
         self._log: list[Rejection] = []
+        self._log_shared = False  # as ``_shared``, for ``_log``
         self._reasons: dict[str, str] = {}  # backend -> reason, this stage
         self._reasons_shared = False  # as ``_shared``, for ``_reasons``
         self._excluders: dict[str, None] = {}  # reconcilers, by first rejection
@@ -366,9 +350,12 @@ class RoutingIntent:
         # True once a candidate may not be, in snapshot order, one of the
         # backends serving the model (see ``exclude_failing``).
         self._foreign = False
-        # How the candidates came about, while only ``add_serving`` and
+        # The step the candidates came from, while only ``add_serving`` and
         # ``exclude_failing`` changed them (None otherwise).
-        self._path: tuple[Any, ...] | None = None
+        self._step: Step | None = None
+        # True while the rejections are exactly ``_step``'s path's (``log`` and
+        # ``excluded_all``): nothing but the steps excluded anything.
+        self._pure = False
 
     # -- candidates -------------------------------------------------------------
 
@@ -403,7 +390,8 @@ class RoutingIntent:
             return False
         self._own_candidates()[name] = backend
         self._foreign = True
-        self._path = None
+        self._step = None
+        self._pure = False
         self._version += 1
         return True
 
@@ -415,13 +403,15 @@ class RoutingIntent:
     def add_serving(self) -> None:
         """Make every backend serving the model a candidate (snapshot order),
         except those already excluded."""
-        serving = self.index.serving_by_name(self.model)
+        root = self.index.root_step(self.model)
+        serving = root.after
         if self._candidates or not self._excluded.keys().isdisjoint(serving.keys()):
             self.add_candidates(serving.values())
             return
         self._candidates = serving
         self._shared = True
-        self._path = (self.model,)
+        self._step = root
+        self._pure = not self._log
         self._version += 1
 
     def exclude(
@@ -441,13 +431,14 @@ class RoutingIntent:
             return False
         if backend in self._candidates:
             del self._own_candidates()[backend]
-            self._path = None
+            self._step = None
+        self._pure = False
         by = reconciler or self.current_reconciler
         rejection = new_tuple(
             Rejection, (backend, by, reason, suggested_action, self.model)
         )
         self._own_excluded()[backend] = rejection
-        self._log.append(rejection)
+        self._own_log().append(rejection)
         self._own_reasons()[backend] = reason
         self._excluders.setdefault(by)
         self._version += 1
@@ -469,18 +460,24 @@ class RoutingIntent:
                     count += self.exclude(backend.name, *verdict)
             return count
         by = self.current_reconciler
-        if self._path is None:
-            return self._exclude_step(self._step(rule, question, by), by)
+        last = self._step
+        if last is None:
+            return self._take_step(self._work_out(rule, question, by, None), by)
         # The candidates are the model's serving backends narrowed only by
         # earlier rules: this step is the same for every request that took the
-        # same path, so the index keeps it.
-        path = (*self._path, rule, question, by)
-        step = self.index.step(path, lambda: self._step(rule, question, by))
-        self._exclude_step(step, by)
-        self._path = path
+        # same steps, so the index keeps it, after the last one.
+        step = self.index.next_step(
+            last,
+            (rule, question, by),
+            lambda: self._work_out(rule, question, by, last),
+        )
+        self._take_step(step, by)
+        self._step = step
         return len(step.failing)
 
-    def _step(self, rule: Rule[Q], question: Q, by: str) -> Step:
+    def _work_out(
+        self, rule: Rule[Q], question: Q, by: str, parent: Step | None
+    ) -> Step:
         """What excluding the candidates failing ``rule`` does to the candidates."""
         table, reasons = self.index.rejections(rule, question, self.model, by)
         candidates = self._candidates
@@ -492,23 +489,25 @@ class RoutingIntent:
             excluded = dict(zip(names, failing, strict=True))
             why = {name: reasons[name] for name in names}
         after = {n: b for n, b in candidates.items() if n not in excluded}
-        return Step(failing, excluded, why, after)
+        return Step(failing, excluded, why, after, parent)
 
-    def _exclude_step(self, step: Step, by: str) -> int:
+    def _take_step(self, step: Step, by: str) -> int:
         if step.failing:
             self._candidates = step.after
             self._shared = True
-            # The first exclusions of the attempt and of the stage take the
-            # step's (the index's) dicts as they are, copied only if changed.
-            if self._excluded:
-                self._own_excluded().update(step.excluded)
+            # The step's (the index's) dicts and list are taken as they are,
+            # and copied only if changed: the attempt's rejections when they are
+            # the step's path's, the stage's reasons when these are its first.
+            if self._pure:
+                self._excluded, self._excluded_shared = step.excluded_all, True
+                self._log, self._log_shared = step.log, True
             else:
-                self._excluded, self._excluded_shared = step.excluded, True
+                self._own_excluded().update(step.excluded)
+                self._own_log().extend(step.failing)
             if self._reasons:
                 self._own_reasons().update(step.reasons)
             else:
                 self._reasons, self._reasons_shared = step.reasons, True
-            self._log.extend(step.failing)
             self._excluders.setdefault(by)
             self._version += 1
         return len(step.failing)
@@ -526,6 +525,13 @@ class RoutingIntent:
             self._excluded = dict(self._excluded)
             self._excluded_shared = False
         return self._excluded
+
+    def _own_log(self) -> list[Rejection]:
+        """``_log``, copied first if it may be shared."""
+        if self._log_shared:
+            self._log = list(self._log)
+            self._log_shared = False
+        return self._log
 
     def _own_reasons(self) -> dict[str, str]:
         """``_reasons``, copied first if it may be shared."""
@@ -647,16 +653,18 @@ class RoutingIntent:
                 dict(self.annotations),
                 list(self.warnings),
                 self._scorers,
-                self._path,
+                self._step,
+                self._pure,
             ),
         )
 
     def restore(self, saved: Checkpoint) -> None:
         """Undo everything done since ``checkpoint()`` returned ``saved``."""
-        excluded = self._own_excluded()
-        for rejection in self._log[saved.log_position :]:
-            del excluded[rejection.backend]
-        del self._log[saved.log_position :]
+        if len(self._log) > saved.log_position:
+            excluded, log = self._own_excluded(), self._own_log()
+            for rejection in log[saved.log_position :]:
+                del excluded[rejection.backend]
+            del log[saved.log_position :]
         self._reasons = {}
         self._reasons_shared = False
         self._excluders = dict.fromkeys([r.reconciler for r in self._log])
@@ -665,5 +673,6 @@ class RoutingIntent:
         self.annotations = saved.annotations
         self.warnings = saved.warnings
         self._scorers = saved.scorers
-        self._path = saved.path
+        self._step = saved.step
+        self._pure = saved.pure
         self._version += 1

@@ -142,9 +142,22 @@ def test_changes_after_a_kept_step_never_reach_the_index_or_other_requests() -> 
     second = fresh()
     second.exclude_failing(slow, 1000.0)
     assert list(second.excluded) == ["c", "off", "d"]
+    assert [r.backend for r in second.rejections] == ["c", "off", "d"]
     assert second.stage_reasons == {
         "c": "latency 1200 ms",
         "off": "latency 5000 ms",
         "d": "latency 3000 ms",
     }
     assert list(second.candidates) == ["a", "b"]
+
+
+def test_a_kept_step_after_an_exclusion_by_hand_adds_to_it() -> None:
+    index = SnapshotIndex(FLEET)
+    for _ in range(2):  # worked out, then taken from the index
+        intent = RoutingIntent(RoutingRequest(model="llama3"), context(FLEET), index)
+        intent.begin_stage("speed")
+        intent.add_serving()
+        intent.exclude("zz", "not even serving")  # the attempt's own exclusion
+        intent.exclude_failing(slow, 1000.0)
+        assert [r.backend for r in intent.rejections] == ["zz", "c", "off", "d"]
+        assert list(intent.candidates) == ["a", "b"]
