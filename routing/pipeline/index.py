@@ -55,7 +55,10 @@ class SnapshotIndex:
     - ``serving_by_name(model)``, ``smallest_window(model)``;
     - ``rejections(rule, question, model, reconciler)``: a rule's verdicts on
       the backends serving a model (see ``RoutingIntent.exclude_failing``);
-    - ``per_backend(factor)``: a factor of every backend (for scorers);
+    - ``root_step(model)`` / ``next_step(step, key, compute)``: the tree of
+      steps ``exclude_failing`` takes (at most 256 per snapshot);
+    - ``weighted_rows(factors)``, ``per_backend(factor)``: factors of every
+      backend (for scorers);
     - ``resolve(name)`` (alias resolution), ``first_matching_policy(names)``;
     - ``memo(key, compute)``: a bounded cache for anything else derived from the
       snapshot and a small key.
@@ -300,7 +303,7 @@ class Step:
 
 class WeightedRow:
     """A backend's values for some factors and their weighted sum (read only;
-    a plain class, as ``intent.Step``)."""
+    a plain class, as ``Step``)."""
 
     def __init__(
         self, backend: BackendSnapshot, values: dict[str, float], total: float

@@ -163,7 +163,7 @@ class SelectionReconciler:
 
 class _Plan:
     """How ``smart`` scores when a given set of optional scorers counts (read
-    only; a plain class, as ``intent.Step``)."""
+    only; a plain class, as ``index.Step``)."""
 
     def __init__(
         self,
